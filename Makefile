@@ -1,0 +1,47 @@
+# zkbank build, test and tooling. Everything the project needs is installed
+# from here: Go modules through go.mod, ZooKeeper from Debian's package.
+
+GO       ?= go
+FUZZTIME ?= 60s
+ZK_JAR   := /usr/share/java/zookeeper.jar
+
+.PHONY: all build test lint fuzz bench zookeeper clean
+
+all: build
+
+## build: compile every command into bin/
+build:
+	@mkdir -p bin
+	$(GO) build ./...
+	@if [ -n "$$($(GO) list ./cmd/... 2>/dev/null)" ]; then $(GO) build -o bin/ ./cmd/...; fi
+
+## test: lint, then every test with the race detector (real ZooKeeper included)
+test: zookeeper lint
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## lint: formatting, vet, and the engine's purity check
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) test -count=1 -run TestEngineImportsNothingImpure ./engine
+
+## fuzz: run each fuzz target for FUZZTIME (default 60s)
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEntry$$' -fuzztime $(FUZZTIME) ./engine
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./engine
+
+## bench: microbenchmarks (figures are recorded in docs/benchmarks.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2000000x ./engine
+
+## zookeeper: install Debian's zookeeper package when it is missing
+zookeeper:
+	@if [ ! -f $(ZK_JAR) ]; then \
+		echo "ZooKeeper not found; installing Debian's zookeeper package"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q zookeeper; \
+	fi
+
+clean:
+	rm -rf bin

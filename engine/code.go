@@ -1,0 +1,69 @@
+package engine
+
+// Code is the outcome of one command. The numbers are part of the log and
+// snapshot formats and of the API: never renumber, only append.
+type Code uint8
+
+// Outcome codes. Zero is invalid so that a forgotten assignment is caught.
+const (
+	CodeInvalid              Code = 0
+	CodeOK                   Code = 1
+	CodeAccountExists        Code = 2
+	CodeAccountNotFound      Code = 3
+	CodeInsufficientFunds    Code = 4
+	CodeInvalidAmount        Code = 5
+	CodeInvalidName          Code = 6
+	CodeSameAccount          Code = 7
+	CodeBalanceNotZero       Code = 8
+	CodeLimitExceeded        Code = 9
+	CodeIdempotencyKeyReused Code = 10
+	CodeInvalidAccount       Code = 11
+	CodeInvalidKey           Code = 12
+	codeEnd                       = 13
+)
+
+var codeNames = [codeEnd]string{
+	CodeInvalid:              "invalid",
+	CodeOK:                   "ok",
+	CodeAccountExists:        "account_exists",
+	CodeAccountNotFound:      "account_not_found",
+	CodeInsufficientFunds:    "insufficient_funds",
+	CodeInvalidAmount:        "invalid_amount",
+	CodeInvalidName:          "invalid_name",
+	CodeSameAccount:          "same_account",
+	CodeBalanceNotZero:       "balance_not_zero",
+	CodeLimitExceeded:        "limit_exceeded",
+	CodeIdempotencyKeyReused: "idempotency_key_reused",
+	CodeInvalidAccount:       "invalid_account",
+	CodeInvalidKey:           "invalid_key",
+}
+
+// String returns the stable snake_case name used in the API.
+func (c Code) String() string {
+	if c < codeEnd {
+		return codeNames[c]
+	}
+	return "invalid"
+}
+
+// Valid reports whether c is a known outcome other than CodeInvalid.
+func (c Code) Valid() bool { return c > CodeInvalid && c < codeEnd }
+
+// Codes lists every valid outcome in numeric order.
+func Codes() []Code {
+	out := make([]Code, 0, codeEnd-1)
+	for c := CodeOK; c < codeEnd; c++ {
+		out = append(out, c)
+	}
+	return out
+}
+
+// ParseCode maps an API name back to its Code.
+func ParseCode(name string) (Code, bool) {
+	for c := CodeOK; c < codeEnd; c++ {
+		if codeNames[c] == name {
+			return c, true
+		}
+	}
+	return CodeInvalid, false
+}

@@ -1,0 +1,162 @@
+package engine
+
+import "fmt"
+
+// Op names a command. The numbers are part of the log format: never
+// renumber, only append.
+type Op uint8
+
+// Commands. Zero is invalid.
+const (
+	OpInvalid       Op = 0
+	OpCreateAccount Op = 1
+	OpDeposit       Op = 2
+	OpWithdraw      Op = 3
+	OpTransfer      Op = 4
+	OpDeleteAccount Op = 5
+	OpRename        Op = 6
+	opEnd              = 7
+)
+
+var opNames = [opEnd]string{
+	OpInvalid:       "invalid",
+	OpCreateAccount: "create_account",
+	OpDeposit:       "deposit",
+	OpWithdraw:      "withdraw",
+	OpTransfer:      "transfer",
+	OpDeleteAccount: "delete_account",
+	OpRename:        "rename",
+}
+
+// String returns the API name of the op.
+func (o Op) String() string {
+	if o < opEnd {
+		return opNames[o]
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// Valid reports whether o is a known command.
+func (o Op) Valid() bool { return o > OpInvalid && o < opEnd }
+
+// ParseOp maps an API name to its Op.
+func ParseOp(name string) (Op, bool) {
+	for o := OpCreateAccount; o < opEnd; o++ {
+		if opNames[o] == name {
+			return o, true
+		}
+	}
+	return OpInvalid, false
+}
+
+// Command is one client request as it travels in the log. Which fields
+// matter depends on Op:
+//
+//	create_account  Account (optional), Name, Amount (opening balance, may be 0)
+//	deposit         Account, Amount
+//	withdraw        Account, Amount
+//	transfer        Account (from), To, Amount
+//	delete_account  Account
+//	rename          Account, Name
+//
+// Key is the idempotency key; every command must carry one.
+type Command struct {
+	Op      Op
+	Key     string
+	Account string
+	To      string
+	Name    string
+	Amount  uint64
+}
+
+// Check validates what can be validated without state, returning the code
+// Apply would give. Servers use it to refuse bad input before it reaches the
+// log; Apply runs the same checks, so the log stays authoritative.
+func (c *Command) Check() Code {
+	if !ValidKey(c.Key) {
+		return CodeInvalidKey
+	}
+	switch c.Op {
+	case OpCreateAccount:
+		return checkCreate(c)
+	case OpDeposit, OpWithdraw:
+		return firstFailure(checkNumber(c.Account), checkAmount(c.Amount))
+	case OpTransfer:
+		code := firstFailure(checkNumber(c.Account), checkNumber(c.To), checkAmount(c.Amount))
+		if code == CodeOK && c.Account == c.To {
+			return CodeSameAccount
+		}
+		return code
+	case OpDeleteAccount:
+		return checkNumber(c.Account)
+	case OpRename:
+		return firstFailure(checkNumber(c.Account), checkName(c.Name))
+	}
+	return CodeInvalid
+}
+
+func checkCreate(c *Command) Code {
+	num := CodeOK
+	if c.Account != "" {
+		num = checkNumber(c.Account)
+	}
+	opening := CodeOK
+	if c.Amount > MaxAmount {
+		opening = CodeInvalidAmount
+	}
+	return firstFailure(num, checkName(c.Name), opening)
+}
+
+func checkNumber(n string) Code {
+	if ValidAccountNumber(n) {
+		return CodeOK
+	}
+	return CodeInvalidAccount
+}
+
+func checkAmount(a uint64) Code {
+	if ValidAmount(a) {
+		return CodeOK
+	}
+	return CodeInvalidAmount
+}
+
+func checkName(n string) Code {
+	if _, ok := NormalizeName(n); ok {
+		return CodeOK
+	}
+	return CodeInvalidName
+}
+
+func firstFailure(codes ...Code) Code {
+	for _, c := range codes {
+		if c != CodeOK {
+			return c
+		}
+	}
+	return CodeOK
+}
+
+// fingerprint identifies a command apart from its key, so that a retry can
+// be told from a different command that reuses the key (FNV-1a, 64 bits).
+func (c *Command) fingerprint() uint64 {
+	h := uint64(14695981039346656037)
+	mix := func(b byte) {
+		h ^= uint64(b)
+		h *= 1099511628211
+	}
+	str := func(s string) {
+		for i := 0; i < len(s); i++ {
+			mix(s[i])
+		}
+		mix(0xff) // separator: no valid UTF-8 string contains 0xff
+	}
+	mix(byte(c.Op))
+	str(c.Account)
+	str(c.To)
+	str(c.Name)
+	for i := 0; i < 8; i++ {
+		mix(byte(c.Amount >> (8 * i)))
+	}
+	return h
+}

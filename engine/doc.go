@@ -1,0 +1,18 @@
+// Package engine is zkbank's deterministic state machine: the accounts, the
+// commands that change them, the outcomes of those commands, and the format
+// of the log entries that carry commands between servers.
+//
+// Every bankd applies the same log entries in the same order to an Engine and
+// so reaches the same state, byte for byte. To make that true the package
+// never reads the clock, never uses randomness, never logs, never does I/O
+// beyond the io.Reader and io.Writer it is handed, and never lets map
+// iteration order reach its output (a lint test enforces the imports).
+//
+// Business outcomes (insufficient funds, unknown account, ...) are Results
+// with a stable Code; they are deterministic and recorded like any other
+// command. Errors are reserved for replication faults: an entry out of order,
+// a broken hash chain, an undecodable entry. A replica that sees one of
+// those must stop, not guess.
+//
+// An Engine is not safe for concurrent use: one goroutine owns it.
+package engine

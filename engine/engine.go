@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/google/btree"
+)
+
+// Replication faults returned by Apply. Each means the caller fed the engine
+// something other than the next entry of the one true log.
+var (
+	ErrOutOfOrder     = errors.New("engine: entry out of order")
+	ErrChainBroken    = errors.New("engine: prev_hash does not match the last applied entry")
+	ErrEpochRegressed = errors.New("engine: entry epoch lower than the last applied")
+)
+
+// Result is the outcome of one command: its Code and, when it succeeded, the
+// states of the accounts it touched after it ran (for a transfer: from, to).
+type Result struct {
+	Code Code
+	// Replayed is set when the key had been seen with the same command and
+	// this is the first outcome, answered again without changing anything.
+	Replayed bool
+
+	accounts [2]Account
+	n        uint8
+}
+
+// Accounts returns the states of the accounts the command touched.
+func (r *Result) Accounts() []Account { return r.accounts[:r.n] }
+
+func (r *Result) add(a Account) {
+	r.accounts[r.n] = a
+	r.n++
+}
+
+func rejected(c Code) Result { return Result{Code: c} }
+
+// Totals summarises the state.
+type Totals struct {
+	Accounts uint64
+	Balance  uint64
+}
+
+// Engine is the bank's state machine. The zero value is not usable; call New.
+type Engine struct {
+	cfg Config
+
+	index    uint64 // last applied entry
+	epoch    uint64 // epoch of the last applied entry
+	lastHash Hash   // hash of the last applied entry
+	timeMs   int64  // leader time of the last applied entry
+
+	byNumber map[string]*Account
+	ordered  *btree.BTreeG[*Account]
+	nextNum  uint64 // next candidate for an assigned account number
+	totals   Totals
+
+	keys keyWindow
+}
+
+// New returns an empty engine at index 0.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return newEngine(cfg), nil
+}
+
+func newEngine(cfg Config) *Engine {
+	return &Engine{
+		cfg:      cfg,
+		byNumber: make(map[string]*Account),
+		ordered:  btree.NewG(32, accountLess),
+		nextNum:  1,
+		keys:     newKeyWindow(),
+	}
+}
+
+func accountLess(a, b *Account) bool { return a.Number < b.Number }
+
+// Index is the index of the last applied entry (0 before any).
+func (e *Engine) Index() uint64 { return e.index }
+
+// Epoch is the epoch of the last applied entry.
+func (e *Engine) Epoch() uint64 { return e.epoch }
+
+// LastHash is the hash of the last applied entry (zero before any).
+func (e *Engine) LastHash() Hash { return e.lastHash }
+
+// TimeMs is the leader timestamp of the last applied entry.
+func (e *Engine) TimeMs() int64 { return e.timeMs }
+
+// Totals returns the account count and the sum of balances.
+func (e *Engine) Totals() Totals { return e.totals }
+
+// Config returns the configuration the engine runs with.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Get returns an account by number.
+func (e *Engine) Get(number string) (Account, bool) {
+	a, ok := e.byNumber[number]
+	if !ok {
+		return Account{}, false
+	}
+	return *a, true
+}
+
+// List returns up to limit accounts whose numbers sort strictly after
+// after, in byte order ("" starts at the beginning).
+func (e *Engine) List(after string, limit int) []Account {
+	if limit <= 0 {
+		return nil
+	}
+	out := make([]Account, 0, min(limit, int(e.totals.Accounts)))
+	visit := func(a *Account) bool {
+		if a.Number == after {
+			return true
+		}
+		out = append(out, *a)
+		return len(out) < limit
+	}
+	e.ordered.AscendGreaterOrEqual(&Account{Number: after}, visit)
+	return out
+}
+
+// Apply applies the next entry of the log and returns one Result per
+// command, in order. It returns an error, and changes nothing, if the entry
+// does not extend the log this engine has applied.
+func (e *Engine) Apply(ent *Entry) ([]Result, error) {
+	if err := e.checkNext(ent); err != nil {
+		return nil, err
+	}
+	results := make([]Result, len(ent.Commands))
+	for i := range ent.Commands {
+		results[i] = e.applyCommand(ent.Index, &ent.Commands[i])
+	}
+	e.index = ent.Index
+	e.epoch = ent.Epoch
+	e.lastHash = ent.hash
+	e.timeMs = ent.TimeMs
+	e.keys.expire(ent.Index, e.cfg)
+	return results, nil
+}
+
+// ApplyRaw decodes raw and applies it.
+func (e *Engine) ApplyRaw(raw []byte) (*Entry, []Result, error) {
+	ent, err := DecodeEntry(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := e.Apply(ent)
+	return ent, res, err
+}
+
+func (e *Engine) checkNext(ent *Entry) error {
+	if ent.Index != e.index+1 {
+		return fmt.Errorf("%w: got index %d, want %d", ErrOutOfOrder, ent.Index, e.index+1)
+	}
+	if ent.PrevHash != e.lastHash {
+		return fmt.Errorf("%w: entry %d has prev_hash %s, last applied is %s", ErrChainBroken, ent.Index, ent.PrevHash, e.lastHash)
+	}
+	if ent.Epoch < e.epoch {
+		return fmt.Errorf("%w: entry %d has epoch %d, last applied %d", ErrEpochRegressed, ent.Index, ent.Epoch, e.epoch)
+	}
+	return nil
+}
+
+// applyCommand runs one command through the idempotency window.
+func (e *Engine) applyCommand(index uint64, c *Command) Result {
+	if !ValidKey(c.Key) {
+		return rejected(CodeInvalidKey)
+	}
+	fp := c.fingerprint()
+	if rec, ok := e.keys.lookup(c.Key); ok {
+		if rec.fingerprint != fp {
+			return rejected(CodeIdempotencyKeyReused)
+		}
+		return rec.replay(e, c)
+	}
+	r := e.execute(index, c)
+	e.keys.remember(newKeyRecord(c.Key, index, fp, c, &r))
+	return r
+}

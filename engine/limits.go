@@ -1,0 +1,59 @@
+package engine
+
+import "fmt"
+
+// Money and size limits. They are part of the replicated protocol: every
+// node must run with the same values.
+const (
+	// MaxAmount is the largest amount and the largest balance, 2^53-1, so
+	// that every value is exact in any JSON parser.
+	MaxAmount uint64 = 1<<53 - 1
+	// MaxTotalBalance bounds the sum of all balances so totals never wrap.
+	MaxTotalBalance uint64 = 1<<63 - 1
+
+	// AccountNumberLenMax is the longest account number (room for an IBAN).
+	AccountNumberLenMax = 34
+	// AssignedNumberWidth is the width of the decimal account numbers the
+	// engine assigns, so that they list in creation order.
+	AssignedNumberWidth = 10
+	// NameRunesMax is the longest account name, in characters.
+	NameRunesMax = 200
+	// KeyLenMax is the longest idempotency key, in bytes.
+	KeyLenMax = 64
+
+	// EntryBytesMax is the hard cap on one encoded log entry; ZooKeeper
+	// refuses requests near 1 MB (jute.maxbuffer).
+	EntryBytesMax = 900 << 10
+	// EntryCommandsMax caps the commands one entry may carry.
+	EntryCommandsMax = 50_000
+	// fieldBytesMax caps any string field at decode time. Tighter semantic
+	// limits (names, numbers, keys) are rejections at apply time.
+	fieldBytesMax = 1024
+)
+
+// Config holds the engine settings that shape replicated state. All nodes of
+// a cluster must use the same Config.
+type Config struct {
+	// KeyWindowEntries is how many log entries an idempotency key is
+	// remembered for after the entry that first used it.
+	KeyWindowEntries uint64
+	// KeyWindowMax caps how many keys are remembered at once; the oldest
+	// are forgotten first.
+	KeyWindowMax int
+}
+
+// DefaultConfig is the configuration bankd uses unless told otherwise.
+func DefaultConfig() Config {
+	return Config{KeyWindowEntries: 100_000, KeyWindowMax: 500_000}
+}
+
+// Validate reports a Config that cannot work.
+func (c Config) Validate() error {
+	if c.KeyWindowEntries == 0 {
+		return fmt.Errorf("engine: KeyWindowEntries must be at least 1")
+	}
+	if c.KeyWindowMax < 1 {
+		return fmt.Errorf("engine: KeyWindowMax must be at least 1, got %d", c.KeyWindowMax)
+	}
+	return nil
+}

@@ -1,0 +1,286 @@
+package engine
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// stateVersion is the version of the canonical state encoding.
+const stateVersion = 1
+
+// ErrCorruptState marks a state stream that cannot be restored.
+var ErrCorruptState = errors.New("engine: corrupt state")
+
+// WriteState writes the whole state in its canonical encoding: equal states
+// give equal bytes. The layout is documented in docs/format.md:
+//
+//	uvarint version | uvarint index | uvarint epoch | [32]byte last hash |
+//	varint time_ms | uvarint next assigned number |
+//	uvarint n, n x account (in number order) | uvarint total balance |
+//	uvarint k, k x key record (oldest first)
+func (e *Engine) WriteState(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	s := stateWriter{w: bw}
+	s.uvarint(stateVersion)
+	s.uvarint(e.index)
+	s.uvarint(e.epoch)
+	s.raw(e.lastHash[:])
+	s.varint(e.timeMs)
+	s.uvarint(e.nextNum)
+	s.uvarint(e.totals.Accounts)
+	e.ordered.Ascend(func(a *Account) bool {
+		s.account(a)
+		return s.err == nil
+	})
+	s.uvarint(e.totals.Balance)
+	s.uvarint(uint64(e.keys.len()))
+	e.keys.each(s.keyRecord)
+	if s.err != nil {
+		return fmt.Errorf("engine: write state: %w", s.err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("engine: write state: %w", err)
+	}
+	return nil
+}
+
+// StateHash is the SHA-256 of the canonical state encoding. Two engines that
+// applied the same log have the same StateHash.
+func (e *Engine) StateHash() Hash {
+	h := sha256.New()
+	if err := e.WriteState(h); err != nil {
+		panic(err) // a hash.Hash never fails to write
+	}
+	var out Hash
+	h.Sum(out[:0])
+	return out
+}
+
+type stateWriter struct {
+	w   *bufio.Writer
+	buf [binary.MaxVarintLen64]byte
+	err error
+}
+
+func (s *stateWriter) raw(b []byte) {
+	if s.err == nil {
+		_, s.err = s.w.Write(b)
+	}
+}
+
+func (s *stateWriter) uvarint(v uint64) { s.raw(s.buf[:binary.PutUvarint(s.buf[:], v)]) }
+func (s *stateWriter) varint(v int64)   { s.raw(s.buf[:binary.PutVarint(s.buf[:], v)]) }
+
+func (s *stateWriter) str(v string) {
+	s.uvarint(uint64(len(v)))
+	if s.err == nil {
+		_, s.err = s.w.WriteString(v)
+	}
+}
+
+func (s *stateWriter) account(a *Account) {
+	s.str(a.Number)
+	s.str(a.Name)
+	s.uvarint(a.Balance)
+	s.uvarint(a.CreatedIndex)
+	s.uvarint(a.UpdatedIndex)
+}
+
+func (s *stateWriter) keyRecord(r *keyRecord) {
+	s.str(r.key)
+	s.uvarint(r.index)
+	binary.LittleEndian.PutUint64(s.buf[:8], r.fingerprint)
+	s.raw(s.buf[:8])
+	s.raw([]byte{byte(r.code)})
+	s.uvarint(r.balances[0])
+	s.uvarint(r.balances[1])
+	s.str(r.number)
+}
+
+// Restore reads a state written by WriteState and returns an engine in that
+// state. It checks every invariant it can (order, bounds, totals) and
+// returns an error wrapping ErrCorruptState for anything else; it never
+// panics on bad input.
+func Restore(cfg Config, r io.Reader) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := newEngine(cfg)
+	rd := stateReader{r: bufio.NewReaderSize(r, 64<<10)}
+	if err := rd.restore(e); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorruptState, err)
+	}
+	return e, nil
+}
+
+type stateReader struct {
+	r   *bufio.Reader
+	err error
+}
+
+func (rd *stateReader) fail(format string, args ...any) {
+	if rd.err == nil {
+		rd.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (rd *stateReader) uvarint() uint64 {
+	if rd.err != nil {
+		return 0
+	}
+	v, err := binary.ReadUvarint(rd.r)
+	rd.err = err
+	return v
+}
+
+func (rd *stateReader) varint() int64 {
+	if rd.err != nil {
+		return 0
+	}
+	v, err := binary.ReadVarint(rd.r)
+	rd.err = err
+	return v
+}
+
+func (rd *stateReader) raw(b []byte) {
+	if rd.err == nil {
+		_, rd.err = io.ReadFull(rd.r, b)
+	}
+}
+
+func (rd *stateReader) str(limit int) string {
+	n := rd.uvarint()
+	if rd.err != nil {
+		return ""
+	}
+	if n > uint64(limit) {
+		rd.fail("string of %d bytes, limit %d", n, limit)
+		return ""
+	}
+	b := make([]byte, n)
+	rd.raw(b)
+	return string(b)
+}
+
+func (rd *stateReader) restore(e *Engine) error {
+	if v := rd.uvarint(); rd.err == nil && v != stateVersion {
+		return fmt.Errorf("unknown state version %d", v)
+	}
+	e.index = rd.uvarint()
+	e.epoch = rd.uvarint()
+	rd.raw(e.lastHash[:])
+	e.timeMs = rd.varint()
+	e.nextNum = rd.uvarint()
+	rd.accounts(e)
+	rd.keyRecords(e)
+	if rd.err != nil {
+		return rd.err
+	}
+	if _, err := rd.r.ReadByte(); err != io.EOF {
+		return errors.New("trailing bytes after state")
+	}
+	return nil
+}
+
+func (rd *stateReader) account(index uint64) Account {
+	a := Account{
+		Number:       rd.str(AccountNumberLenMax),
+		Name:         rd.str(fieldBytesMax),
+		Balance:      rd.uvarint(),
+		CreatedIndex: rd.uvarint(),
+		UpdatedIndex: rd.uvarint(),
+	}
+	if rd.err != nil {
+		return a
+	}
+	if !ValidAccountNumber(a.Number) {
+		rd.fail("invalid account number %q", a.Number)
+	}
+	if n, ok := NormalizeName(a.Name); !ok || n != a.Name {
+		rd.fail("account %s: invalid name", a.Number)
+	}
+	if a.Balance > MaxAmount {
+		rd.fail("account %s: balance %d over the limit", a.Number, a.Balance)
+	}
+	if a.CreatedIndex > a.UpdatedIndex || a.UpdatedIndex > index {
+		rd.fail("account %s: indexes %d/%d out of range", a.Number, a.CreatedIndex, a.UpdatedIndex)
+	}
+	return a
+}
+
+func (rd *stateReader) accounts(e *Engine) {
+	n := rd.uvarint()
+	prev := ""
+	for i := uint64(0); i < n && rd.err == nil; i++ {
+		a := rd.account(e.index)
+		if rd.err != nil {
+			return
+		}
+		if i > 0 && a.Number <= prev {
+			rd.fail("accounts out of order at %q", a.Number)
+			return
+		}
+		prev = a.Number
+		if e.totals.Balance+a.Balance > MaxTotalBalance {
+			rd.fail("total balance over the limit")
+			return
+		}
+		p := &a
+		e.byNumber[a.Number] = p
+		e.ordered.ReplaceOrInsert(p)
+		e.totals.Accounts++
+		e.totals.Balance += a.Balance
+	}
+	if total := rd.uvarint(); rd.err == nil && total != e.totals.Balance {
+		rd.fail("total balance %d, accounts sum to %d", total, e.totals.Balance)
+	}
+}
+
+func (rd *stateReader) keyRecords(e *Engine) {
+	n := rd.uvarint()
+	var lastIndex uint64
+	for i := uint64(0); i < n && rd.err == nil; i++ {
+		rec := rd.keyRecord(e.index)
+		if rd.err != nil {
+			return
+		}
+		if rec.index < lastIndex {
+			rd.fail("key records out of order at %q", rec.key)
+			return
+		}
+		lastIndex = rec.index
+		if _, dup := e.keys.lookup(rec.key); dup {
+			rd.fail("key %q repeated", rec.key)
+			return
+		}
+		e.keys.remember(rec)
+	}
+}
+
+func (rd *stateReader) keyRecord(index uint64) keyRecord {
+	rec := keyRecord{key: rd.str(KeyLenMax), index: rd.uvarint()}
+	var fixed [9]byte
+	rd.raw(fixed[:])
+	rec.fingerprint = binary.LittleEndian.Uint64(fixed[:8])
+	rec.code = Code(fixed[8])
+	rec.balances = [2]uint64{rd.uvarint(), rd.uvarint()}
+	rec.number = rd.str(AccountNumberLenMax)
+	if rd.err != nil {
+		return rec
+	}
+	switch {
+	case !ValidKey(rec.key):
+		rd.fail("invalid key %q", rec.key)
+	case rec.index == 0 || rec.index > index:
+		rd.fail("key %q: index %d out of range", rec.key, rec.index)
+	case !rec.code.Valid() || rec.balances[0] > MaxAmount || rec.balances[1] > MaxAmount:
+		rd.fail("key %q: bad result", rec.key)
+	case rec.number != "" && !ValidAccountNumber(rec.number):
+		rd.fail("key %q: bad account number", rec.key)
+	}
+	return rec
+}
