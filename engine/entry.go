@@ -47,12 +47,17 @@ type Entry struct {
 	TimeMs   int64
 	Commands []Command
 
-	hash Hash // SHA-256 of the bytes this entry was decoded from or encoded to
+	raw  []byte // the bytes this entry was decoded from or encoded to
+	hash Hash   // SHA-256 of raw
 }
 
 // Hash returns the SHA-256 of the entry's encoding. It is set by
 // EncodeEntry and DecodeEntry.
 func (e *Entry) Hash() Hash { return e.hash }
+
+// Raw returns the encoding the entry was decoded from or encoded to, as it
+// is in the log. Callers must not modify it.
+func (e *Entry) Raw() []byte { return e.raw }
 
 // HashBytes returns the hash of an encoded entry.
 func HashBytes(raw []byte) Hash { return sha256.Sum256(raw) }
@@ -72,9 +77,9 @@ func EncodeEntry(e *Entry) ([]byte, error) {
 	if buf.Len() > EntryBytesMax {
 		return nil, fmt.Errorf("engine: encode entry %d: %d bytes, limit %d", e.Index, buf.Len(), EntryBytesMax)
 	}
-	raw := buf.Bytes()
-	e.hash = HashBytes(raw)
-	return raw, nil
+	e.raw = buf.Bytes()
+	e.hash = HashBytes(e.raw)
+	return e.raw, nil
 }
 
 func encodeEnvelope(enc *msgpack.Encoder, e *Entry) error {
@@ -147,7 +152,8 @@ func (w *fieldWriter) optStr(k, v string) {
 	}
 }
 
-// DecodeEntry decodes an entry and records the hash of raw in it. Anything
+// DecodeEntry decodes an entry and keeps raw and its hash in it (raw must
+// not be modified afterwards). Anything
 // but a well-formed entry of a known version, within the size limits, is an
 // error wrapping ErrMalformedEntry; it never panics.
 func DecodeEntry(raw []byte) (*Entry, error) {
@@ -163,6 +169,7 @@ func DecodeEntry(raw []byte) (*Entry, error) {
 	if rd.Len() != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformedEntry, rd.Len())
 	}
+	e.raw = raw
 	e.hash = HashBytes(raw)
 	return e, nil
 }

@@ -212,8 +212,14 @@ func (rd *stateReader) account(index uint64) Account {
 	return a
 }
 
+// restoreChunk bounds what a claimed count may make Restore allocate up
+// front; a stream that lies about its counts fails on reading instead.
+const restoreChunk = 1 << 16
+
 func (rd *stateReader) accounts(e *Engine) {
 	n := rd.uvarint()
+	e.byNumber = make(map[string]*Account, min(n, 1<<22))
+	var slab []Account // accounts are allocated in chunks, not one by one
 	prev := ""
 	for i := uint64(0); i < n && rd.err == nil; i++ {
 		a := rd.account(e.index)
@@ -229,7 +235,11 @@ func (rd *stateReader) accounts(e *Engine) {
 			rd.fail("total balance over the limit")
 			return
 		}
-		p := &a
+		if len(slab) == cap(slab) {
+			slab = make([]Account, 0, min(n-i, restoreChunk))
+		}
+		slab = append(slab, a)
+		p := &slab[len(slab)-1]
 		e.byNumber[a.Number] = p
 		e.ordered.ReplaceOrInsert(p)
 		e.totals.Accounts++

@@ -1,0 +1,151 @@
+package snapshot
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/enginetest"
+)
+
+func engineAt(t *testing.T, entries int) *engine.Engine {
+	t.Helper()
+	e, _ := engine.New(engine.DefaultConfig())
+	for _, ent := range enginetest.NewLog(11).Entries(entries, 30) {
+		if _, err := e.Apply(ent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+func TestSaveOpenRestore(t *testing.T) {
+	e := engineAt(t, 20)
+	store, err := NewStore(t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := Capture(e, 1234)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := store.Save(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Open(info.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Meta != img.Meta {
+		t.Fatalf("meta %+v, want %+v", got.Meta, img.Meta)
+	}
+	r, err := got.Restore(e.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.StateHash() != e.StateHash() || got.Meta.StateHash != e.StateHash() {
+		t.Fatal("restored state differs")
+	}
+	if fi, _ := os.Stat(info.Path); fi.Size() != img.Size() {
+		t.Fatalf("file size %d, image size %d", fi.Size(), img.Size())
+	}
+}
+
+func TestRetentionAndLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "snap-00000000000000000009.zks.tmp"), []byte("half"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	store, err := NewStore(dir, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := engine.New(engine.DefaultConfig())
+	log := enginetest.NewLog(12)
+	for i := 0; i < 5; i++ {
+		if _, err := e.Apply(log.Next(3)); err != nil {
+			t.Fatal(err)
+		}
+		img, _ := Capture(e, 0)
+		if _, err := store.Save(img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, _ := store.List()
+	if len(list) != 2 || list[0].Index != 5 || list[1].Index != 4 {
+		t.Fatalf("kept %+v, want indexes 5 and 4", list)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+}
+
+// TestDamageIsDetected truncates at every offset, flips bytes all over, and
+// writes garbage: each is ErrCorrupt, never a loaded snapshot.
+func TestDamageIsDetected(t *testing.T) {
+	img, err := Capture(engineAt(t, 5), 99)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := img.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	good := buf.Bytes()
+	if _, err := Read(bytes.NewReader(good)); err != nil {
+		t.Fatalf("good snapshot refused: %v", err)
+	}
+	for n := 0; n < len(good); n++ {
+		if _, err := Read(bytes.NewReader(good[:n])); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("truncated to %d of %d: %v", n, len(good), err)
+		}
+	}
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 2))
+	for i := 0; i < 2000; i++ {
+		bad := bytes.Clone(good)
+		bad[rng.IntN(len(bad))] ^= byte(rng.IntN(255) + 1)
+		if _, err := Read(bytes.NewReader(bad)); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("flipped byte accepted: %v", err)
+		}
+	}
+	garbage := make([]byte, 4096)
+	for i := range garbage {
+		garbage[i] = byte(rng.Uint32())
+	}
+	if _, err := Read(bytes.NewReader(garbage)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("garbage accepted: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "snap-00000000000000000005.zks")
+	if err := os.WriteFile(path, append(bytes.Clone(good), 0), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("trailing byte accepted: %v", err)
+	}
+}
+
+// TestHeaderMustAgreeWithState: a snapshot whose checksums are all valid
+// but whose header lies about the state (a bug, or a forged file) is
+// refused at restore.
+func TestHeaderMustAgreeWithState(t *testing.T) {
+	img, _ := Capture(engineAt(t, 5), 0)
+	img.Meta.TotalBalance++
+	var buf bytes.Buffer
+	if _, err := img.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	read, err := Read(&buf)
+	if err != nil {
+		t.Fatal(err) // checksums are consistent
+	}
+	if _, err := read.Restore(engine.DefaultConfig()); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("lying header accepted: %v", err)
+	}
+}

@@ -1,0 +1,183 @@
+package snapshot
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+const (
+	filePrefix = "snap-"
+	fileSuffix = ".zks"
+	tmpSuffix  = ".tmp"
+)
+
+// Store is a directory of snapshot files named snap-<index>.zks.
+type Store struct {
+	dir    string
+	retain int
+}
+
+// Info describes one snapshot file.
+type Info struct {
+	Path  string
+	Index uint64
+	Size  int64
+}
+
+// NewStore opens (creating if needed) a snapshot directory that keeps the
+// newest retain snapshots (default 3 when retain < 1). Leftover temporary
+// files from a crash are removed.
+func NewStore(dir string, retain int) (*Store, error) {
+	if retain < 1 {
+		retain = 3
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("snapshot: create %s: %w", dir, err)
+	}
+	tmps, err := filepath.Glob(filepath.Join(dir, "*"+tmpSuffix))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: list %s: %w", dir, err)
+	}
+	for _, p := range tmps {
+		if err := os.Remove(p); err != nil {
+			return nil, fmt.Errorf("snapshot: remove leftover %s: %w", p, err)
+		}
+	}
+	return &Store{dir: dir, retain: retain}, nil
+}
+
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// PathFor is the file name of the snapshot at index.
+func (s *Store) PathFor(index uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%s%020d%s", filePrefix, index, fileSuffix))
+}
+
+// Save writes img atomically and prunes old snapshots. A snapshot at the
+// same index is replaced.
+func (s *Store) Save(img *Image) (Info, error) {
+	final := s.PathFor(img.Meta.Index)
+	tmp := final + tmpSuffix
+	if err := writeFileSynced(tmp, img); err != nil {
+		os.Remove(tmp)
+		return Info{}, err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		os.Remove(tmp)
+		return Info{}, fmt.Errorf("snapshot: rename %s: %w", tmp, err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return Info{}, err
+	}
+	if err := s.Prune(); err != nil {
+		return Info{}, err
+	}
+	return Info{Path: final, Index: img.Meta.Index, Size: img.Size()}, nil
+}
+
+func writeFileSynced(path string, img *Image) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("snapshot: create %s: %w", path, err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if _, err := img.WriteTo(bw); err != nil {
+		f.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("snapshot: write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("snapshot: sync %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("snapshot: close %s: %w", path, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("snapshot: open dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("snapshot: sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// List returns the snapshot files, newest (highest index) first. It does
+// not verify them.
+func (s *Store) List() ([]Info, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: list %s: %w", s.dir, err)
+	}
+	var out []Info
+	for _, de := range entries {
+		index, ok := parseName(de.Name())
+		if !ok || !de.Type().IsRegular() {
+			continue
+		}
+		fi, err := de.Info()
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: stat %s: %w", de.Name(), err)
+		}
+		out = append(out, Info{Path: filepath.Join(s.dir, de.Name()), Index: index, Size: fi.Size()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Index > out[j].Index })
+	return out, nil
+}
+
+func parseName(name string) (uint64, bool) {
+	if !strings.HasPrefix(name, filePrefix) || !strings.HasSuffix(name, fileSuffix) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, filePrefix), fileSuffix), 10, 64)
+	return n, err == nil
+}
+
+// Prune deletes all but the newest retain snapshots.
+func (s *Store) Prune() error {
+	list, err := s.List()
+	if err != nil {
+		return err
+	}
+	for i := s.retain; i < len(list); i++ {
+		if err := os.Remove(list[i].Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("snapshot: prune %s: %w", list[i].Path, err)
+		}
+	}
+	return nil
+}
+
+// Open reads and verifies one snapshot file.
+func Open(path string) (*Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: open %s: %w", path, err)
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<20)
+	img, err := Read(br)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %s: %w", path, err)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		return nil, fmt.Errorf("snapshot: %s: %w: bytes after the trailer", path, ErrCorrupt)
+	}
+	return img, nil
+}
