@@ -1,0 +1,152 @@
+package zkcoord
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/zkcoord/zktest"
+)
+
+// lead makes s the leader and returns a term, the log and its head.
+func lead(t *testing.T, ctx context.Context, s *Session, segSize uint64) (*Term, *Log, Head) {
+	t.Helper()
+	_, term := awaitTerm(t, 10*time.Second, s.Campaign(ctx, Candidate{ID: "leader"}))
+	log := s.Log(segSize)
+	head, err := log.Recover(ctx, Head{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return term, log, head
+}
+
+// TestTailersAgreeAcrossSegmentsAndAServerRestart: three tailers on their
+// own sessions read every entry in order while the leader appends through
+// many small segments, and one ZooKeeper server is stopped and restarted
+// in the middle.
+func TestTailersAgreeAcrossSegmentsAndAServerRestart(t *testing.T) {
+	ens := zktest.Start(t, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const seg, total = 7, 120
+	term, log, head := lead(t, ctx, connect(t, ens, nil), seg)
+	var tailers []*Tailer
+	for i := 0; i < 3; i++ {
+		tailers = append(tailers, connect(t, ens, nil).Log(seg).Tail(ctx, Head{}, 200*time.Millisecond))
+	}
+	a := log.NewAppender(term, head, 8)
+	written := appendAll(t, a, total/2, "first")
+	ens.Servers[1].Stop()
+	written = append(written, appendAll(t, a, total/4, "second")...)
+	ens.Servers[1].Start()
+	ens.Servers[1].WaitReady()
+	written = append(written, appendAll(t, a, total/4, "third")...)
+
+	for i, tl := range tailers {
+		for _, want := range written {
+			select {
+			case got, ok := <-tl.Entries():
+				if !ok {
+					t.Fatalf("tailer %d stopped at %d: %v", i, want.Index, tl.Err())
+				}
+				if got.Index != want.Index || got.Hash() != want.Hash() {
+					t.Fatalf("tailer %d: got entry %d, want %d", i, got.Index, want.Index)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("tailer %d stuck before %d", i, want.Index)
+			}
+		}
+	}
+	if n, err := log.LastIndex(); err != nil || n != total {
+		t.Fatalf("last index %d (%v), want %d", n, err, total)
+	}
+}
+
+func TestTrim(t *testing.T) {
+	ens := zktest.Start(t, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := connect(t, ens, nil)
+	term, log, head := lead(t, ctx, s, 10)
+	written := appendAll(t, log.NewAppender(term, head, 4), 35, "e")
+	point, err := log.TrimBelow(25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if point != 21 { // segments 1..10 and 11..20 go; 21..30 holds 24
+		t.Fatalf("trim point %d, want 21", point)
+	}
+	if _, err := log.Read(20); !errors.Is(err, ErrTrimmed) {
+		t.Fatalf("read trimmed entry: %v", err)
+	}
+	if e, err := log.Read(21); err != nil || e.Hash() != written[20].Hash() {
+		t.Fatalf("read 21: %v", err)
+	}
+	tl := log.Tail(ctx, Head{Index: 5, Hash: written[4].Hash()}, 100*time.Millisecond)
+	for range tl.Entries() {
+		t.Fatal("tailer delivered a trimmed entry")
+	}
+	if !errors.Is(tl.Err(), ErrTrimmed) {
+		t.Fatalf("tailer ended with %v, want ErrTrimmed", tl.Err())
+	}
+	if n, _ := log.LastIndex(); n != 35 {
+		t.Fatalf("last index %d after trim", n)
+	}
+}
+
+// TestRecoverDeletesOrphansPastAHole: an old leader's pipelined appends can
+// reach ZooKeeper out of order, leaving entry i+2 without i+1 when it is cut
+// off. The next leader's Recover stops at the hole and deletes the orphan,
+// so its own entry i+1 chains and no tailer ever sees the orphan.
+func TestRecoverDeletesOrphansPastAHole(t *testing.T) {
+	ens := zktest.Start(t, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := connect(t, ens, nil)
+	term, log, head := lead(t, ctx, s, 10)
+	written := appendAll(t, log.NewAppender(term, head, 4), 3, "e")
+	orphan := &engine.Entry{Index: 5, Epoch: term.Epoch, PrevHash: engine.Hash{1}, Commands: cmds(1, "orphan")}
+	if _, err := engine.EncodeEntry(orphan); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Conn.Create(log.EntryPath(5), orphan.Raw(), 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := log.Recover(ctx, Head{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Index != 3 || got.Hash != written[2].Hash() {
+		t.Fatalf("recovered head %d", got.Index)
+	}
+	if _, err := log.Read(5); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("orphan still there: %v", err)
+	}
+	more := appendAll(t, log.NewAppender(term, got, 4), 3, "after")
+	if more[0].Index != 4 || more[2].Index != 6 {
+		t.Fatalf("appended %d..%d", more[0].Index, more[2].Index)
+	}
+}
+
+// TestTailerRefusesADivergentEntry: an entry that does not chain is an
+// error, never delivered.
+func TestTailerRefusesADivergentEntry(t *testing.T) {
+	ens := zktest.Start(t, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := connect(t, ens, nil)
+	term, log, head := lead(t, ctx, s, 10)
+	written := appendAll(t, log.NewAppender(term, head, 2), 2, "e")
+	tl := log.Tail(ctx, Head{Index: 1, Hash: engine.Hash{9}}, 100*time.Millisecond)
+	for e := range tl.Entries() {
+		t.Fatalf("delivered %d", e.Index)
+	}
+	if !errors.Is(tl.Err(), ErrDiverged) {
+		t.Fatalf("err %v, want ErrDiverged", tl.Err())
+	}
+	_ = written
+}

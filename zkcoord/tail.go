@@ -1,0 +1,107 @@
+package zkcoord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zkbank/zkbank/engine"
+)
+
+// Tailer delivers the log's entries after a starting point, in index
+// order, each exactly once, checking that each continues the chain.
+type Tailer struct {
+	l       *Log
+	next    uint64
+	prev    engine.Hash
+	recheck time.Duration
+	out     chan *engine.Entry
+	err     error
+}
+
+// Tail starts reading the entries after `after` (index and hash of an entry
+// the reader holds; zero values to start at index 1). It reads the next
+// expected entry directly; when that entry does not exist yet it sets an
+// exists-watch on it and also re-checks every recheck (default 1s), so that
+// a lost watch or a reconnect never stalls it. The channel closes when ctx
+// ends or on an error (see Err): ErrTrimmed (a snapshot is needed) or
+// ErrDiverged (stop the replica).
+func (l *Log) Tail(ctx context.Context, after Head, recheck time.Duration) *Tailer {
+	if recheck <= 0 {
+		recheck = time.Second
+	}
+	t := &Tailer{l: l, next: after.Index + 1, prev: after.Hash, recheck: recheck, out: make(chan *engine.Entry, 64)}
+	go t.run(ctx)
+	return t
+}
+
+// Entries is the stream of entries.
+func (t *Tailer) Entries() <-chan *engine.Entry { return t.out }
+
+// Err is why the stream ended; read it after Entries is closed.
+func (t *Tailer) Err() error { return t.err }
+
+func (t *Tailer) run(ctx context.Context) {
+	defer close(t.out)
+	events := t.l.s.Subscribe()
+	defer t.l.s.unsubscribe(events)
+	var watch <-chan zk.Event // exists-watch on entry t.next, if set
+	for ctx.Err() == nil {
+		e, err := t.l.Read(t.next)
+		switch {
+		case err == nil:
+			if err := t.deliver(ctx, e); err != nil {
+				t.err = err
+				return
+			}
+			watch = nil
+			continue
+		case errors.Is(err, ErrTrimmed), errors.Is(err, ErrDiverged):
+			t.err = err
+			return
+		case errors.Is(err, ErrNotFound):
+			var appeared bool
+			if watch, appeared = t.watchNext(watch); appeared {
+				continue
+			}
+		}
+		select { // not there yet, or ZooKeeper unreachable: wait for a reason to look again
+		case <-watch:
+			watch = nil
+		case <-events:
+			watch = nil // a reconnect or expiry may have dropped the watch
+		case <-time.After(t.recheck):
+		case <-ctx.Done():
+		}
+	}
+	t.err = ctx.Err()
+}
+
+// watchNext sets an exists-watch on the next entry unless one is set, and
+// reports whether the entry appeared meanwhile.
+func (t *Tailer) watchNext(watch <-chan zk.Event) (<-chan zk.Event, bool) {
+	if watch != nil {
+		return watch, false
+	}
+	exists, _, w, err := t.l.s.Conn.ExistsW(t.l.EntryPath(t.next))
+	if err != nil {
+		return nil, false // read again after the recheck
+	}
+	return w, exists
+}
+
+func (t *Tailer) deliver(ctx context.Context, e *engine.Entry) error {
+	if e.PrevHash != t.prev {
+		return fmt.Errorf("zkcoord: tail %d: %w: prev_hash %s, local chain has %s", e.Index, ErrDiverged, e.PrevHash, t.prev)
+	}
+	select {
+	case t.out <- e:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	t.next, t.prev = e.Index+1, e.Hash()
+	return nil
+}
