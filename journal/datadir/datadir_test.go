@@ -47,7 +47,7 @@ func TestRecoverAfterCrashes(t *testing.T) {
 		path := t.TempDir()
 		fs := vfs.NewCrashableMem()
 		d := open(t, path, fs)
-		ents := enginetest.NewLog(seed + uint64(round)).Entries(80, 12)
+		ents := enginetest.NewLog(seed+uint64(round)).Entries(80, 12)
 		e, _ := engine.New(engine.DefaultConfig())
 		crashAt := rng.IntN(len(ents))
 		for i := 0; i < crashAt; i++ {
