@@ -17,6 +17,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -66,10 +67,14 @@ func (quietLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf("pebble: "+format, args...)) // pebble's own invariant broke
 }
 
-// Journal is the local log. It is safe for concurrent use, but appends are
-// expected from one goroutine (the replica loop).
+// Journal is the local log. Its methods are safe for concurrent use; the
+// position (base, last) is guarded so that readers such as a status page
+// can ask for it while the replica loop appends. Append, TrimBelow and
+// Reset are meant for one writer goroutine.
 type Journal struct {
-	db       *pebble.DB
+	db *pebble.DB
+
+	mu       sync.RWMutex
 	base     uint64
 	baseHash engine.Hash
 	last     uint64
@@ -166,16 +171,38 @@ func (j *Journal) Close() error {
 
 // First is the lowest stored index; it is Last()+1 when the journal is
 // empty.
-func (j *Journal) First() uint64 { return j.base + 1 }
+func (j *Journal) First() uint64 {
+	base, _ := j.Base()
+	return base + 1
+}
 
 // Last is the highest stored index, or the base when empty.
-func (j *Journal) Last() uint64 { return j.last }
+func (j *Journal) Last() uint64 {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	return j.last
+}
 
 // LastHash is the hash of the entry at Last (the base hash when empty).
-func (j *Journal) LastHash() engine.Hash { return j.lastHash }
+func (j *Journal) LastHash() engine.Hash {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	return j.lastHash
+}
 
 // Base is the index and hash of the entry just below First.
-func (j *Journal) Base() (uint64, engine.Hash) { return j.base, j.baseHash }
+func (j *Journal) Base() (uint64, engine.Hash) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	return j.base, j.baseHash
+}
+
+// position returns base and last together.
+func (j *Journal) position() (base, last uint64) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	return j.base, j.last
+}
 
 // Append durably appends entries that must continue the journal: each
 // index is last+1 and each prev_hash is the hash of the entry before. All
@@ -184,7 +211,7 @@ func (j *Journal) Append(ents ...*engine.Entry) error {
 	if len(ents) == 0 {
 		return nil
 	}
-	last, lastHash := j.last, j.lastHash
+	last, lastHash := j.Last(), j.LastHash()
 	b := j.db.NewBatch()
 	defer b.Close()
 	for _, e := range ents {
@@ -205,14 +232,16 @@ func (j *Journal) Append(ents ...*engine.Entry) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("journal: append %d..%d: %w", ents[0].Index, last, err)
 	}
+	j.mu.Lock()
 	j.last, j.lastHash = last, lastHash
+	j.mu.Unlock()
 	return nil
 }
 
 // GetRaw returns the stored bytes of the entry at index.
 func (j *Journal) GetRaw(index uint64) ([]byte, error) {
-	if index <= j.base || index > j.last {
-		return nil, fmt.Errorf("journal: get %d: %w (have %d..%d)", index, ErrNotFound, j.base+1, j.last)
+	if base, last := j.position(); index <= base || index > last {
+		return nil, fmt.Errorf("journal: get %d: %w (have %d..%d)", index, ErrNotFound, base+1, last)
 	}
 	v, closer, err := j.db.Get(entryKey(index))
 	if err != nil {
@@ -239,11 +268,12 @@ func (j *Journal) Get(index uint64) (*engine.Entry, error) {
 // index order, verifying that each continues the one before. It stops at
 // the first error, from fn or from a damaged journal.
 func (j *Journal) Iterate(from, to uint64, fn func(*engine.Entry) error) error {
-	if to == 0 || to > j.last {
-		to = j.last
+	base, last := j.position()
+	if to == 0 || to > last {
+		to = last
 	}
-	if from <= j.base {
-		return fmt.Errorf("journal: iterate from %d: %w (first is %d)", from, ErrNotFound, j.base+1)
+	if from <= base {
+		return fmt.Errorf("journal: iterate from %d: %w (first is %d)", from, ErrNotFound, base+1)
 	}
 	if from > to {
 		return nil

@@ -13,11 +13,12 @@ import (
 // only below a verified snapshot: the journal is the audit trail, and by
 // default nothing is trimmed.
 func (j *Journal) TrimBelow(index uint64) error {
-	if index <= j.base+1 {
+	base, last := j.position()
+	if index <= base+1 {
 		return nil
 	}
-	if index > j.last {
-		return fmt.Errorf("journal: trim below %d: only %d entries held", index, j.last)
+	if index > last {
+		return fmt.Errorf("journal: trim below %d: only %d entries held", index, last)
 	}
 	below, err := j.Get(index)
 	if err != nil {
@@ -35,7 +36,9 @@ func (j *Journal) TrimBelow(index uint64) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("journal: trim below %d: %w", index, err)
 	}
+	j.mu.Lock()
 	j.base, j.baseHash = newBase, newHash
+	j.mu.Unlock()
 	return nil
 }
 
@@ -54,7 +57,9 @@ func (j *Journal) Reset(index uint64, hash engine.Hash) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("journal: reset to %d: %w", index, err)
 	}
+	j.mu.Lock()
 	j.base, j.baseHash, j.last, j.lastHash = index, hash, index, hash
+	j.mu.Unlock()
 	return nil
 }
 
@@ -63,8 +68,8 @@ func (j *Journal) Reset(index uint64, hash engine.Hash) error {
 // Reading and decoding run in their own goroutine, overlapping with apply.
 func (j *Journal) Replay(e *engine.Engine, to uint64, progress func(index uint64)) error {
 	from := e.Index() + 1
-	if from <= j.base {
-		return fmt.Errorf("journal: replay from %d: %w (journal starts at %d)", from, ErrNotFound, j.base+1)
+	if base, _ := j.Base(); from <= base {
+		return fmt.Errorf("journal: replay from %d: %w (journal starts at %d)", from, ErrNotFound, base+1)
 	}
 	ents := make(chan *engine.Entry, 64)
 	stop := make(chan struct{})

@@ -109,14 +109,14 @@ func (e *Election) run(ctx context.Context) {
 			if e.s.State() == zk.StateExpired {
 				node = "" // the ephemeral candidate died with the session
 			}
-			e.wait(ctx, events, nil)
+			wait[struct{}](ctx, events, nil)
 			continue
 		}
 		var err error
 		node, err = e.step(ctx, node, events)
 		if err != nil {
 			e.s.cfg.Logger.Warn("election step failed; retrying", "err", err)
-			e.wait(ctx, events, time.After(e.s.cfg.SessionTimeout/4))
+			wait(ctx, events, time.After(e.s.cfg.SessionTimeout/4))
 		}
 	}
 }
@@ -150,7 +150,7 @@ func (e *Election) step(ctx context.Context, node string, events <-chan struct{}
 		return node, fmt.Errorf("zkcoord: watch %s: %w", pred, err)
 	}
 	if exists {
-		e.wait(ctx, events, watch)
+		wait(ctx, events, watch)
 	}
 	return node, nil
 }
@@ -194,7 +194,7 @@ func (e *Election) lead(ctx context.Context, node string, events <-chan struct{}
 		return nil
 	}
 	for e.s.Connected() && term.ctx.Err() == nil {
-		e.wait(ctx, events, term.Done())
+		wait(ctx, events, term.Done())
 	}
 	e.endTerm(fmt.Errorf("%w: ZooKeeper session %v", ErrLeadershipLost, e.s.State()))
 	return nil
@@ -250,24 +250,12 @@ func (e *Election) endTerm(cause error) {
 	}
 }
 
-// wait returns on a session event, on ch, or when ctx ends.
-func (e *Election) wait(ctx context.Context, events <-chan struct{}, ch any) {
-	var c1 <-chan zk.Event
-	var c2 <-chan struct{}
-	var c3 <-chan time.Time
-	switch c := ch.(type) {
-	case <-chan zk.Event:
-		c1 = c
-	case <-chan struct{}:
-		c2 = c
-	case <-chan time.Time:
-		c3 = c
-	}
+// wait returns on a session event, when ch yields (a nil ch never does),
+// or when ctx ends.
+func wait[T any](ctx context.Context, events <-chan struct{}, ch <-chan T) {
 	select {
 	case <-events:
-	case <-c1:
-	case <-c2:
-	case <-c3:
+	case <-ch:
 	case <-ctx.Done():
 	}
 }
@@ -280,11 +268,11 @@ func (e *Election) watchLeader(ctx context.Context) {
 	for ctx.Err() == nil {
 		data, _, watch, err := e.s.Conn.GetW(e.s.Path("epoch"))
 		if err != nil {
-			var w <-chan zk.Event
-			if errors.Is(err, zk.ErrNoNode) {
-				_, _, w, _ = e.s.Conn.ExistsW(e.s.Path("epoch"))
+			if _, _, w, werr := e.s.Conn.ExistsW(e.s.Path("epoch")); errors.Is(err, zk.ErrNoNode) && werr == nil {
+				wait(ctx, events, w) // no leader yet: wait for the first
+			} else {
+				wait(ctx, events, time.After(e.s.cfg.SessionTimeout/4))
 			}
-			e.wait(ctx, events, orTimer(w, e.s.cfg.SessionTimeout/4))
 			continue
 		}
 		var rec LeaderRecord
@@ -296,13 +284,6 @@ func (e *Election) watchLeader(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}
-}
-
-func orTimer(w <-chan zk.Event, d time.Duration) any {
-	if w != nil {
-		return w
-	}
-	return time.After(d)
 }
 
 func (e *Election) noteLeader(rec LeaderRecord) {

@@ -152,21 +152,23 @@ func (s *Server) Start() {
 		s.t.Fatalf("zktest: start server %d: %v", s.ID, err)
 	}
 	s.cmd, s.done = cmd, make(chan struct{})
-	go s.relay(out, s.done)
+	go s.relay(cmd, out, s.done)
 }
 
 // relay copies the server's output to the test log and reaps the process.
-func (s *Server) relay(out io.Reader, done chan struct{}) {
+// A server that exits by itself is marked stopped, so it can be started
+// again.
+func (s *Server) relay(cmd *exec.Cmd, out io.Reader, done chan struct{}) {
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		s.logf("zk%d: %s", s.ID, sc.Text())
 	}
+	cmd.Wait()
 	s.mu.Lock()
-	cmd := s.cmd
-	s.mu.Unlock()
-	if cmd != nil {
-		cmd.Wait()
+	if s.cmd == cmd {
+		s.cmd = nil
 	}
+	s.mu.Unlock()
 	close(done)
 }
 
@@ -206,9 +208,6 @@ func (s *Server) signal(sig syscall.Signal) {
 		cmd.Process.Kill()
 		<-done
 	}
-	s.mu.Lock()
-	s.cmd = nil
-	s.mu.Unlock()
 }
 
 // WaitReady waits until the server answers `srvr` as a member of a working
