@@ -122,6 +122,26 @@ func TestTrimAndReset(t *testing.T) {
 	}
 }
 
+// TestResetBelowLast: a node whose journal forked from the cluster resets
+// to a lower index than its last entry; everything it held goes.
+func TestResetBelowLast(t *testing.T) {
+	j := openMem(t, vfs.NewMem())
+	defer j.Close()
+	log := enginetest.NewLog(8)
+	if err := j.Append(log.Entries(10, 2)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Reset(3, engine.Hash{3}); err != nil {
+		t.Fatal(err)
+	}
+	if j.First() != 4 || j.Last() != 3 || j.LastHash() != (engine.Hash{3}) {
+		t.Fatalf("after reset: first %d last %d", j.First(), j.Last())
+	}
+	if _, err := j.Get(5); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("entry 5 after reset: %v", err)
+	}
+}
+
 func TestReplay(t *testing.T) {
 	j := openMem(t, vfs.NewMem())
 	defer j.Close()

@@ -24,42 +24,37 @@ func (j *Journal) TrimBelow(index uint64) error {
 	if err != nil {
 		return fmt.Errorf("journal: trim below %d: %w", index, err)
 	}
-	newBase, newHash := index-1, below.PrevHash
-	b := j.db.NewBatch()
-	defer b.Close()
-	if err := b.DeleteRange(entryKey(0), entryKey(index), nil); err != nil {
-		return fmt.Errorf("journal: trim below %d: %w", index, err)
-	}
-	if err := b.Set(baseKey, encodeBase(newBase, newHash), nil); err != nil {
-		return fmt.Errorf("journal: trim below %d: %w", index, err)
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("journal: trim below %d: %w", index, err)
-	}
-	j.mu.Lock()
-	j.base, j.baseHash = newBase, newHash
-	j.mu.Unlock()
-	return nil
+	return j.rebase(entryKey(index), index-1, below.PrevHash, false)
 }
 
 // Reset empties the journal and sets its base to (index, hash), so that it
 // continues at index+1. A node uses it after installing a peer's snapshot
 // at index when its own journal cannot reach that far.
 func (j *Journal) Reset(index uint64, hash engine.Hash) error {
+	return j.rebase([]byte{entryPrefix + 1}, index, hash, true)
+}
+
+// rebase deletes the entries below end (a key) and records (base, hash) as
+// the new base, in one synced batch. emptied says that every entry went, so
+// the journal now ends at its base.
+func (j *Journal) rebase(end []byte, base uint64, hash engine.Hash, emptied bool) error {
 	b := j.db.NewBatch()
 	defer b.Close()
-	if err := b.DeleteRange(entryKey(0), []byte{entryPrefix + 1}, nil); err != nil {
-		return fmt.Errorf("journal: reset to %d: %w", index, err)
+	if err := b.DeleteRange(entryKey(0), end, nil); err != nil {
+		return fmt.Errorf("journal: rebase to %d: %w", base, err)
 	}
-	if err := b.Set(baseKey, encodeBase(index, hash), nil); err != nil {
-		return fmt.Errorf("journal: reset to %d: %w", index, err)
+	if err := b.Set(baseKey, encodeBase(base, hash), nil); err != nil {
+		return fmt.Errorf("journal: rebase to %d: %w", base, err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("journal: reset to %d: %w", index, err)
+		return fmt.Errorf("journal: rebase to %d: %w", base, err)
 	}
 	j.mu.Lock()
-	j.base, j.baseHash, j.last, j.lastHash = index, hash, index, hash
-	j.mu.Unlock()
+	defer j.mu.Unlock()
+	j.base, j.baseHash = base, hash
+	if emptied {
+		j.last, j.lastHash = base, hash
+	}
 	return nil
 }
 
