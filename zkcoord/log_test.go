@@ -24,6 +24,29 @@ func lead(t *testing.T, ctx context.Context, s *Session, segSize uint64) (*Term,
 	return term, log, head
 }
 
+// logFixture is a leader with entries already in its log.
+type logFixture struct {
+	ctx     context.Context
+	s       *Session
+	term    *Term
+	log     *Log
+	written []*engine.Entry
+}
+
+// newLogFixture starts an ensemble of servers, makes one session the
+// leader of a log with segments of seg entries, and appends count entries.
+func newLogFixture(t *testing.T, servers int, seg uint64, count int) *logFixture {
+	t.Helper()
+	ens := zktest.Start(t, servers)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	f := &logFixture{ctx: ctx, s: connect(t, ens, nil)}
+	var head Head
+	f.term, f.log, head = lead(t, ctx, f.s, seg)
+	f.written = appendAll(t, f.log.NewAppender(f.term, head, 4), count, "e")
+	return f
+}
+
 // TestTailersAgreeAcrossSegmentsAndAServerRestart: three tailers on their
 // own sessions read every entry in order while the leader appends through
 // many small segments, and one ZooKeeper server is stopped and restarted
@@ -81,12 +104,8 @@ func TestTailersAgreeAcrossSegmentsAndAServerRestart(t *testing.T) {
 }
 
 func TestTrim(t *testing.T) {
-	ens := zktest.Start(t, 3)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s := connect(t, ens, nil)
-	term, log, head := lead(t, ctx, s, 10)
-	written := appendAll(t, log.NewAppender(term, head, 4), 35, "e")
+	f := newLogFixture(t, 3, 10, 35)
+	ctx, log, written := f.ctx, f.log, f.written
 	point, err := log.TrimBelow(25)
 	if err != nil {
 		t.Fatal(err)
@@ -117,12 +136,8 @@ func TestTrim(t *testing.T) {
 // off. The next leader's Recover stops at the hole and deletes the orphan,
 // so its own entry i+1 chains and no tailer ever sees the orphan.
 func TestRecoverDeletesOrphansPastAHole(t *testing.T) {
-	ens := zktest.Start(t, 3)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s := connect(t, ens, nil)
-	term, log, head := lead(t, ctx, s, 10)
-	written := appendAll(t, log.NewAppender(term, head, 4), 3, "e")
+	f := newLogFixture(t, 3, 10, 3)
+	ctx, s, term, log, written := f.ctx, f.s, f.term, f.log, f.written
 	orphan := &engine.Entry{Index: 5, Epoch: term.Epoch, PrevHash: engine.Hash{1}, Commands: cmds(1, "orphan")}
 	if _, err := engine.EncodeEntry(orphan); err != nil {
 		t.Fatal(err)
@@ -149,18 +164,12 @@ func TestRecoverDeletesOrphansPastAHole(t *testing.T) {
 // TestTailerRefusesADivergentEntry: an entry that does not chain is an
 // error, never delivered.
 func TestTailerRefusesADivergentEntry(t *testing.T) {
-	ens := zktest.Start(t, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s := connect(t, ens, nil)
-	term, log, head := lead(t, ctx, s, 10)
-	written := appendAll(t, log.NewAppender(term, head, 2), 2, "e")
-	tl := log.Tail(ctx, Head{Index: 1, Hash: engine.Hash{9}}, 100*time.Millisecond)
+	f := newLogFixture(t, 1, 10, 2)
+	tl := f.log.Tail(f.ctx, Head{Index: 1, Hash: engine.Hash{9}}, 100*time.Millisecond)
 	for e := range tl.Entries() {
 		t.Fatalf("delivered %d", e.Index)
 	}
 	if !errors.Is(tl.Err(), ErrDiverged) {
 		t.Fatalf("err %v, want ErrDiverged", tl.Err())
 	}
-	_ = written
 }
