@@ -144,12 +144,15 @@ func (s *Session) waitConnected(ctx context.Context) error {
 func (s *Session) unsubscribe(ch <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, c := range s.subs {
-		if c == ch {
-			s.subs = append(s.subs[:i], s.subs[i+1:]...)
-			return
+	// Copy, never edit in place: onEvent ranges over the old slice
+	// without the lock.
+	kept := make([]chan struct{}, 0, len(s.subs))
+	for _, c := range s.subs {
+		if c != ch {
+			kept = append(kept, c)
 		}
 	}
+	s.subs = kept
 }
 
 // Close ends the session; its ephemeral znodes go at once, so peers fail
