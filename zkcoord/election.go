@@ -295,3 +295,22 @@ func (e *Election) noteLeader(rec LeaderRecord) {
 		e.endTerm(fmt.Errorf("%w: epoch %d set by %s", ErrFenced, rec.Epoch, rec.ID))
 	}
 }
+
+// Confirm proves that t still holds the fence at this moment: a Multi with
+// only the epoch check is a write, so it takes a quorum round through the
+// ZooKeeper leader, and it fails once a newer leader bumped the epoch.
+// Linearizable reads are answered only after it succeeds.
+func (e *Election) Confirm(t *Term) error {
+	if err := t.Err(); err != nil {
+		return err
+	}
+	res, err := e.s.Conn.Multi(&zk.CheckVersionRequest{Path: e.s.Path("epoch"), Version: t.epochVersion})
+	if err != nil {
+		if len(res) == 1 && errors.Is(res[0].Error, zk.ErrBadVersion) {
+			err = ErrFenced
+			e.endTerm(fmt.Errorf("%w: epoch moved past %d", ErrFenced, t.Epoch))
+		}
+		return fmt.Errorf("zkcoord: confirm epoch %d: %w", t.Epoch, err)
+	}
+	return t.Err()
+}

@@ -125,6 +125,15 @@ func TestFenceStopsACutOffLeader(t *testing.T) {
 	if _, err := newLog.Read(6); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("entry 6 exists: %v", err)
 	}
+	// Linearizable reads ask for the same proof: only the new term has it.
+	if err := otherEl.Confirm(newTerm); err != nil {
+		t.Fatalf("new leader cannot confirm its term: %v", err)
+	}
+	stale2 := &Term{Epoch: oldTerm.Epoch, epochVersion: oldTerm.epochVersion}
+	stale2.ctx, stale2.cancel = context.WithCancelCause(context.Background())
+	if err := oldEl.Confirm(stale2); !errors.Is(err, ErrFenced) {
+		t.Fatalf("old leader confirmed a stale term: %v", err)
+	}
 }
 
 func waitConnected(t *testing.T, s *Session) {
