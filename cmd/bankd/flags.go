@@ -1,0 +1,154 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// options are bankd's settings, from flags or BANKD_* variables.
+type options struct {
+	id, dataDir, zk, zkRoot, listen, advertise string
+	sessionTimeout, writeTimeout, readTimeout  time.Duration
+	snapshotEvery, logRetain, segmentSize      uint64
+	snapshotRetain                             int
+	batchCommands, batchBytes, inflight        int
+	logLevel, logFormat                        string
+}
+
+const usageHeader = `bankd: one zkbank server.
+
+It keeps accounts in a local data dir (journal + snapshots), follows the
+operations log in ZooKeeper, leads when elected, and serves the HTTP API.
+
+Usage: bankd --id ID --data-dir DIR [flags]
+
+Every flag can also be set with an environment variable: BANKD_ and the
+flag name in capitals with _ for -, e.g. BANKD_DATA_DIR. Flags win.
+
+Flags:
+`
+
+func parseOptions(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("bankd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.id, "id", "", "node id, unique in the cluster (required; letters, digits, - and _)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "data directory for the journal and snapshots (required)")
+	fs.StringVar(&o.zk, "zk", "127.0.0.1:2181", "ZooKeeper servers, comma-separated host:port")
+	fs.StringVar(&o.zkRoot, "zk-root", "/zkbank", "ZooKeeper namespace of this bank")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&o.advertise, "advertise", "", "base URL peers use to reach this node (default http://<listen>)")
+	fs.DurationVar(&o.sessionTimeout, "session-timeout", 4*time.Second, "ZooKeeper session timeout: a dead leader is replaced after about this long")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "how long a write waits for a leader before answering 503 no_leader")
+	fs.DurationVar(&o.readTimeout, "read-timeout", 5*time.Second, "how long a read waits for min_index before answering 504 timeout")
+	fs.Uint64Var(&o.snapshotEvery, "snapshot-every", 10_000, "log entries between snapshots")
+	fs.IntVar(&o.snapshotRetain, "snapshot-retain", 3, "snapshot files kept")
+	fs.Uint64Var(&o.logRetain, "log-retain", 10_000, "entries kept in ZooKeeper below what every node has (leader trims the rest)")
+	fs.Uint64Var(&o.segmentSize, "segment-size", 50_000, "log entries per ZooKeeper segment (same on every node)")
+	fs.IntVar(&o.batchCommands, "batch-commands", 4096, "most commands in one log entry")
+	fs.IntVar(&o.batchBytes, "batch-bytes", 512<<10, "most bytes in one log entry (under ZooKeeper's 1 MB limit)")
+	fs.IntVar(&o.inflight, "inflight", 8, "log appends in flight at once")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHeader)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := fillFromEnv(fs, os.LookupEnv); err != nil {
+		return nil, err
+	}
+	return o, o.validate()
+}
+
+// fillFromEnv sets each flag not given on the command line from its
+// BANKD_* variable.
+func fillFromEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "BANKD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := lookup(name); ok && !set[f.Name] && err == nil {
+			if serr := f.Value.Set(v); serr != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, serr)
+			}
+		}
+	})
+	return err
+}
+
+func (o *options) validate() error {
+	switch {
+	case o.id == "":
+		return errors.New("--id is required")
+	case strings.Trim(o.id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" || len(o.id) > 64:
+		return fmt.Errorf("--id %q: use up to 64 letters, digits, - and _", o.id)
+	case o.dataDir == "":
+		return errors.New("--data-dir is required")
+	case o.zk == "":
+		return errors.New("--zk is empty")
+	case !strings.HasPrefix(o.zkRoot, "/") || len(o.zkRoot) < 2 || strings.HasSuffix(o.zkRoot, "/"):
+		return fmt.Errorf("--zk-root %q: use an absolute path like /zkbank", o.zkRoot)
+	case o.sessionTimeout < time.Second || o.sessionTimeout > 60*time.Second:
+		return fmt.Errorf("--session-timeout %v: use 1s to 60s", o.sessionTimeout)
+	case o.writeTimeout <= 0 || o.readTimeout <= 0:
+		return errors.New("--write-timeout and --read-timeout must be positive")
+	case o.snapshotEvery == 0 || o.snapshotRetain < 1 || o.segmentSize == 0 || o.segmentSize > 60_000:
+		return errors.New("--snapshot-every and --snapshot-retain must be at least 1, --segment-size 1 to 60000")
+	case o.batchCommands < 1 || o.batchBytes < 1024 || o.inflight < 1:
+		return errors.New("--batch-commands and --inflight must be at least 1, --batch-bytes at least 1024")
+	}
+	if _, _, err := net.SplitHostPort(o.listen); err != nil {
+		return fmt.Errorf("--listen %q: %w", o.listen, err)
+	}
+	for _, s := range strings.Split(o.zk, ",") {
+		if _, _, err := net.SplitHostPort(strings.TrimSpace(s)); err != nil {
+			return fmt.Errorf("--zk server %q: %w", s, err)
+		}
+	}
+	if _, err := o.level(); err != nil {
+		return err
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return fmt.Errorf("--log-format %q: use text or json", o.logFormat)
+	}
+	return nil
+}
+
+func (o *options) level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: use debug, info, warn or error", o.logLevel)
+	}
+	return l, nil
+}
+
+func (o *options) logger(w io.Writer) *slog.Logger {
+	level, _ := o.level()
+	hopts := &slog.HandlerOptions{Level: level}
+	if o.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, hopts)).With("node", o.id)
+	}
+	return slog.New(slog.NewTextHandler(w, hopts)).With("node", o.id)
+}
+
+func (o *options) servers() []string {
+	var out []string
+	for _, s := range strings.Split(o.zk, ",") {
+		out = append(out, strings.TrimSpace(s))
+	}
+	return out
+}

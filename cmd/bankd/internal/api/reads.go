@@ -1,0 +1,151 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/engine"
+)
+
+// consistent waits until this node's state may answer the read: at or past
+// min_index, and, for consistency=linearizable, past every write
+// acknowledged before the read began (an index confirmed by the leader).
+func (s *Server) consistent(r *http.Request) *wire.Problem {
+	q := r.URL.Query()
+	var minIndex uint64
+	if v := q.Get("min_index"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return wire.NewProblem(wire.CodeInvalidParameter, fmt.Sprintf("min_index %q is not an index", v))
+		}
+		minIndex = n
+	}
+	switch c := q.Get("consistency"); c {
+	case "", "local":
+	case "linearizable":
+		index, err := s.readIndex(r.Context())
+		if err != nil {
+			return problemFor(err)
+		}
+		minIndex = max(minIndex, index)
+	default:
+		return wire.NewProblem(wire.CodeInvalidParameter, fmt.Sprintf("consistency %q: use local or linearizable", c))
+	}
+	if minIndex == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadTimeout)
+	defer cancel()
+	if err := s.node.WaitApplied(ctx, minIndex); err != nil {
+		return wire.NewProblem(wire.CodeTimeout, err.Error())
+	}
+	return nil
+}
+
+func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
+	number := r.PathValue("account")
+	if !engine.ValidAccountNumber(number) {
+		writeProblem(w, wire.NewProblem(engine.CodeInvalidAccount.String(), describe(engine.Command{}, engine.CodeInvalidAccount)))
+		return
+	}
+	if p := s.consistent(r); p != nil {
+		writeProblem(w, p)
+		return
+	}
+	a, ok, index := s.node.Get(number)
+	setIndex(w, index)
+	if !ok {
+		writeProblem(w, wire.NewProblem(engine.CodeAccountNotFound.String(), fmt.Sprintf("no account %q", number)))
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.FromAccount(a))
+}
+
+func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	after := q.Get("after")
+	if after != "" && !engine.ValidAccountNumber(after) {
+		writeProblem(w, wire.NewProblem(wire.CodeInvalidParameter, fmt.Sprintf("after %q is not an account number", after)))
+		return
+	}
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > s.cfg.ListLimitMax {
+			writeProblem(w, wire.NewProblem(wire.CodeInvalidParameter, fmt.Sprintf("limit %q: use 1 to %d", v, s.cfg.ListLimitMax)))
+			return
+		}
+		limit = n
+	}
+	if p := s.consistent(r); p != nil {
+		writeProblem(w, p)
+		return
+	}
+	accts, index := s.node.List(after, limit)
+	out := wire.AccountList{Accounts: make([]wire.Account, len(accts))}
+	for i, a := range accts {
+		out.Accounts[i] = wire.FromAccount(a)
+	}
+	if len(accts) == limit {
+		out.Next = accts[len(accts)-1].Number
+	}
+	setIndex(w, index)
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) digest(w http.ResponseWriter, r *http.Request) {
+	if p := s.consistent(r); p != nil {
+		writeProblem(w, p)
+		return
+	}
+	d := s.node.Digest()
+	setIndex(w, d.Index)
+	writeJSON(w, http.StatusOK, wire.Digest{Index: d.Index, StateHash: d.StateHash.String(), Accounts: d.Totals.Accounts, TotalBalance: d.Totals.Balance})
+}
+
+func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
+	members, err := s.node.Members()
+	if err != nil {
+		writeProblem(w, wire.NewProblem(wire.CodeNotReady, "reading members from ZooKeeper: "+err.Error()))
+		return
+	}
+	trimmed, head, err := s.node.LogBounds()
+	if err != nil {
+		writeProblem(w, wire.NewProblem(wire.CodeNotReady, "reading the log bounds from ZooKeeper: "+err.Error()))
+		return
+	}
+	out := wire.Cluster{Self: s.node.ID(), LogHead: head, TrimmedBelow: trimmed, Members: []wire.Member{}}
+	leader, ok := s.node.Leader()
+	if ok {
+		out.Leader = &wire.Leader{ID: leader.ID, Addr: leader.Addr, Epoch: leader.Epoch}
+	}
+	for _, m := range members {
+		role := "follower"
+		if ok && m.ID == leader.ID {
+			role = "leader"
+		}
+		out.Members = append(out.Members, wire.Member{ID: m.ID, Addr: m.Addr, Role: role, Applied: m.Applied, Snapshot: m.Snapshot})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) livez(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-s.node.Done():
+		writeProblem(w, wire.NewProblem(wire.CodeNotReady, fmt.Sprintf("the node stopped: %v", s.node.Err())))
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	st := s.node.Status()
+	if !st.Ready {
+		writeProblem(w, wire.NewProblem(wire.CodeNotReady, fmt.Sprintf("catching up (applied %d) or shutting down", st.Applied)))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "applied": st.Applied})
+}

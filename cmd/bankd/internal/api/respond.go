@@ -1,0 +1,57 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
+	"github.com/zkbank/zkbank/cmd/internal/wire"
+)
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.Encode(v) // the client may be gone; nothing to do about it
+}
+
+func writeProblem(w http.ResponseWriter, p *wire.Problem) {
+	w.Header().Set("Content-Type", wire.ContentProblem)
+	if p.Retryable {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(p)
+}
+
+func setIndex(w http.ResponseWriter, index uint64) {
+	w.Header().Set(wire.HeaderIndex, strconv.FormatUint(index, 10))
+}
+
+// errNoLeader: no leader could be reached within the write timeout.
+var errNoLeader = errors.New("api: no leader reachable")
+
+// problemFor maps the errors of submitting and reading to problems.
+func problemFor(err error) *wire.Problem {
+	var p *wire.Problem
+	switch {
+	case errors.As(err, &p) && p.Code == wire.CodeNotLeader:
+		return wire.NewProblem(wire.CodeNoLeader, "the leader changed and no new one answered in time; retry with the same Idempotency-Key")
+	case errors.As(err, &p):
+		return p
+	case errors.Is(err, node.ErrTooLarge):
+		return wire.NewProblem(wire.CodeBatchTooLarge, err.Error())
+	case errors.Is(err, node.ErrOverloaded):
+		return wire.NewProblem(wire.CodeOverloaded, "too many requests are waiting for the log; retry shortly")
+	case errors.Is(err, node.ErrLeadershipLost), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return wire.NewProblem(wire.CodeOutcomeUnknown, "the outcome is not known ("+err.Error()+"); retry with the same Idempotency-Key, it will not apply twice")
+	case errors.Is(err, errNoLeader), errors.Is(err, node.ErrNotLeader):
+		return wire.NewProblem(wire.CodeNoLeader, "no leader answered in time ("+err.Error()+"); retry with the same Idempotency-Key")
+	case errors.Is(err, node.ErrStopped):
+		return wire.NewProblem(wire.CodeNotReady, "this node is shutting down; use another")
+	}
+	return wire.NewProblem(wire.CodeInternal, err.Error())
+}

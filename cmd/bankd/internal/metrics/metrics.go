@@ -1,0 +1,106 @@
+// Package metrics exposes a bankd node to Prometheus: requests by route and
+// status, latency, applied index, log head, batch sizes, leadership and the
+// ZooKeeper session state.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
+)
+
+// Metrics is one node's registry.
+type Metrics struct {
+	reg        *prometheus.Registry
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	entries    prometheus.Counter
+	commands   prometheus.Counter
+	batchCmds  prometheus.Histogram
+	batchBytes prometheus.Histogram
+}
+
+// New registers the metrics that events feed; Watch adds the ones read
+// from the node.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zkbank_http_requests_total", Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "zkbank_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"route"}),
+		entries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "zkbank_entries_applied_total", Help: "Log entries applied."}),
+		commands: prometheus.NewCounter(prometheus.CounterOpts{Name: "zkbank_commands_applied_total", Help: "Commands applied."}),
+		batchCmds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "zkbank_batch_commands", Help: "Commands per appended log entry (leader).",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}),
+		batchBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "zkbank_batch_bytes", Help: "Estimated bytes per appended log entry (leader).",
+			Buckets: prometheus.ExponentialBuckets(256, 4, 8),
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.entries, m.commands, m.batchCmds, m.batchBytes,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Observe records one HTTP request.
+func (m *Metrics) Observe(route string, status int, took time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(route).Observe(took.Seconds())
+}
+
+// Hooks feed the node's events into the metrics.
+func (m *Metrics) Hooks() node.Hooks {
+	return node.Hooks{
+		EntryApplied: func(_ uint64, commands int) {
+			m.entries.Inc()
+			m.commands.Add(float64(commands))
+		},
+		BatchSent: func(commands, bytes int) {
+			m.batchCmds.Observe(float64(commands))
+			m.batchBytes.Observe(float64(bytes))
+		},
+	}
+}
+
+// Watch adds gauges read from the node's status at scrape time.
+func (m *Metrics) Watch(status func() node.Status) {
+	gauge := func(name, help string, f func(node.Status) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(status()) })
+	}
+	m.reg.MustRegister(
+		gauge("zkbank_applied_index", "Last log index applied to the engine.", func(s node.Status) float64 { return float64(s.Applied) }),
+		gauge("zkbank_log_head", "Last log index appended (leader) or applied (follower).", func(s node.Status) float64 {
+			return float64(max(s.AppendHead, s.Applied))
+		}),
+		gauge("zkbank_snapshot_index", "Index of the newest snapshot on disk.", func(s node.Status) float64 { return float64(s.SnapshotIndex) }),
+		gauge("zkbank_leader", "1 while this node leads.", func(s node.Status) float64 { return b2f(s.Leader) }),
+		gauge("zkbank_ready", "1 while this node is ready.", func(s node.Status) float64 { return b2f(s.Ready) }),
+		gauge("zkbank_zookeeper_session_connected", "1 while the ZooKeeper session is established.", func(s node.Status) float64 {
+			return b2f(s.Session == "StateHasSession")
+		}),
+	)
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,124 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/zkbank/zkbank/snapshot"
+	"github.com/zkbank/zkbank/zkcoord"
+)
+
+// SnapshotPath is where every node serves its newest snapshot to peers.
+const SnapshotPath = "/internal/v1/snapshot"
+
+// catchUp installs the newest snapshot a live peer has, when the log no
+// longer holds the entries after this node's applied index.
+func (n *Node) catchUp(ctx context.Context) error {
+	need, err := n.log.TrimmedBelow()
+	if err != nil {
+		return err
+	}
+	members, err := n.sess.Members()
+	if err != nil {
+		return err
+	}
+	sort.Slice(members, func(i, j int) bool { return members[i].Snapshot > members[j].Snapshot })
+	for _, m := range members {
+		if m.ID == n.cfg.ID || m.Snapshot+1 < need || m.Snapshot <= n.Applied() {
+			continue
+		}
+		img, err := n.fetchSnapshot(ctx, m)
+		if err != nil {
+			n.cfg.Logger.Warn("snapshot download failed", "peer", m.ID, "err", err)
+			continue
+		}
+		return n.install(img, m.ID)
+	}
+	return fmt.Errorf("node: no live peer has a snapshot at or past %d", need-1)
+}
+
+func (n *Node) fetchSnapshot(ctx context.Context, peer zkcoord.MemberRecord) (*snapshot.Image, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(peer.Addr, "/")+SnapshotPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := n.cfg.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("node: snapshot from %s: HTTP %s", peer.ID, resp.Status)
+	}
+	img, err := snapshot.Read(resp.Body) // verifies the trailer before anything uses it
+	if err != nil {
+		return nil, fmt.Errorf("node: snapshot from %s: %w", peer.ID, err)
+	}
+	return img, nil
+}
+
+func (n *Node) install(img *snapshot.Image, from string) error {
+	started := time.Now()
+	e, err := n.dir.Install(img)
+	if err != nil {
+		return err
+	}
+	n.snapIndex.Store(img.Meta.Index)
+	n.snapTaken = img.Meta.Index
+	n.swapEngine(e)
+	n.cfg.Logger.Info("installed a peer's snapshot", "peer", from, "index", img.Meta.Index,
+		"accounts", img.Meta.Accounts, "took", time.Since(started).Round(time.Millisecond))
+	return nil
+}
+
+// peerWatch keeps the latest list of live members.
+type peerWatch struct {
+	list atomic.Pointer[[]zkcoord.MemberRecord]
+}
+
+func watchPeers(ctx context.Context, s *zkcoord.Session) *peerWatch {
+	pw := &peerWatch{}
+	pw.list.Store(&[]zkcoord.MemberRecord{})
+	go func() {
+		for l := range s.WatchMembers(ctx) {
+			pw.list.Store(&l)
+		}
+	}()
+	return pw
+}
+
+func (pw *peerWatch) live(id string) bool {
+	for _, m := range *pw.list.Load() {
+		if m.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// Leader is the current leader's id and API address, when a leader is
+// known and alive (its member znode exists).
+func (n *Node) Leader() (zkcoord.LeaderRecord, bool) {
+	rec, ok := n.el.Leader()
+	if !ok || rec.ID == "" || !n.peers.live(rec.ID) {
+		return rec, false
+	}
+	return rec, true
+}
+
+// Members reads every live member's record from ZooKeeper.
+func (n *Node) Members() ([]zkcoord.MemberRecord, error) { return n.sess.Members() }
+
+// LogBounds reads the log's trim point and head from ZooKeeper.
+func (n *Node) LogBounds() (trimmedBelow, head uint64, err error) {
+	if trimmedBelow, err = n.log.TrimmedBelow(); err != nil {
+		return 0, 0, err
+	}
+	head, err = n.log.LastIndex()
+	return trimmedBelow, head, err
+}

@@ -1,0 +1,219 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/zkcoord"
+)
+
+// ErrTooLarge: one request holds more commands or bytes than an entry may.
+var ErrTooLarge = errors.New("node: request too large for one log entry")
+
+// leaderState is one term as seen by Submit.
+type leaderState struct {
+	term      *zkcoord.Term
+	startHead uint64 // the log's end when the term began
+
+	mu     sync.Mutex
+	closed bool
+	queue  chan *request
+}
+
+// enqueue hands r to the batcher, or fails at once if the term is over or
+// the queue is full.
+func (ls *leaderState) enqueue(r *request) error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.closed {
+		return ErrNotLeader
+	}
+	select {
+	case ls.queue <- r:
+		return nil
+	default:
+		return ErrOverloaded
+	}
+}
+
+// close stops intake and fails what the batcher never took: those commands
+// were never appended, so a retry elsewhere is safe.
+func (ls *leaderState) close() {
+	ls.mu.Lock()
+	ls.closed = true
+	ls.mu.Unlock()
+	for {
+		select {
+		case r := <-ls.queue:
+			r.finish(0, nil, ErrNotLeader)
+		default:
+			return
+		}
+	}
+}
+
+// Submit runs cmds through the log and returns the index of the entry that
+// carried them and each command's outcome. Only the leader accepts; others
+// answer ErrNotLeader. An error after the commands may have been appended
+// (ErrLeadershipLost, ctx ending) means the outcome is unknown: retry with
+// the same idempotency keys.
+func (n *Node) Submit(ctx context.Context, cmds []engine.Command) (uint64, []Outcome, error) {
+	r := newRequest(cmds)
+	if len(cmds) > n.cfg.BatchCommandsMax || r.bytes > n.cfg.BatchBytesMax {
+		return 0, nil, fmt.Errorf("%w: %d commands, about %d bytes (limits %d, %d)",
+			ErrTooLarge, len(cmds), r.bytes, n.cfg.BatchCommandsMax, n.cfg.BatchBytesMax)
+	}
+	ls := n.leading.Load()
+	if ls == nil {
+		return 0, nil, ErrNotLeader
+	}
+	if err := ls.enqueue(r); err != nil {
+		return 0, nil, err
+	}
+	select {
+	case <-r.done:
+		return r.index, r.out, r.err
+	case <-ctx.Done():
+		return 0, nil, fmt.Errorf("node: outcome unknown: %w", ctx.Err())
+	}
+}
+
+// ReadIndex is the leader's half of a linearizable read: an index that
+// covers every write acknowledged before the call, confirmed by a quorum
+// round that this node still leads. The reader waits until it applied it.
+func (n *Node) ReadIndex() (uint64, error) {
+	ls := n.leading.Load()
+	if ls == nil {
+		return 0, ErrNotLeader
+	}
+	// Every write this leader acknowledged is applied here; writes of
+	// earlier terms are at or below the head it recovered.
+	at := max(n.Applied(), ls.startHead)
+	if err := n.el.Confirm(ls.term); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrNotLeader, err)
+	}
+	return at, nil
+}
+
+// leadTerms runs each term this node wins.
+func (n *Node) leadTerms(ctx context.Context) {
+	for {
+		select {
+		case term := <-n.el.Terms():
+			if term.Err() == nil {
+				n.lead(term)
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (n *Node) lead(term *zkcoord.Term) {
+	head, err := n.recoverHead(term)
+	if err != nil {
+		n.cfg.Logger.Warn("could not take over the log; waiting for the term to end", "epoch", term.Epoch, "err", err)
+		<-term.Done()
+		return
+	}
+	ls := &leaderState{term: term, startHead: head.Index, queue: make(chan *request, n.cfg.QueueMax)}
+	n.appendHead.Store(head.Index)
+	n.leading.Store(ls)
+	n.cfg.Logger.Info("leading", "epoch", term.Epoch, "log_head", head.Index)
+	go n.trimWhileLeading(term)
+	n.batch(term, n.log.NewAppender(term, head, n.cfg.InflightMax), ls)
+	ls.close()
+	n.leading.CompareAndSwap(ls, nil)
+	n.cfg.Logger.Info("stopped leading", "epoch", term.Epoch, "cause", term.Err())
+}
+
+// recoverHead finds the end of the log for a new term, starting from what
+// this node applied. When that point was trimmed it waits for the replica
+// loop to install a snapshot and tries again.
+func (n *Node) recoverHead(term *zkcoord.Term) (zkcoord.Head, error) {
+	for {
+		n.mu.RLock()
+		from := zkcoord.Head{Index: n.eng.Index(), Hash: n.eng.LastHash()}
+		n.mu.RUnlock()
+		head, err := n.log.Recover(term.Context(), from)
+		if !errors.Is(err, zkcoord.ErrTrimmed) {
+			return head, err
+		}
+		ctx, cancel := context.WithTimeout(term.Context(), time.Second)
+		n.WaitApplied(ctx, from.Index+1)
+		cancel()
+		if term.Err() != nil {
+			return head, term.Err()
+		}
+	}
+}
+
+// batch is the group commit: while appends are in flight, requests pile
+// up in the queue, and the next entry takes all of them (within limits).
+func (n *Node) batch(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState) {
+	var carry *request
+	var lastMs int64
+	for {
+		reqs, cmds, bytes := collect(term, ls.queue, &carry, n.cfg.BatchCommandsMax, n.cfg.BatchBytesMax)
+		if reqs == nil {
+			return
+		}
+		index := app.Next()
+		n.waiters.add(index, &entryWaiter{epoch: term.Epoch, reqs: reqs})
+		lastMs = max(lastMs, time.Now().UnixMilli()) // never backwards in the log
+		p, err := app.Append(term.Context(), cmds, lastMs)
+		if err != nil { // nothing was sent: a retry elsewhere is safe
+			n.waiters.fail(index, fmt.Errorf("%w: %w", ErrNotLeader, err))
+			if carry != nil {
+				carry.finish(0, nil, ErrNotLeader)
+			}
+			return
+		}
+		n.appendHead.Store(index)
+		if h := n.cfg.Hooks.BatchSent; h != nil {
+			h(len(cmds), bytes)
+		}
+		go n.awaitAppend(index, p)
+	}
+}
+
+// awaitAppend fails the entry's requests if its append failed; on success
+// the replica loop answers them once the entry is applied.
+func (n *Node) awaitAppend(index uint64, p *zkcoord.Pending) {
+	<-p.Done()
+	if err := p.Err(); err != nil {
+		n.waiters.fail(index, fmt.Errorf("%w: %w", ErrLeadershipLost, err))
+	}
+}
+
+// collect takes the next requests that fit in one entry. A request that
+// does not fit is left in carry for the next entry. It returns nil when the
+// term ends.
+func collect(term *zkcoord.Term, queue <-chan *request, carry **request, cmdsMax, bytesMax int) ([]*request, []engine.Command, int) {
+	first := *carry
+	*carry = nil
+	if first == nil {
+		select {
+		case first = <-queue:
+		case <-term.Done():
+			return nil, nil, 0
+		}
+	}
+	reqs, cmds, bytes := []*request{first}, append([]engine.Command(nil), first.cmds...), first.bytes
+	for {
+		select {
+		case r := <-queue:
+			if len(cmds)+len(r.cmds) > cmdsMax || bytes+r.bytes > bytesMax {
+				*carry = r
+				return reqs, cmds, bytes
+			}
+			reqs, cmds, bytes = append(reqs, r), append(cmds, r.cmds...), bytes+r.bytes
+		default:
+			return reqs, cmds, bytes
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/zkbank/zkbank/engine"
+)
+
+// Applied is the index of the last entry applied to the engine.
+func (n *Node) Applied() uint64 {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.eng.Index()
+}
+
+// WaitApplied returns once the node applied index, or with ctx's error.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		n.mu.RLock()
+		at, ch := n.eng.Index(), n.applied
+		n.mu.RUnlock()
+		if at >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-n.done:
+			return ErrStopped
+		case <-ctx.Done():
+			return fmt.Errorf("node: waiting for index %d (applied %d): %w", index, at, ctx.Err())
+		}
+	}
+}
+
+// Get reads one account and the index the read reflects.
+func (n *Node) Get(number string) (engine.Account, bool, uint64) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	a, ok := n.eng.Get(number)
+	return a, ok, n.eng.Index()
+}
+
+// List reads up to limit accounts after the given number, in byte order.
+func (n *Node) List(after string, limit int) ([]engine.Account, uint64) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.eng.List(after, limit), n.eng.Index()
+}
+
+// Digest summarises the state for comparison across nodes.
+type Digest struct {
+	Index     uint64
+	StateHash engine.Hash
+	Totals    engine.Totals
+}
+
+// Digest computes the state hash at the applied index. It reads the whole
+// state, so it is for audits and tests, not for every request.
+func (n *Node) Digest() Digest {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return Digest{Index: n.eng.Index(), StateHash: n.eng.StateHash(), Totals: n.eng.Totals()}
+}
+
+// Status is this node's view of itself.
+type Status struct {
+	ID            string
+	Leader        bool
+	Epoch         uint64 // of the term held, when leading
+	Applied       uint64
+	AppendHead    uint64 // last index appended while leading
+	SnapshotIndex uint64
+	Ready         bool
+	Session       string
+}
+
+// Status reports this node's state.
+func (n *Node) Status() Status {
+	st := Status{ID: n.cfg.ID, Applied: n.Applied(), SnapshotIndex: n.snapIndex.Load(),
+		Ready: n.Ready(), Session: n.sess.State().String(), AppendHead: n.appendHead.Load()}
+	if l := n.leading.Load(); l != nil && l.term.Err() == nil {
+		st.Leader, st.Epoch = true, l.term.Epoch
+	}
+	return st
+}

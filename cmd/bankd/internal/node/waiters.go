@@ -1,0 +1,112 @@
+package node
+
+import (
+	"sync"
+
+	"github.com/zkbank/zkbank/engine"
+)
+
+// Outcome is what one command did.
+type Outcome struct {
+	Code     engine.Code
+	Replayed bool             // a retry answered with the first outcome
+	Accounts []engine.Account // the touched accounts afterwards, on success
+}
+
+// request is one Submit call waiting for its commands' outcomes.
+type request struct {
+	cmds  []engine.Command
+	bytes int // estimated encoded size of cmds
+	done  chan struct{}
+
+	index uint64 // set before done closes
+	out   []Outcome
+	err   error
+}
+
+func newRequest(cmds []engine.Command) *request {
+	return &request{cmds: cmds, bytes: estimateBytes(cmds), done: make(chan struct{})}
+}
+
+func (r *request) finish(index uint64, out []Outcome, err error) {
+	r.index, r.out, r.err = index, out, err
+	close(r.done)
+}
+
+// estimateBytes bounds a command's msgpack size from above.
+func estimateBytes(cmds []engine.Command) int {
+	n := 0
+	for i := range cmds {
+		c := &cmds[i]
+		n += 48 + len(c.Key) + len(c.Account) + len(c.To) + len(c.Name)
+	}
+	return n
+}
+
+// entryWaiter is the set of requests whose commands went into one entry,
+// in order. Only an entry of the same epoch at that index is theirs: one
+// leader per epoch, and it never writes an index twice.
+type entryWaiter struct {
+	epoch uint64
+	reqs  []*request
+}
+
+// waiters maps log indexes to the requests waiting for them. Each request
+// is finished exactly once: whoever removes its waiter from the map.
+type waiters struct {
+	mu sync.Mutex
+	m  map[uint64]*entryWaiter
+}
+
+func (w *waiters) add(index uint64, ew *entryWaiter) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = make(map[uint64]*entryWaiter)
+	}
+	w.m[index] = ew
+}
+
+func (w *waiters) take(index uint64) *entryWaiter {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ew := w.m[index]
+	delete(w.m, index)
+	return ew
+}
+
+// resolve answers the requests waiting on e with its results.
+func (w *waiters) resolve(e *engine.Entry, results []engine.Result) {
+	ew := w.take(e.Index)
+	if ew == nil {
+		return
+	}
+	if ew.epoch != e.Epoch {
+		ew.fail(e.Index, ErrLeadershipLost) // another leader's entry took the index
+		return
+	}
+	off := 0
+	for _, r := range ew.reqs {
+		out := make([]Outcome, len(r.cmds))
+		for i := range out {
+			res := &results[off+i]
+			out[i] = Outcome{Code: res.Code, Replayed: res.Replayed, Accounts: res.Accounts()}
+		}
+		off += len(r.cmds)
+		r.finish(e.Index, out, nil)
+	}
+}
+
+// fail ends the requests waiting on index with err, unless they were
+// answered already.
+func (w *waiters) fail(index uint64, err error) {
+	if ew := w.take(index); ew != nil {
+		ew.fail(index, err)
+	}
+}
+
+func (ew *entryWaiter) fail(index uint64, err error) {
+	for _, r := range ew.reqs {
+		r.finish(index, nil, err)
+	}
+}

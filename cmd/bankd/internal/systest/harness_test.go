@@ -1,0 +1,243 @@
+package systest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zkbank/zkbank/cmd/bankd/internal/api"
+	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
+	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/zkcoord"
+	"github.com/zkbank/zkbank/zkcoord/zktest"
+)
+
+const sessionTimeout = 2 * time.Second
+
+// cluster is a ZooKeeper ensemble and bankd nodes running in this process.
+type cluster struct {
+	t     *testing.T
+	ens   *zktest.Ensemble
+	root  string
+	tune  func(*node.Config)
+	nodes []*testNode
+}
+
+type testNode struct {
+	id, dir, addr string
+	cutter        *zktest.Cutter
+	n             *node.Node
+	srv           *http.Server
+}
+
+func newCluster(t *testing.T, zkServers, nodes int, tune func(*node.Config)) *cluster {
+	c := &cluster{t: t, ens: zktest.Start(t, zkServers), root: "/" + strings.ReplaceAll(t.Name(), "/", "-"), tune: tune}
+	for i := range nodes {
+		tn := &testNode{id: fmt.Sprintf("n%d", i+1), dir: filepath.Join(t.TempDir(), "data"), addr: "127.0.0.1:0"}
+		c.nodes = append(c.nodes, tn)
+		c.start(tn)
+	}
+	t.Cleanup(func() {
+		for _, tn := range c.nodes {
+			c.stop(tn)
+		}
+	})
+	c.waitReady(c.nodes...)
+	return c
+}
+
+// start runs tn on its data dir and address (a restart keeps both).
+func (c *cluster) start(tn *testNode) {
+	c.t.Helper()
+	ln, err := net.Listen("tcp", tn.addr)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	tn.addr = ln.Addr().String()
+	tn.cutter = &zktest.Cutter{}
+	cfg := node.Config{
+		ID: tn.id, Addr: "http://" + tn.addr, DataDir: tn.dir,
+		ZooKeeper: zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, SessionTimeout: sessionTimeout, Dialer: tn.cutter.Dial},
+		Logger:    slog.New(slog.NewTextHandler(testWriter{c.t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", tn.id),
+	}
+	if c.tune != nil {
+		c.tune(&cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if tn.n, err = node.Start(ctx, cfg); err != nil {
+		ln.Close()
+		c.t.Fatalf("start %s: %v", tn.id, err)
+	}
+	tn.srv = &http.Server{Handler: api.New(tn.n, api.Config{WriteTimeout: 3 * sessionTimeout})}
+	go tn.srv.Serve(ln)
+}
+
+// stop shuts tn down the way SIGTERM does.
+func (c *cluster) stop(tn *testNode) {
+	if tn.n == nil {
+		return
+	}
+	tn.srv.Close()
+	if err := tn.n.Close(); err != nil {
+		c.t.Errorf("%s stopped with: %v", tn.id, err)
+	}
+	tn.n = nil
+}
+
+func (c *cluster) waitReady(nodes ...*testNode) {
+	c.t.Helper()
+	eventually(c.t, 30*time.Second, "nodes ready", func() bool {
+		for _, tn := range nodes {
+			if tn.n == nil || !tn.n.Ready() {
+				return false
+			}
+		}
+		_, ok := c.leader()
+		return ok
+	})
+}
+
+// leader is the node that leads now.
+func (c *cluster) leader() (*testNode, bool) {
+	for _, tn := range c.nodes {
+		if tn.n != nil && tn.n.Status().Leader {
+			return tn, true
+		}
+	}
+	return nil, false
+}
+
+func (c *cluster) followers() []*testNode {
+	var out []*testNode
+	for _, tn := range c.nodes {
+		if tn.n != nil && !tn.n.Status().Leader {
+			out = append(out, tn)
+		}
+	}
+	return out
+}
+
+// converged waits until every running node has applied the same index and
+// reports the same digest, and returns it.
+func (c *cluster) converged() wire.Digest {
+	c.t.Helper()
+	var d wire.Digest
+	eventually(c.t, 30*time.Second, "digests agree", func() bool {
+		var first *wire.Digest
+		for _, tn := range c.nodes {
+			if tn.n == nil {
+				continue
+			}
+			var got wire.Digest
+			if r := call(c.t, tn, "GET", "/v1/digest", nil, nil); r.status != 200 || json.Unmarshal(r.body, &got) != nil {
+				return false
+			}
+			if first == nil {
+				first = &got
+			} else if got != *first {
+				return false
+			}
+		}
+		d = *first
+		return true
+	})
+	return d
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) problem() wire.Problem {
+	var p wire.Problem
+	json.Unmarshal(r.body, &p)
+	return p
+}
+
+func (r response) String() string { return fmt.Sprintf("%d %s", r.status, bytes.TrimSpace(r.body)) }
+
+var client = &http.Client{Timeout: 30 * time.Second}
+
+// call sends a request to tn; body is JSON-encoded unless it is a string
+// (sent as is). Transport errors fail the test.
+func call(t testing.TB, tn *testNode, method, path string, body any, header map[string]string) response {
+	t.Helper()
+	r, err := tryCall(tn, method, path, body, header)
+	if err != nil {
+		t.Fatalf("%s %s on %s: %v", method, path, tn.id, err)
+	}
+	return r
+}
+
+func tryCall(tn *testNode, method, path string, body any, header map[string]string) (response, error) {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		data, _ := json.Marshal(b)
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, "http://"+tn.addr+path, rd)
+	if err != nil {
+		return response{}, err
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, resp.Header, data}, err
+}
+
+func decode[T any](t testing.TB, r response) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("decode %s: %v", r, err)
+	}
+	return v
+}
+
+func eventually(t testing.TB, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for: %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// testWriter sends log lines to t.Log while the test runs.
+type testWriter struct{ t *testing.T }
+
+var logMu sync.Mutex
+
+func (w testWriter) Write(b []byte) (int, error) {
+	logMu.Lock()
+	defer logMu.Unlock()
+	defer func() { recover() }() // the test may have ended
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+

@@ -1,0 +1,173 @@
+// Package wire holds the JSON shapes of the HTTP API (v1), shared by bankd,
+// which serves them, and bankctl, which sends them. Amounts are integers in
+// minor units; JSON numbers that are not plain non-negative integers are
+// refused when decoding.
+package wire
+
+import (
+	"fmt"
+
+	"github.com/zkbank/zkbank/engine"
+)
+
+// Headers of the API.
+const (
+	HeaderIdempotencyKey = "Idempotency-Key"
+	HeaderIndex          = "X-Bank-Index"    // the log index a response reflects
+	HeaderReplayed       = "X-Bank-Replayed" // "true" when a retry got the first outcome
+	ContentProblem       = "application/problem+json"
+)
+
+// Account is one account as the API shows it.
+type Account struct {
+	Account      string `json:"account"`
+	Name         string `json:"name"`
+	Balance      uint64 `json:"balance"`
+	CreatedIndex uint64 `json:"created_index"`
+	UpdatedIndex uint64 `json:"updated_index"`
+}
+
+// FromAccount converts the engine's account.
+func FromAccount(a engine.Account) Account {
+	return Account{Account: a.Number, Name: a.Name, Balance: a.Balance, CreatedIndex: a.CreatedIndex, UpdatedIndex: a.UpdatedIndex}
+}
+
+// CreateAccount is the body of POST /v1/accounts.
+type CreateAccount struct {
+	Account string `json:"account,omitempty"`
+	Name    string `json:"name"`
+	Balance uint64 `json:"balance,omitempty"`
+}
+
+// Amount is the body of deposit and withdraw.
+type Amount struct {
+	Amount uint64 `json:"amount"`
+}
+
+// Transfer is the body of POST /v1/transfers.
+type Transfer struct {
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Amount uint64 `json:"amount"`
+}
+
+// Rename is the body of POST /v1/accounts/{account}/rename.
+type Rename struct {
+	Name string `json:"name"`
+}
+
+// TransferResult is the answer to a transfer: both accounts afterwards.
+type TransferResult struct {
+	From Account `json:"from"`
+	To   Account `json:"to"`
+}
+
+// AccountList is one page of GET /v1/accounts; Next is the value to pass
+// as `after` for the next page, absent on the last one.
+type AccountList struct {
+	Accounts []Account `json:"accounts"`
+	Next     string    `json:"next,omitempty"`
+}
+
+// Command is one command of a batch. Account is the account the command
+// is about (the source of a transfer; "from" is accepted too).
+type Command struct {
+	Op      string `json:"op"`
+	Key     string `json:"key,omitempty"`
+	Account string `json:"account,omitempty"`
+	From    string `json:"from,omitempty"`
+	To      string `json:"to,omitempty"`
+	Name    string `json:"name,omitempty"`
+	Amount  uint64 `json:"amount,omitempty"`
+	Balance uint64 `json:"balance,omitempty"` // opening balance of create_account
+}
+
+// ToEngine converts a batch command; it fails only on an unknown op or on
+// fields that contradict each other. Field values are checked by the
+// engine's Command.Check.
+func (c Command) ToEngine() (engine.Command, error) {
+	op, ok := engine.ParseOp(c.Op)
+	if !ok {
+		return engine.Command{}, fmt.Errorf("unknown op %q", c.Op)
+	}
+	if c.From != "" && c.Account != "" && c.From != c.Account {
+		return engine.Command{}, fmt.Errorf("both account %q and from %q given", c.Account, c.From)
+	}
+	out := engine.Command{Op: op, Key: c.Key, Account: c.Account, To: c.To, Name: c.Name, Amount: c.Amount}
+	if out.Account == "" {
+		out.Account = c.From
+	}
+	if op == engine.OpCreateAccount {
+		if c.Amount != 0 && c.Balance != 0 {
+			return engine.Command{}, fmt.Errorf("create_account takes balance, not amount")
+		}
+		out.Amount = max(c.Amount, c.Balance)
+	}
+	return out, nil
+}
+
+// FromEngine converts a command back into its batch form.
+func FromEngine(c engine.Command) Command {
+	out := Command{Op: c.Op.String(), Key: c.Key, Account: c.Account, To: c.To, Name: c.Name, Amount: c.Amount}
+	if c.Op == engine.OpCreateAccount {
+		out.Amount, out.Balance = 0, c.Amount
+	}
+	return out
+}
+
+// Batch is the body of POST /v1/batch.
+type Batch struct {
+	Commands []Command `json:"commands"`
+}
+
+// Result is one command's outcome.
+type Result struct {
+	Code     string    `json:"code"`
+	Replayed bool      `json:"replayed,omitempty"`
+	Accounts []Account `json:"accounts,omitempty"`
+}
+
+// BatchResult is the answer to a batch: the index of the log entry that
+// carried it and one result per command, in order.
+type BatchResult struct {
+	Index   uint64   `json:"index"`
+	Results []Result `json:"results"`
+}
+
+// Digest summarises a node's state for comparison.
+type Digest struct {
+	Index        uint64 `json:"index"`
+	StateHash    string `json:"state_hash"`
+	Accounts     uint64 `json:"accounts"`
+	TotalBalance uint64 `json:"total_balance"`
+}
+
+// Cluster is the answer to GET /v1/cluster.
+type Cluster struct {
+	Self         string   `json:"self"`
+	Leader       *Leader  `json:"leader,omitempty"`
+	Members      []Member `json:"members"`
+	LogHead      uint64   `json:"log_head"`
+	TrimmedBelow uint64   `json:"trimmed_below"`
+}
+
+// Leader names the current leader.
+type Leader struct {
+	ID    string `json:"id"`
+	Addr  string `json:"addr"`
+	Epoch uint64 `json:"epoch"`
+}
+
+// Member is one live node and its progress.
+type Member struct {
+	ID       string `json:"id"`
+	Addr     string `json:"addr"`
+	Role     string `json:"role"` // leader or follower
+	Applied  uint64 `json:"applied"`
+	Snapshot uint64 `json:"snapshot"`
+}
+
+// ReadIndex is the leader's answer to a linearizable read's quorum round.
+type ReadIndex struct {
+	Index uint64 `json:"index"`
+}
