@@ -61,22 +61,22 @@ func New(n *node.Node, cfg Config) *Server {
 
 func (s *Server) routes() {
 	h := map[string]http.HandlerFunc{
-		"POST /v1/accounts":                   s.createAccount,
-		"GET /v1/accounts":                    s.listAccounts,
-		"GET /v1/accounts/{account}":          s.getAccount,
-		"DELETE /v1/accounts/{account}":       s.deleteAccount,
-		"POST /v1/accounts/{account}/deposit": s.deposit,
+		"POST /v1/accounts":                    s.createAccount,
+		"GET /v1/accounts":                     s.listAccounts,
+		"GET /v1/accounts/{account}":           s.getAccount,
+		"DELETE /v1/accounts/{account}":        s.deleteAccount,
+		"POST /v1/accounts/{account}/deposit":  s.deposit,
 		"POST /v1/accounts/{account}/withdraw": s.withdraw,
-		"POST /v1/accounts/{account}/rename":  s.rename,
-		"POST /v1/transfers":                  s.transfer,
-		"POST /v1/batch":                      s.batch,
-		"GET /v1/cluster":                     s.cluster,
-		"GET /v1/digest":                      s.digest,
-		"GET /livez":                          s.livez,
-		"GET /readyz":                         s.readyz,
-		"POST " + submitPath:                  s.internalSubmit,
-		"POST " + readIndexPath:               s.internalReadIndex,
-		"GET " + node.SnapshotPath:            s.internalSnapshot,
+		"POST /v1/accounts/{account}/rename":   s.rename,
+		"POST /v1/transfers":                   s.transfer,
+		"POST /v1/batch":                       s.batch,
+		"GET /v1/cluster":                      s.cluster,
+		"GET /v1/digest":                       s.digest,
+		"GET /livez":                           s.livez,
+		"GET /readyz":                          s.readyz,
+		"POST " + submitPath:                   s.internalSubmit,
+		"POST " + readIndexPath:                s.internalReadIndex,
+		"GET " + node.SnapshotPath:             s.internalSnapshot,
 	}
 	paths := map[string]bool{}
 	for pattern, fn := range h {
