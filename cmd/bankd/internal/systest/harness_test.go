@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/zkbank/zkbank/cmd/bankd/internal/api"
+	"github.com/zkbank/zkbank/cmd/bankd/internal/metrics"
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/zkcoord"
@@ -70,6 +71,8 @@ func (c *cluster) start(tn *testNode) {
 		ZooKeeper: zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, SessionTimeout: sessionTimeout, Dialer: tn.cutter.Dial},
 		Logger:    slog.New(slog.NewTextHandler(testWriter{c.t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", tn.id),
 	}
+	m := metrics.New()
+	cfg.Hooks = m.Hooks()
 	if c.tune != nil {
 		c.tune(&cfg)
 	}
@@ -79,7 +82,10 @@ func (c *cluster) start(tn *testNode) {
 		ln.Close()
 		c.t.Fatalf("start %s: %v", tn.id, err)
 	}
-	tn.srv = &http.Server{Handler: api.New(tn.n, api.Config{WriteTimeout: 3 * sessionTimeout})}
+	m.Watch(tn.n.Status)
+	tn.srv = &http.Server{Handler: api.New(tn.n, api.Config{
+		WriteTimeout: 3 * sessionTimeout, MetricsHandle: m.Handler(), Observe: m.Observe,
+	})}
 	go tn.srv.Serve(ln)
 }
 

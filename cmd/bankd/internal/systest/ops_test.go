@@ -1,0 +1,70 @@
+package systest
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zkbank/zkbank/cmd/internal/wire"
+)
+
+// TestClusterHealthAndMetrics checks what an operator looks at: the
+// cluster view, health endpoints and Prometheus metrics.
+func TestClusterHealthAndMetrics(t *testing.T) {
+	c := newCluster(t, 1, 2, nil)
+	leader, _ := c.leader()
+	follower := c.followers()[0]
+	mustOK(t, call(t, follower, "POST", "/v1/accounts", wire.CreateAccount{Name: "Ada", Balance: 5}, nil), 201)
+	c.converged()
+
+	cl := decode[wire.Cluster](t, call(t, follower, "GET", "/v1/cluster", nil, nil))
+	if cl.Self != follower.id || cl.Leader == nil || cl.Leader.ID != leader.id || cl.Leader.Epoch == 0 || cl.LogHead != 1 || len(cl.Members) != 2 {
+		t.Fatalf("cluster view %+v", cl)
+	}
+	for _, m := range cl.Members {
+		if want := map[bool]string{true: "leader", false: "follower"}[m.ID == leader.id]; m.Role != want {
+			t.Fatalf("member %+v, want role %s", m, want)
+		}
+	}
+	for _, path := range []string{"/livez", "/readyz"} {
+		mustOK(t, call(t, follower, "GET", path, nil, nil), 200)
+	}
+	text := string(call(t, leader, "GET", "/metrics", nil, nil).body)
+	for _, want := range []string{
+		`zkbank_http_requests_total{code="200",route="POST /internal/v1/submit"} 1`,
+		"zkbank_applied_index 1", "zkbank_leader 1", "zkbank_zookeeper_session_connected 1",
+		"zkbank_batch_commands_count 1", "zkbank_http_request_duration_seconds_bucket",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	text = string(call(t, follower, "GET", "/metrics", nil, nil).body)
+	for _, want := range []string{"zkbank_leader 0", `zkbank_http_requests_total{code="201",route="POST /v1/accounts"} 1`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("follower metrics lack %q", want)
+		}
+	}
+}
+
+// TestNoLeaderIsA503WithinTheWriteTimeout stops the only ZooKeeper server:
+// writes get 503 no_leader after the write timeout instead of hanging,
+// reads stay local, and readiness does not flap.
+func TestNoLeaderIsA503WithinTheWriteTimeout(t *testing.T) {
+	c := newCluster(t, 1, 2, nil)
+	follower := c.followers()[0]
+	mustOK(t, call(t, follower, "POST", "/v1/accounts", wire.CreateAccount{Account: "1", Name: "Ada", Balance: 5}, nil), 201)
+	c.converged()
+	c.ens.Servers[0].Stop()
+
+	started := time.Now()
+	r := call(t, follower, "POST", "/v1/accounts/1/deposit", wire.Amount{Amount: 1}, nil)
+	took := time.Since(started)
+	if p := r.problem(); r.status != 503 || p.Code != "no_leader" || !p.Retryable || r.header.Get("Retry-After") == "" {
+		t.Fatalf("write without ZooKeeper: %s", r)
+	}
+	t.Logf("no_leader after %v (write timeout %v)", took, 3*sessionTimeout)
+	if r := call(t, follower, "GET", "/v1/accounts/1", nil, nil); r.status != 200 {
+		t.Fatalf("local read without ZooKeeper: %s", r)
+	}
+}
