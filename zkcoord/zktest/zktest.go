@@ -13,18 +13,18 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zkbank/zkbank/zkcoord/zkserver"
 )
 
 // Jar is the ZooKeeper jar from Debian's package.
-const Jar = "/usr/share/java/zookeeper.jar"
+const Jar = zkserver.Jar
 
 // TickTime is the servers' tick. Sessions may last 2..20 ticks (1s..10s).
 const TickTime = 500 * time.Millisecond
@@ -39,7 +39,7 @@ type Ensemble struct {
 type Server struct {
 	ID         int
 	ClientPort int
-	dir        string
+	spec       zkserver.Server
 	t          testing.TB
 
 	mu   sync.Mutex
@@ -52,22 +52,22 @@ type Server struct {
 // ZooKeeper is not installed.
 func Start(t testing.TB, n int) *Ensemble {
 	t.Helper()
-	if _, err := os.Stat(Jar); err != nil {
-		t.Fatalf("zktest: ZooKeeper is not installed (%s missing): run `make zookeeper` or `apt-get install -y zookeeper`", Jar)
+	if err := zkserver.Installed(); err != nil {
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	ports := freePorts(t, 3*n)
 	e := &Ensemble{t: t}
-	var servers strings.Builder
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&servers, "server.%d=127.0.0.1:%d:%d\n", i, ports[3*(i-1)+1], ports[3*(i-1)+2])
+	specs := make([]zkserver.Server, n)
+	for i := range specs {
+		specs[i] = zkserver.Server{ID: i + 1, Dir: filepath.Join(dir, fmt.Sprint(i+1)),
+			ClientPort: ports[3*i], PeerPort: ports[3*i+1], ElectionPort: ports[3*i+2]}
 	}
-	for i := 1; i <= n; i++ {
-		s := &Server{ID: i, ClientPort: ports[3*(i-1)], dir: filepath.Join(dir, fmt.Sprint(i)), t: t}
-		if err := s.writeConfig(n, servers.String()); err != nil {
+	for _, spec := range specs {
+		if err := zkserver.WriteConfig(spec, specs, TickTime); err != nil {
 			t.Fatal(err)
 		}
-		e.Servers = append(e.Servers, s)
+		e.Servers = append(e.Servers, &Server{ID: spec.ID, ClientPort: spec.ClientPort, spec: spec, t: t})
 	}
 	t.Cleanup(e.Kill)
 	for _, s := range e.Servers {
@@ -96,41 +96,7 @@ func (e *Ensemble) Kill() {
 }
 
 // Addr is the server's client address.
-func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.ClientPort) }
-
-func (s *Server) writeConfig(n int, servers string) error {
-	data := filepath.Join(s.dir, "data")
-	if err := os.MkdirAll(data, 0o755); err != nil {
-		return err
-	}
-	cfg := fmt.Sprintf(`tickTime=%d
-initLimit=10
-syncLimit=5
-dataDir=%s
-clientPort=%d
-clientPortAddress=127.0.0.1
-maxClientCnxns=0
-4lw.commands.whitelist=srvr,mntr,ruok
-admin.enableServer=false
-autopurge.purgeInterval=0
-`, TickTime.Milliseconds(), data, s.ClientPort)
-	if n > 1 {
-		cfg += servers
-		if err := os.WriteFile(filepath.Join(data, "myid"), []byte(fmt.Sprint(s.ID)), 0o644); err != nil {
-			return err
-		}
-	}
-	return os.WriteFile(filepath.Join(s.dir, "zoo.cfg"), []byte(cfg), 0o644)
-}
-
-// classpath is the jar plus a logging binding when one is installed.
-func classpath() string {
-	cp := []string{Jar}
-	if _, err := os.Stat("/usr/share/java/slf4j-simple.jar"); err == nil {
-		cp = append(cp, "/usr/share/java/slf4j-simple.jar")
-	}
-	return strings.Join(cp, ":")
-}
+func (s *Server) Addr() string { return s.spec.Addr() }
 
 // Start launches the server process (again, after Stop or Kill).
 func (s *Server) Start() {
@@ -139,9 +105,7 @@ func (s *Server) Start() {
 	if s.cmd != nil {
 		return
 	}
-	cmd := exec.Command("java", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-		"-Dzookeeper.jmx.log4j.disable=true", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-		"-cp", classpath(), "org.apache.zookeeper.server.quorum.QuorumPeerMain", filepath.Join(s.dir, "zoo.cfg"))
+	cmd := zkserver.Command(s.spec, 512)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -216,7 +180,7 @@ func (s *Server) WaitReady() {
 	s.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if mode := s.Mode(); mode == "leader" || mode == "follower" || mode == "standalone" {
+		if zkserver.Serving(s.Mode()) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -226,24 +190,7 @@ func (s *Server) WaitReady() {
 
 // Mode asks the server for its role with `srvr`; "" when it does not
 // answer.
-func (s *Server) Mode() string {
-	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
-	if err != nil {
-		return ""
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte("srvr")); err != nil {
-		return ""
-	}
-	b, _ := io.ReadAll(c)
-	for _, line := range strings.Split(string(b), "\n") {
-		if m, ok := strings.CutPrefix(line, "Mode: "); ok {
-			return strings.TrimSpace(m)
-		}
-	}
-	return ""
-}
+func (s *Server) Mode() string { return zkserver.Mode(s.Addr()) }
 
 // freePorts reserves n distinct free loopback ports. They are released
 // before use, so a race with another process is possible but rare.
