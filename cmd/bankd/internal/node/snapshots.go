@@ -58,10 +58,10 @@ func (n *Node) OpenSnapshot() (io.ReadCloser, snapshot.Info, error) {
 	if err != nil {
 		return nil, snapshot.Info{}, fmt.Errorf("node: list snapshots: %w", err)
 	}
-	for i := len(list) - 1; i >= 0; i-- {
-		f, err := os.Open(list[i].Path)
+	for _, info := range list { // newest first
+		f, err := os.Open(info.Path)
 		if err == nil {
-			return f, list[i], nil
+			return f, info, nil
 		}
 	}
 	return nil, snapshot.Info{}, fmt.Errorf("node: no snapshot to send")

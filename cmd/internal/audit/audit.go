@@ -1,0 +1,196 @@
+// Package audit checks a node's data dir offline: it rebuilds the state
+// from the journal (starting from a snapshot when the journal was
+// trimmed), verifies the hash chain, compares the state with every
+// snapshot it passes, and reports the state hash, totals and outcomes. It
+// reads a copy as well as the original (the node must not be running on
+// it: Pebble locks the journal).
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/journal/datadir"
+	"github.com/zkbank/zkbank/snapshot"
+)
+
+// ErrMismatch: the data dir disagrees with itself (a snapshot that does
+// not match the replayed state, a broken chain, a corrupt file).
+var ErrMismatch = errors.New("audit: mismatch")
+
+// Report is what a replay found.
+type Report struct {
+	DataDir   string
+	From      uint64 // index of the snapshot the replay started from (0: empty state)
+	Index     uint64 // last index replayed
+	StateHash engine.Hash
+	Totals    engine.Totals
+	Entries   uint64
+	Commands  uint64
+	Outcomes  map[string]uint64 // commands by outcome code
+	Snapshots []SnapshotCheck   // every snapshot at or below Index
+}
+
+// SnapshotCheck is the comparison of one snapshot with the replay.
+type SnapshotCheck struct {
+	Index  uint64
+	Path   string
+	OK     bool
+	Detail string
+}
+
+// Options of a replay.
+type Options struct {
+	To       uint64                                               // stop after this index (0: the end)
+	Progress func(done, total uint64)                             // called every few thousand entries
+	OnApply  func(*engine.Entry, []engine.Result, *engine.Engine) // sees each applied entry
+}
+
+// Open opens a data dir for reading; it refuses a path that is not one.
+func Open(dir string) (*datadir.Dir, error) {
+	if _, err := os.Stat(filepath.Join(dir, "journal")); err != nil {
+		return nil, fmt.Errorf("audit: %s is not a bankd data dir (no journal/): %w", dir, err)
+	}
+	d, err := datadir.Open(dir, datadir.Options{Engine: engine.DefaultConfig()})
+	if err != nil {
+		return nil, fmt.Errorf("audit: open %s (is a bankd still running on it? audit a copy): %w", dir, err)
+	}
+	return d, nil
+}
+
+// Replay rebuilds the state of the data dir at dir.
+func Replay(dir string, opts Options) (*Report, error) {
+	d, err := Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	snaps, err := d.Snapshots.List()
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	slices.Reverse(snaps) // oldest first
+	e, from, err := start(d, snaps)
+	if err != nil {
+		return nil, err
+	}
+	to := d.Journal.Last()
+	if opts.To != 0 {
+		if opts.To < from || opts.To > to {
+			return nil, fmt.Errorf("audit: --to %d is outside what this data dir holds (%d..%d)", opts.To, from, to)
+		}
+		to = opts.To
+	}
+	r := &Report{DataDir: dir, From: from, Outcomes: map[string]uint64{}}
+	pending := snapshotsAbove(snaps, from, to)
+	if err := replayRange(d, e, from, to, r, pending, opts); err != nil {
+		return r, err
+	}
+	r.Index, r.StateHash, r.Totals = e.Index(), e.StateHash(), e.Totals()
+	for _, c := range r.Snapshots {
+		if !c.OK {
+			return r, fmt.Errorf("%w: snapshot %d: %s", ErrMismatch, c.Index, c.Detail)
+		}
+	}
+	return r, nil
+}
+
+func replayRange(d *datadir.Dir, e *engine.Engine, from, to uint64, r *Report, pending []snapshot.Info, opts Options) error {
+	if from == to {
+		return nil
+	}
+	err := d.Journal.Iterate(from+1, to, func(ent *engine.Entry) error {
+		results, err := e.Apply(ent)
+		if err != nil {
+			return err
+		}
+		r.Entries++
+		r.Commands += uint64(len(results))
+		for _, res := range results {
+			r.Outcomes[res.Code.String()]++
+		}
+		if opts.OnApply != nil {
+			opts.OnApply(ent, results, e)
+		}
+		for len(pending) > 0 && pending[0].Index == ent.Index {
+			r.Snapshots = append(r.Snapshots, compare(pending[0], e))
+			pending = pending[1:]
+		}
+		if opts.Progress != nil && (r.Entries%2048 == 0 || ent.Index == to) {
+			opts.Progress(ent.Index-from, to-from)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: journal after index %d: %w", ErrMismatch, from+r.Entries, err)
+	}
+	return nil
+}
+
+// start is the engine the replay begins with: empty when the journal
+// holds index 1, else the oldest snapshot that verifies and lines up with
+// the journal (so that as much of the chain as possible is checked).
+func start(d *datadir.Dir, snaps []snapshot.Info) (*engine.Engine, uint64, error) {
+	base, baseHash := d.Journal.Base()
+	if base == 0 {
+		e, err := engine.New(engine.DefaultConfig())
+		return e, 0, err
+	}
+	for _, s := range snaps {
+		if s.Index < base || s.Index > d.Journal.Last() {
+			continue
+		}
+		img, err := snapshot.Open(s.Path)
+		if err != nil {
+			continue
+		}
+		want := baseHash
+		if s.Index > base {
+			ent, err := d.Journal.Get(s.Index)
+			if err != nil {
+				continue
+			}
+			want = ent.Hash()
+		}
+		if img.Meta.EntryHash != want {
+			continue
+		}
+		e, err := img.Restore(engine.DefaultConfig())
+		if err == nil {
+			return e, s.Index, nil
+		}
+	}
+	return nil, 0, fmt.Errorf("%w: the journal starts after index %d and no valid snapshot lines up with it", ErrMismatch, base)
+}
+
+func snapshotsAbove(snaps []snapshot.Info, from, to uint64) []snapshot.Info {
+	var out []snapshot.Info
+	for _, s := range snaps { // oldest first
+		if s.Index > from && s.Index <= to {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// compare checks one snapshot file against the replayed engine at its
+// index.
+func compare(s snapshot.Info, e *engine.Engine) SnapshotCheck {
+	c := SnapshotCheck{Index: s.Index, Path: s.Path}
+	img, err := snapshot.Open(s.Path)
+	switch {
+	case err != nil:
+		c.Detail = err.Error()
+	case img.Meta.EntryHash != e.LastHash():
+		c.Detail = fmt.Sprintf("entry hash %s, the journal has %s", img.Meta.EntryHash, e.LastHash())
+	case img.Meta.StateHash != e.StateHash():
+		c.Detail = fmt.Sprintf("state hash %s, the replay has %s", img.Meta.StateHash, e.StateHash())
+	default:
+		c.OK, c.Detail = true, "matches"
+	}
+	return c
+}
