@@ -5,7 +5,7 @@ GO       ?= go
 FUZZTIME ?= 60s
 ZK_JAR   := /usr/share/java/zookeeper.jar
 
-.PHONY: all build test lint fuzz bench zookeeper clean
+.PHONY: all build run test lint fuzz bench zookeeper clean
 
 all: build
 
@@ -14,6 +14,10 @@ build:
 	@mkdir -p bin
 	$(GO) build ./...
 	@if [ -n "$$($(GO) list ./cmd/... 2>/dev/null)" ]; then $(GO) build -o bin/ ./cmd/...; fi
+
+## run: build, then run a local cluster (3 ZooKeeper + 3 bankd) in ./zkbank-dev until Ctrl-C
+run: build zookeeper
+	bin/bankctl dev up $(RUNFLAGS)
 
 ## test: lint, then every test with the race detector (real ZooKeeper included)
 test: zookeeper lint

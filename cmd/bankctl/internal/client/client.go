@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,7 @@ type Client struct {
 	endpoints []string
 	http      *http.Client
 	next      atomic.Int64 // endpoint to try first; moves past ones that failed
+	seen      atomic.Uint64 // highest log index in any answer
 }
 
 // New makes a client for endpoints (host:port or URLs).
@@ -75,6 +77,15 @@ func (c *Client) Do(ctx context.Context, method, path string, in any, key string
 		if body, err = json.Marshal(in); err != nil {
 			return Response{}, err
 		}
+	}
+	if seen := c.seen.Load(); method == http.MethodGet && seen > 0 && !strings.Contains(path, "min_index=") {
+		// Read your writes: whichever node answers has applied what this
+		// client saw.
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		path += fmt.Sprintf("%smin_index=%d", sep, seen)
 	}
 	var last error
 	backoff := 50 * time.Millisecond
@@ -125,6 +136,7 @@ func (c *Client) once(ctx context.Context, ep, method, path string, body []byte,
 		return Response{}, fmt.Errorf("%s: %w", ep, err)
 	}
 	r := Response{Endpoint: ep, Index: resp.Header.Get(wire.HeaderIndex), Replayed: resp.Header.Get(wire.HeaderReplayed) == "true"}
+	c.noteIndex(r.Index)
 	if resp.StatusCode >= 300 {
 		var p wire.Problem
 		if json.Unmarshal(data, &p) != nil || p.Code == "" {
@@ -138,4 +150,18 @@ func (c *Client) once(ctx context.Context, ep, method, path string, body []byte,
 		}
 	}
 	return r, nil
+}
+
+// noteIndex remembers the highest index seen, for read-your-writes.
+func (c *Client) noteIndex(s string) {
+	i, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return
+	}
+	for {
+		cur := c.seen.Load()
+		if i <= cur || c.seen.CompareAndSwap(cur, i) {
+			return
+		}
+	}
 }

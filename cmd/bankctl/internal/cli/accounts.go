@@ -1,0 +1,212 @@
+package cli
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zkbank/zkbank/cmd/bankctl/internal/client"
+	"github.com/zkbank/zkbank/cmd/internal/wire"
+)
+
+// parseAmount reads an amount of minor units: a whole number, no sign, no
+// decimal point.
+func parseAmount(s string) (uint64, error) {
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, usageError{fmt.Errorf("amount %q: give whole minor units (cents), e.g. 1250 for 12.50", s)}
+	}
+	return v, nil
+}
+
+// write sends one write with a key that stays the same across retries.
+func (a *app) write(method, path string, body any, key string, out any) (client.Response, error) {
+	c, err := a.api()
+	if err != nil {
+		return client.Response{}, err
+	}
+	if key == "" {
+		key = client.NewKey()
+	}
+	ctx, cancel := a.ctx()
+	defer cancel()
+	return c.Do(ctx, method, path, body, key, out)
+}
+
+func (a *app) read(path string, out any) (client.Response, error) {
+	c, err := a.api()
+	if err != nil {
+		return client.Response{}, err
+	}
+	q, err := a.readQuery()
+	if err != nil {
+		return client.Response{}, err
+	}
+	if q != "" {
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		path += sep + q
+	}
+	ctx, cancel := a.ctx()
+	defer cancel()
+	return c.Do(ctx, "GET", path, nil, "", out)
+}
+
+// writeAccount runs a write whose answer is one account and shows it.
+func (a *app) writeAccount(method, path string, body any, key string) error {
+	var acc wire.Account
+	resp, err := a.write(method, path, body, key, &acc)
+	if err != nil {
+		return err
+	}
+	a.noteReplay(resp)
+	return a.show(acc, acc)
+}
+
+func (a *app) noteReplay(resp client.Response) {
+	if resp.Replayed {
+		fmt.Fprintln(a.stderr, "note: this key was used before; showing the first outcome (nothing changed)")
+	}
+}
+
+func (a *app) accountCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "account", Short: "Create, read, list, rename and delete accounts"}
+	cmd.AddCommand(a.accountCreate(), a.accountGet(), a.accountList(), a.accountDelete(), a.accountRename())
+	return cmd
+}
+
+func (a *app) accountCreate() *cobra.Command {
+	var body wire.CreateAccount
+	var balance, key string
+	cmd := &cobra.Command{
+		Use: "create --name NAME [--account N] [--balance AMOUNT]", Short: "Open an account", Args: cobra.NoArgs,
+		Example: "  bankctl account create --name Ada --balance 10000\n  bankctl account create --name Bob --account IE29-AIBK-9311",
+		RunE: func(c *cobra.Command, _ []string) error {
+			if balance != "" {
+				v, err := parseAmount(balance)
+				if err != nil {
+					return err
+				}
+				body.Balance = v
+			}
+			return a.writeAccount("POST", "/v1/accounts", body, key)
+		},
+	}
+	cmd.Flags().StringVar(&body.Name, "name", "", "account holder's name (1..200 characters)")
+	cmd.Flags().StringVar(&body.Account, "account", "", "account number to use (default: the next one the bank assigns)")
+	cmd.Flags().StringVar(&balance, "balance", "", "opening balance in minor units")
+	cmd.Flags().StringVar(&key, "key", "", "idempotency key (default: a new random one)")
+	cmd.MarkFlagRequired("name")
+	return cmd
+}
+
+func (a *app) accountGet() *cobra.Command {
+	return &cobra.Command{
+		Use: "get ACCOUNT", Short: "Show one account", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			var acc wire.Account
+			if _, err := a.read("/v1/accounts/"+url.PathEscape(args[0]), &acc); err != nil {
+				return err
+			}
+			return a.show(acc, acc)
+		},
+	}
+}
+
+func (a *app) accountList() *cobra.Command {
+	var after string
+	var limit int
+	cmd := &cobra.Command{
+		Use: "list [--after N] [--limit K]", Short: "List accounts in account order", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			var page wire.AccountList
+			q := url.Values{"limit": {strconv.Itoa(limit)}}
+			if after != "" {
+				q.Set("after", after)
+			}
+			if _, err := a.read("/v1/accounts?"+q.Encode(), &page); err != nil {
+				return err
+			}
+			if err := a.show(page, page.Accounts...); err != nil {
+				return err
+			}
+			if page.Next != "" {
+				fmt.Fprintf(a.stderr, "more: bankctl account list --after %s --limit %d\n", page.Next, limit)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&after, "after", "", "start after this account number")
+	cmd.Flags().IntVar(&limit, "limit", 100, "accounts per page (1..1000)")
+	return cmd
+}
+
+func (a *app) accountDelete() *cobra.Command {
+	var key string
+	cmd := &cobra.Command{
+		Use: "delete ACCOUNT", Short: "Close an account (its balance must be 0)", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return a.writeAccount("DELETE", "/v1/accounts/"+url.PathEscape(args[0]), nil, key)
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "idempotency key (default: a new random one)")
+	return cmd
+}
+
+func (a *app) accountRename() *cobra.Command {
+	var key string
+	cmd := &cobra.Command{
+		Use: "rename ACCOUNT NAME", Short: "Change the holder's name", Args: cobra.ExactArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			return a.writeAccount("POST", "/v1/accounts/"+url.PathEscape(args[0])+"/rename", wire.Rename{Name: args[1]}, key)
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "idempotency key (default: a new random one)")
+	return cmd
+}
+
+func (a *app) depositCommand() *cobra.Command  { return a.amountCommand("deposit", "Put money into an account") }
+func (a *app) withdrawCommand() *cobra.Command { return a.amountCommand("withdraw", "Take money out of an account") }
+
+func (a *app) amountCommand(op, short string) *cobra.Command {
+	var key string
+	cmd := &cobra.Command{
+		Use: op + " ACCOUNT AMOUNT", Short: short, Args: cobra.ExactArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			amount, err := parseAmount(args[1])
+			if err != nil {
+				return err
+			}
+			return a.writeAccount("POST", "/v1/accounts/"+url.PathEscape(args[0])+"/"+op, wire.Amount{Amount: amount}, key)
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "idempotency key (default: a new random one)")
+	return cmd
+}
+
+func (a *app) transferCommand() *cobra.Command {
+	var key string
+	cmd := &cobra.Command{
+		Use: "transfer FROM TO AMOUNT", Short: "Move money between two accounts, atomically", Args: cobra.ExactArgs(3),
+		RunE: func(c *cobra.Command, args []string) error {
+			amount, err := parseAmount(args[2])
+			if err != nil {
+				return err
+			}
+			var res wire.TransferResult
+			resp, err := a.write("POST", "/v1/transfers", wire.Transfer{From: args[0], To: args[1], Amount: amount}, key, &res)
+			if err != nil {
+				return err
+			}
+			a.noteReplay(resp)
+			return a.show(res, res.From, res.To)
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "idempotency key (default: a new random one)")
+	return cmd
+}

@@ -1,0 +1,169 @@
+// Package cli is bankctl's command tree: account commands against a
+// cluster, offline audits of data dirs, the local dev cluster, and an
+// interactive shell over the same commands.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/zkbank/zkbank/cmd/bankctl/internal/client"
+	"github.com/zkbank/zkbank/cmd/internal/audit"
+	"github.com/zkbank/zkbank/cmd/internal/wire"
+)
+
+// Exit codes, stable and documented in `bankctl --help`.
+const (
+	ExitOK          = 0
+	ExitError       = 1 // anything else (a file that cannot be read, ...)
+	ExitUsage       = 2 // bad arguments or flags
+	ExitRejected    = 3 // the bank refused the command (4xx problem)
+	ExitUnavailable = 4 // no endpoint answered in time, or it failed (5xx)
+	ExitMismatch    = 5 // an audit or verification found damage or disagreement
+)
+
+// DefaultEndpoints are the API addresses of `bankctl dev up`'s defaults.
+const DefaultEndpoints = "127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083"
+
+// app carries global flags and I/O for one invocation.
+type app struct {
+	endpoints   string
+	output      string
+	timeout     time.Duration
+	consistency string
+	stdin       io.Reader
+	stdout      io.Writer
+	stderr      io.Writer
+	client      *client.Client
+}
+
+// usageError marks errors in how bankctl was called.
+type usageError struct{ error }
+
+// Execute runs bankctl with args and returns the exit code.
+func Execute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintln(stderr, "Error:", err)
+	return exitCode(err)
+}
+
+func exitCode(err error) int {
+	var p *wire.Problem
+	var u usageError
+	var e exitError
+	switch {
+	case errors.As(err, &e):
+		return int(e)
+	case errors.As(err, &u):
+		return ExitUsage
+	case errors.Is(err, client.ErrUnavailable):
+		return ExitUnavailable
+	case errors.As(err, &p):
+		if p.Status >= 500 {
+			return ExitUnavailable
+		}
+		return ExitRejected
+	case errors.Is(err, audit.ErrMismatch):
+		return ExitMismatch
+	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"),
+		strings.HasPrefix(err.Error(), "unknown shorthand flag"), strings.Contains(err.Error(), "arg(s)"),
+		strings.HasPrefix(err.Error(), "invalid argument"), strings.Contains(err.Error(), "flag needs an argument"),
+		strings.Contains(err.Error(), "required flag"):
+		return ExitUsage
+	}
+	return ExitError
+}
+
+const rootLong = `bankctl talks to a zkbank cluster and inspects bankd data dirs.
+
+Amounts are integers in minor units (cents). Every write carries an
+idempotency key, kept across retries, so a retried command never applies
+twice; it fails over between --endpoints (or BANKCTL_ENDPOINTS).
+
+Exit codes:
+  0  success
+  1  other error (e.g. a file that cannot be read)
+  2  usage error (bad arguments or flags)
+  3  the bank rejected the command (e.g. insufficient_funds)
+  4  the cluster is unavailable (no endpoint answered in time, or 5xx)
+  5  an audit or verification found damage or a mismatch`
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use: "bankctl", Short: "Use and operate a zkbank cluster", Long: rootLong,
+		SilenceUsage: true, SilenceErrors: true,
+	}
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	defaultEP := DefaultEndpoints
+	if v := os.Getenv("BANKCTL_ENDPOINTS"); v != "" {
+		defaultEP = v
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.endpoints, "endpoints", defaultEP, "comma-separated bankd API addresses (env BANKCTL_ENDPOINTS)")
+	pf.StringVarP(&a.output, "output", "o", "", "output format: table or json (default: table on a terminal, else json)")
+	pf.DurationVar(&a.timeout, "timeout", 15*time.Second, "how long to keep trying the endpoints")
+	pf.StringVar(&a.consistency, "consistency", "local", "reads: local or linearizable")
+	root.InitDefaultCompletionCmd()
+	root.AddCommand(a.accountCommand(), a.depositCommand(), a.withdrawCommand(), a.transferCommand(),
+		a.batchCommand(), a.clusterCommand(), a.journalCommand(), a.snapshotCommand(), a.devCommand(),
+		a.shellCommand())
+	return root
+}
+
+// api returns the cluster client, made on first use.
+func (a *app) api() (*client.Client, error) {
+	if a.client == nil {
+		c, err := client.New(strings.Split(a.endpoints, ","))
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--endpoints: %w", err)}
+		}
+		a.client = c
+	}
+	return a.client, nil
+}
+
+func (a *app) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), a.timeout)
+}
+
+// jsonOutput decides the output format.
+func (a *app) jsonOutput() (bool, error) {
+	switch a.output {
+	case "json":
+		return true, nil
+	case "table":
+		return false, nil
+	case "":
+		f, ok := a.stdout.(*os.File)
+		return !ok || !term.IsTerminal(int(f.Fd())), nil
+	}
+	return false, usageError{fmt.Errorf("-o %q: use table or json", a.output)}
+}
+
+// readQuery is the consistency query string for reads.
+func (a *app) readQuery() (string, error) {
+	switch a.consistency {
+	case "local", "":
+		return "", nil
+	case "linearizable":
+		return "consistency=linearizable", nil
+	}
+	return "", usageError{fmt.Errorf("--consistency %q: use local or linearizable", a.consistency)}
+}

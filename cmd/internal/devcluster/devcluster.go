@@ -1,0 +1,180 @@
+// Package devcluster runs a local zkbank cluster on one machine: ZooKeeper
+// servers from Debian's package and bankd processes, under one directory,
+// on loopback ports. A supervisor (the process that called Up) restarts any
+// of them that dies, logs membership changes, and stops everything when
+// its context ends. The state file <dir>/cluster.json tells `dev status`
+// and `dev down` what runs where.
+package devcluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zkbank/zkbank/zkcoord/zkserver"
+)
+
+// Config describes the cluster.
+type Config struct {
+	Dir            string
+	Nodes          int           // bankd processes (default 3)
+	ZooKeepers     int           // ZooKeeper servers (default 3)
+	ZKPort         int           // first client port (default 2181); peers use ZKPort+1000, elections ZKPort+2000
+	APIPort        int           // first bankd port (default 8081)
+	ZKHeapMB       int           // per ZooKeeper JVM (default 512)
+	SessionTimeout time.Duration // bankd's ZooKeeper session timeout (default 4s)
+	Bankd          string        // path of the bankd binary
+	BankdArgs      []string      // extra flags for every bankd
+	Logger         *slog.Logger
+}
+
+func (c *Config) withDefaults() error {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.Nodes, 3)
+	def(&c.ZooKeepers, 3)
+	def(&c.ZKPort, 2181)
+	def(&c.APIPort, 8081)
+	def(&c.ZKHeapMB, 512)
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 4 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.Nodes < 1 || c.Nodes > 9 || c.ZooKeepers < 1 || c.ZooKeepers > 9:
+		return errors.New("devcluster: use 1 to 9 nodes and ZooKeeper servers")
+	case c.ZooKeepers%2 == 0:
+		return fmt.Errorf("devcluster: %d ZooKeeper servers: use an odd number (a quorum of an even ensemble tolerates no more failures)", c.ZooKeepers)
+	case c.ZKHeapMB < 512:
+		return fmt.Errorf("devcluster: ZooKeeper heap %d MB: use at least 512 (less has crashed under batched writes)", c.ZKHeapMB)
+	case c.Dir == "":
+		return errors.New("devcluster: no directory")
+	}
+	if _, err := os.Stat(c.Bankd); err != nil {
+		return fmt.Errorf("devcluster: bankd binary %q: %w (run make build, or pass --bankd)", c.Bankd, err)
+	}
+	return zkserver.Installed()
+}
+
+// State is the content of cluster.json.
+type State struct {
+	Dir        string    `json:"dir"`
+	Supervisor int       `json:"supervisor_pid"`
+	Started    time.Time `json:"started"`
+	Ready      bool      `json:"ready"`
+	Procs      []Proc    `json:"processes"`
+}
+
+// Proc is one process of the cluster.
+type Proc struct {
+	Kind     string `json:"kind"` // zookeeper or bankd
+	ID       string `json:"id"`
+	PID      int    `json:"pid"`
+	Port     int    `json:"port"`
+	Addr     string `json:"addr"`
+	Log      string `json:"log"`
+	Data     string `json:"data"`
+	Restarts int    `json:"restarts"`
+}
+
+// StatePath is where the state file lives.
+func StatePath(dir string) string { return filepath.Join(dir, "cluster.json") }
+
+// ReadState reads the state file of a running (or crashed) cluster.
+func ReadState(dir string) (*State, error) {
+	data, err := os.ReadFile(StatePath(dir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("devcluster: no cluster runs in %s (no cluster.json)", dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("devcluster: %s: %w", StatePath(dir), err)
+	}
+	return &st, nil
+}
+
+// stateFile serialises updates of cluster.json.
+type stateFile struct {
+	mu sync.Mutex
+	st State
+}
+
+func (s *stateFile) update(fn func(*State)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn(&s.st)
+	data, _ := json.MarshalIndent(s.st, "", "  ")
+	tmp := StatePath(s.st.Dir) + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, StatePath(s.st.Dir))
+}
+
+// checkPorts fails with a clear message when a port the cluster needs is
+// taken.
+func checkPorts(cfg Config) error {
+	type use struct {
+		port int
+		what string
+	}
+	var uses []use
+	for i := range cfg.ZooKeepers {
+		uses = append(uses, use{cfg.ZKPort + i, fmt.Sprintf("ZooKeeper %d client port (--zk-port)", i+1)})
+		if cfg.ZooKeepers > 1 {
+			uses = append(uses, use{cfg.ZKPort + 1000 + i, fmt.Sprintf("ZooKeeper %d peer port", i+1)},
+				use{cfg.ZKPort + 2000 + i, fmt.Sprintf("ZooKeeper %d election port", i+1)})
+		}
+	}
+	for i := range cfg.Nodes {
+		uses = append(uses, use{cfg.APIPort + i, fmt.Sprintf("bankd n%d API port (--api-port)", i+1)})
+	}
+	for _, u := range uses {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", u.port))
+		if err != nil {
+			return fmt.Errorf("devcluster: port %d, the %s, is in use: stop what uses it or pick other ports", u.port, u.what)
+		}
+		ln.Close()
+	}
+	return nil
+}
+
+func zkConnect(cfg Config) string {
+	var s []string
+	for i := range cfg.ZooKeepers {
+		s = append(s, fmt.Sprintf("127.0.0.1:%d", cfg.ZKPort+i))
+	}
+	return strings.Join(s, ",")
+}
+
+// Endpoints are the bankd API addresses of cfg.
+func (c Config) Endpoints() []string {
+	var s []string
+	for i := range c.Nodes {
+		s = append(s, fmt.Sprintf("127.0.0.1:%d", c.APIPort+i))
+	}
+	return s
+}
+
+
+func removeState(dir string) error {
+	if err := os.Remove(StatePath(dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
