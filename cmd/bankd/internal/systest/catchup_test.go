@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
+	"github.com/zkbank/zkbank/cmd/internal/audit"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 )
 
@@ -40,5 +41,12 @@ func TestRestartAfterTrimInstallsPeerSnapshot(t *testing.T) {
 	r := call(t, away, "GET", fmt.Sprintf("/v1/accounts/T-1?min_index=%d", d.Index), nil, nil)
 	if a := decode[wire.Account](t, r); a.Balance != 300 {
 		t.Fatalf("T-1 on the restarted node: %+v", a)
+	}
+	// An audit of its data dir, which starts at the installed snapshot,
+	// gives the cluster's state hash.
+	c.stop(away)
+	rep, err := audit.Replay(away.dir, audit.Options{})
+	if err != nil || rep.From == 0 || rep.Index != d.Index || rep.StateHash.String() != d.StateHash {
+		t.Fatalf("audit of the restarted node: %+v %v; cluster digest %+v", rep, err, d)
 	}
 }

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zkbank/zkbank/cmd/internal/devcluster"
+	"github.com/zkbank/zkbank/cmd/internal/wire"
+)
+
+// binaries builds bankctl and bankd once per test run.
+func binaries(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range []string{"bankctl", "bankd"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../"+name).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", name, err, out)
+		}
+	}
+	return dir
+}
+
+type ctl struct {
+	t         *testing.T
+	bin, dir  string
+	endpoints string
+}
+
+// run runs bankctl and returns stdout, stderr and the exit code.
+func (c *ctl) run(stdin string, args ...string) (string, string, int) {
+	c.t.Helper()
+	cmd := exec.Command(filepath.Join(c.bin, "bankctl"), args...)
+	cmd.Env = append(os.Environ(), "BANKCTL_ENDPOINTS="+c.endpoints)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		c.t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func (c *ctl) ok(args ...string) string {
+	c.t.Helper()
+	out, errs, code := c.run("", args...)
+	if code != 0 {
+		c.t.Fatalf("bankctl %v: exit %d\n%s%s", args, code, out, errs)
+	}
+	return out
+}
+
+// devUp starts a detached dev cluster on random free ports (retrying when
+// a port is taken) and stops it when the test ends.
+func devUp(t *testing.T, c *ctl, nodes, zks int) {
+	for try := 0; ; try++ {
+		base := 20000 + rand.IntN(9000)
+		args := []string{"dev", "up", "--detach", "--dir", c.dir, "--nodes", fmt.Sprint(nodes), "--zk", fmt.Sprint(zks),
+			"--zk-port", fmt.Sprint(base), "--api-port", fmt.Sprint(base + 3000), "--session-timeout", "2s"}
+		out, errs, code := c.run("", args...)
+		if code == 0 {
+			t.Cleanup(func() { c.run("", "dev", "down", "--dir", c.dir) })
+			var eps []string
+			for i := range nodes {
+				eps = append(eps, fmt.Sprintf("127.0.0.1:%d", base+3000+i))
+			}
+			c.endpoints = strings.Join(eps, ",")
+			t.Logf("dev cluster up:\n%s", out)
+			return
+		}
+		if !strings.Contains(errs, "in use") || try == 4 {
+			t.Fatalf("dev up: exit %d\n%s%s\n%s", code, out, errs, readFile(filepath.Join(c.dir, "supervisor.log")))
+		}
+	}
+}
+
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+// TestBankctlAgainstADevCluster starts a cluster with `bankctl dev up`,
+// drives every user command through the real binaries, checks exit codes,
+// lets the supervisor restart a killed bankd, audits a node's data dir
+// against the live digest, and stops it all with `dev down`.
+func TestBankctlAgainstADevCluster(t *testing.T) {
+	c := &ctl{t: t, bin: binaries(t), dir: filepath.Join(t.TempDir(), "dev")}
+	devUp(t, c, 2, 1)
+
+	var ada wire.Account
+	json.Unmarshal([]byte(c.ok("account", "create", "--name", "Ada", "--balance", "1000", "-o", "json")), &ada)
+	if ada.Account != "0000000001" || ada.Balance != 1000 {
+		t.Fatalf("created %+v", ada)
+	}
+	c.ok("account", "create", "--name", "Bob", "--account", "B-1")
+	if out := c.ok("transfer", "0000000001", "B-1", "300", "-o", "table"); !strings.Contains(out, "700") || !strings.Contains(out, "ACCOUNT") {
+		t.Fatalf("transfer table:\n%s", out)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"withdraw", "B-1", "301"}, 3, "insufficient_funds"},
+		{[]string{"deposit", "B-1", "1.5"}, 2, "minor units"},
+		{[]string{"transfer", "B-1"}, 2, "accepts 3 arg"},
+		{[]string{"account", "get", "nobody"}, 3, "account_not_found"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"--endpoints", "127.0.0.1:1", "--timeout", "500ms", "account", "get", "B-1"}, 4, "unavailable"},
+	} {
+		out, errs, code := c.run("", tc.args...)
+		if code != tc.code || !strings.Contains(out+errs, tc.want) {
+			t.Errorf("bankctl %v: exit %d, want %d with %q\n%s%s", tc.args, code, tc.code, tc.want, out, errs)
+		}
+	}
+
+	// A batch file, with one rejection: exit 3 and the line named.
+	batch := filepath.Join(t.TempDir(), "cmds.jsonl")
+	os.WriteFile(batch, []byte(`{"op":"deposit","account":"B-1","amount":5}
+# a comment
+{"op":"withdraw","account":"B-1","amount":100000}
+{"op":"create_account","account":"C-1","name":"Cy","balance":7}
+`), 0o644)
+	out, _, code := c.run("", "batch", batch, "-o", "table")
+	if code != 3 || !strings.Contains(out, "line 3: insufficient_funds") {
+		t.Fatalf("batch: exit %d\n%s", code, out)
+	}
+
+	// The shell reads a pipe: the same commands, read-your-writes.
+	out, errs, code := c.run("account rename B-1 'Bob Jr'\naccount get B-1\nexit\ndeposit B-1 1\n", "shell", "-o", "json")
+	if code != 0 || strings.Count(out, `"Bob Jr"`) != 2 || strings.Contains(out, `"balance": 306`) {
+		t.Fatalf("shell: exit %d\n%s%s", code, out, errs)
+	}
+
+	checkSupervisorRestarts(t, c)
+	checkAuditMatchesLiveDigest(t, c)
+
+	if out := c.ok("dev", "down", "--dir", c.dir); !strings.Contains(out, "stopped") {
+		t.Fatalf("dev down: %s", out)
+	}
+	if _, err := os.Stat(devcluster.StatePath(c.dir)); !os.IsNotExist(err) {
+		t.Fatalf("state file left after dev down: %v", err)
+	}
+}
+
+func checkSupervisorRestarts(t *testing.T, c *ctl) {
+	var st struct {
+		Processes []devcluster.ProcStatus `json:"processes"`
+	}
+	json.Unmarshal([]byte(c.ok("dev", "status", "--dir", c.dir, "-o", "json")), &st)
+	var victim devcluster.ProcStatus
+	for _, p := range st.Processes {
+		if !p.Alive || p.Role == "" {
+			t.Fatalf("process not serving: %+v", p)
+		}
+		if p.Kind == "bankd" {
+			victim = p
+		}
+	}
+	syscall.Kill(victim.PID, syscall.SIGKILL)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		json.Unmarshal([]byte(c.ok("dev", "status", "--dir", c.dir, "-o", "json")), &st)
+		for _, p := range st.Processes {
+			if p.ID == victim.ID && p.Restarts == 1 && p.Alive && p.Role != "" && p.PID != victim.PID {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not restarted: %+v\n%s", victim.ID, st.Processes, readFile(filepath.Join(c.dir, "supervisor.log")))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// checkAuditMatchesLiveDigest replays a copy of a node's data dir and
+// compares with that node's digest at the same index.
+func checkAuditMatchesLiveDigest(t *testing.T, c *ctl) {
+	n1 := "http://" + strings.Split(c.endpoints, ",")[0]
+	resp, err := http.Get(n1 + "/v1/digest?consistency=linearizable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d wire.Digest
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil || d.Index == 0 {
+		t.Fatalf("digest: %+v %v", d, err)
+	}
+	resp.Body.Close()
+	copyDir := filepath.Join(t.TempDir(), "copy")
+	if out, err := exec.Command("cp", "-r", filepath.Join(c.dir, "nodes", "n1", "data"), copyDir).CombinedOutput(); err != nil {
+		t.Fatalf("copy: %v %s", err, out)
+	}
+	var rep struct {
+		Index     uint64 `json:"index"`
+		StateHash string `json:"state_hash"`
+	}
+	json.Unmarshal([]byte(c.ok("journal", "replay", "--data-dir", copyDir, "--to", fmt.Sprint(d.Index), "-o", "json")), &rep)
+	if rep.Index != d.Index || rep.StateHash != d.StateHash {
+		t.Fatalf("replay of n1's data dir: %+v; live digest %+v", rep, d)
+	}
+}
