@@ -171,7 +171,6 @@ func (c Config) Endpoints() []string {
 	return s
 }
 
-
 func removeState(dir string) error {
 	if err := os.Remove(StatePath(dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

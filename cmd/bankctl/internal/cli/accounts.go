@@ -170,8 +170,12 @@ func (a *app) accountRename() *cobra.Command {
 	return cmd
 }
 
-func (a *app) depositCommand() *cobra.Command  { return a.amountCommand("deposit", "Put money into an account") }
-func (a *app) withdrawCommand() *cobra.Command { return a.amountCommand("withdraw", "Take money out of an account") }
+func (a *app) depositCommand() *cobra.Command {
+	return a.amountCommand("deposit", "Put money into an account")
+}
+func (a *app) withdrawCommand() *cobra.Command {
+	return a.amountCommand("withdraw", "Take money out of an account")
+}
 
 func (a *app) amountCommand(op, short string) *cobra.Command {
 	var key string

@@ -28,7 +28,7 @@ var ErrUnavailable = errors.New("cluster unavailable")
 type Client struct {
 	endpoints []string
 	http      *http.Client
-	next      atomic.Int64 // endpoint to try first; moves past ones that failed
+	next      atomic.Int64  // endpoint to try first; moves past ones that failed
 	seen      atomic.Uint64 // highest log index in any answer
 }
 
