@@ -16,6 +16,7 @@ import (
 type options struct {
 	id, dataDir, zk, zkRoot, listen, advertise string
 	sessionTimeout, writeTimeout, readTimeout  time.Duration
+	trimInterval                               time.Duration
 	snapshotEvery, logRetain, segmentSize      uint64
 	snapshotRetain                             int
 	batchCommands, batchBytes, inflight        int
@@ -51,6 +52,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.Uint64Var(&o.snapshotEvery, "snapshot-every", 10_000, "log entries between snapshots")
 	fs.IntVar(&o.snapshotRetain, "snapshot-retain", 3, "snapshot files kept")
 	fs.Uint64Var(&o.logRetain, "log-retain", 10_000, "entries kept in ZooKeeper below what every node has (leader trims the rest)")
+	fs.DurationVar(&o.trimInterval, "trim-interval", 5*time.Second, "how often the leader trims the log in ZooKeeper")
 	fs.Uint64Var(&o.segmentSize, "segment-size", 50_000, "log entries per ZooKeeper segment (same on every node)")
 	fs.IntVar(&o.batchCommands, "batch-commands", 4096, "most commands in one log entry")
 	fs.IntVar(&o.batchBytes, "batch-bytes", 512<<10, "most bytes in one log entry (under ZooKeeper's 1 MB limit)")
@@ -104,8 +106,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("--zk-root %q: use an absolute path like /zkbank", o.zkRoot)
 	case o.sessionTimeout < time.Second || o.sessionTimeout > 60*time.Second:
 		return fmt.Errorf("--session-timeout %v: use 1s to 60s", o.sessionTimeout)
-	case o.writeTimeout <= 0 || o.readTimeout <= 0:
-		return errors.New("--write-timeout and --read-timeout must be positive")
+	case o.writeTimeout <= 0 || o.readTimeout <= 0 || o.trimInterval <= 0:
+		return errors.New("--write-timeout, --read-timeout and --trim-interval must be positive")
 	case o.snapshotEvery == 0 || o.snapshotRetain < 1 || o.segmentSize == 0 || o.segmentSize > 60_000:
 		return errors.New("--snapshot-every and --snapshot-retain must be at least 1, --segment-size 1 to 60000")
 	case o.batchCommands < 1 || o.batchBytes < 1024 || o.inflight < 1:

@@ -52,7 +52,7 @@ func run(o *options, log *slog.Logger) error {
 		ID: o.id, Addr: advertise, DataDir: o.dataDir,
 		ZooKeeper:   zkcoord.Config{Servers: o.servers(), Root: o.zkRoot, SessionTimeout: o.sessionTimeout, Logger: log},
 		SegmentSize: o.segmentSize, SnapshotEveryEntries: o.snapshotEvery, SnapshotRetain: o.snapshotRetain,
-		LogRetainEntries: o.logRetain, BatchCommandsMax: o.batchCommands, BatchBytesMax: o.batchBytes,
+		LogRetainEntries: o.logRetain, TrimInterval: o.trimInterval, BatchCommandsMax: o.batchCommands, BatchBytesMax: o.batchBytes,
 		InflightMax: o.inflight, Logger: log, Hooks: m.Hooks(),
 	})
 	if err != nil {
