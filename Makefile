@@ -5,7 +5,7 @@ GO       ?= go
 FUZZTIME ?= 60s
 ZK_JAR   := /usr/share/java/zookeeper.jar
 
-.PHONY: all build run test lint fuzz bench zookeeper clean
+.PHONY: all build run test test-faults lint fuzz bench zookeeper clean
 
 all: build
 
@@ -22,6 +22,11 @@ run: build zookeeper
 ## test: lint, then every test with the race detector (real ZooKeeper included)
 test: zookeeper lint
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+## test-faults: the fault-tolerance suite alone, for FAULTS_DURATION (default 5m)
+FAULTS_DURATION ?= 5m
+test-faults: zookeeper
+	$(GO) test -count=1 -v -timeout 2h -run TestBankUnderFaults ./cmd/internal/faults -args -faults.duration=$(FAULTS_DURATION) $(FAULTS_FLAGS)
 
 ## lint: formatting, vet, and the engine's purity check
 lint:

@@ -1,0 +1,123 @@
+package faults
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Applied says, for every idempotency key found in the log, whether its
+// first application succeeded (later ones are replays and change nothing).
+type Applied map[string]bool
+
+// MoneyConserved checks every linearizable read of all accounts: its total
+// must lie between what the operations that surely happened before it and
+// those that may have happened allow. Local reads may be stale and are
+// not checked here.
+func MoneyConserved(ops []Op, openingTotal uint64) error {
+	for _, r := range ops {
+		if r.Kind != KindReadAll || r.Consistency != "linearizable" || r.Outcome != OutcomeOK {
+			continue
+		}
+		var total uint64
+		for _, b := range r.Balances {
+			total += b
+		}
+		lo, hi := int64(openingTotal), int64(openingTotal)
+		for _, op := range ops {
+			rejected := op.Outcome != OutcomeOK && op.Outcome != OutcomeUnknown
+			surely := op.Outcome == OutcomeOK && op.Return < r.Call // applied before the read began
+			maybe := !rejected && op.Call < r.Return                // may have applied before it ended
+			amt := int64(op.Amount)
+			switch op.Kind {
+			case KindDeposit:
+				if surely {
+					lo += amt
+				}
+				if maybe {
+					hi += amt
+				}
+			case KindWithdraw:
+				if surely {
+					hi -= amt
+				}
+				if maybe {
+					lo -= amt
+				}
+			}
+		}
+		if int64(total) < lo || int64(total) > hi {
+			return fmt.Errorf("faults: read at %d (index %d on %s) totals %d; the operations around it allow %d..%d", r.Call, r.Index, r.Node, total, lo, hi)
+		}
+	}
+	return nil
+}
+
+// LocalReadsMonotonic checks that no node's reads go back in the log.
+func LocalReadsMonotonic(ops []Op) error {
+	sorted := append([]Op(nil), ops...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Call < sorted[j].Call })
+	last := map[string]Op{}
+	for _, op := range sorted {
+		if op.Kind != KindReadAll || op.Outcome != OutcomeOK || op.Index == 0 {
+			continue
+		}
+		if prev, ok := last[op.Node]; ok && prev.Return < op.Call && op.Index < prev.Index {
+			return fmt.Errorf("faults: %s answered index %d at %d after index %d at %d", op.Node, op.Index, op.Call, prev.Index, prev.Return)
+		}
+		last[op.Node] = op
+	}
+	return nil
+}
+
+// ExactlyOnce checks the writes against the log and the final balances:
+// every acknowledged write is in the log with the outcome it was answered
+// with; every write's effect counts once when it applied (acknowledged,
+// or unknown but applied in the log) and never otherwise; and the final
+// balances are exactly the opening ones plus those effects.
+func ExactlyOnce(ops []Op, log Applied, opening, final map[string]uint64) (lost int, err error) {
+	want := map[string]int64{}
+	for a, b := range opening {
+		want[a] = int64(b)
+	}
+	for _, op := range ops {
+		if op.Key == "" {
+			continue
+		}
+		applied, inLog := log[op.Key]
+		switch op.Outcome {
+		case OutcomeOK:
+			if !inLog || !applied {
+				lost++
+				continue
+			}
+		case OutcomeUnknown:
+			if !applied {
+				continue
+			}
+		default: // rejected
+			if applied {
+				return lost, fmt.Errorf("faults: %s %s was answered %s but applied in the log", op.Kind, op.Key, op.Outcome)
+			}
+			continue
+		}
+		amt := int64(op.Amount)
+		switch op.Kind {
+		case KindDeposit:
+			want[op.Account] += amt
+		case KindWithdraw:
+			want[op.Account] -= amt
+		case KindTransfer:
+			want[op.Account] -= amt
+			want[op.To] += amt
+		}
+	}
+	if lost > 0 {
+		return lost, fmt.Errorf("faults: %d acknowledged writes are not applied in the log", lost)
+	}
+	for a, w := range want {
+		if int64(final[a]) != w {
+			return 0, fmt.Errorf("faults: account %s ends with %d; the applied writes add up to %d", a, final[a], w)
+		}
+	}
+	return 0, nil
+}

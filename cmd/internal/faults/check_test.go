@@ -1,0 +1,82 @@
+package faults
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// The checkers must be able to fail: each case is a history a broken bank
+// could produce.
+
+func TestLinearizableCatchesALostAndAStaleRead(t *testing.T) {
+	open := map[string]uint64{"a": 100, "b": 100}
+	good := []Op{
+		{Kind: KindDeposit, Account: "a", Amount: 10, Call: 0, Return: 10, Outcome: OutcomeOK, Balances: map[string]uint64{"a": 110}},
+		{Kind: KindTransfer, Account: "a", To: "b", Amount: 50, Call: 20, Return: 30, Outcome: OutcomeOK, Balances: map[string]uint64{"a": 60, "b": 150}},
+		{Kind: KindRead, Account: "a", Call: 40, Return: 50, Outcome: OutcomeOK, Balances: map[string]uint64{"a": 60}},
+		{Kind: KindWithdraw, Account: "b", Amount: 500, Call: 40, Return: 50, Outcome: "insufficient_funds"},
+		{Kind: KindWithdraw, Account: "b", Amount: 5, Call: 60, Outcome: OutcomeUnknown},
+		{Kind: KindRead, Account: "b", Call: 70, Return: 80, Outcome: OutcomeOK, Balances: map[string]uint64{"b": 145}},
+	}
+	if un, err := Linearizable(good, open, time.Second); err != nil || len(un) > 0 {
+		t.Fatalf("good history: %v %v", un, err)
+	}
+	stale := append(append([]Op(nil), good...), Op{Kind: KindRead, Account: "a", Call: 90, Return: 95, Outcome: OutcomeOK, Balances: map[string]uint64{"a": 110}})
+	if _, err := Linearizable(stale, open, time.Second); err == nil {
+		t.Fatal("a read of an overwritten balance passed")
+	}
+	doubled := append(append([]Op(nil), good...), Op{Kind: KindRead, Account: "b", Call: 90, Return: 95, Outcome: OutcomeOK, Balances: map[string]uint64{"b": 200}})
+	if _, err := Linearizable(doubled, open, time.Second); err == nil {
+		t.Fatal("a read showing a transfer applied twice passed")
+	}
+}
+
+func TestMoneyConservedCatchesCreatedMoney(t *testing.T) {
+	ops := []Op{
+		{Kind: KindDeposit, Account: "a", Amount: 10, Call: 0, Return: 10, Outcome: OutcomeOK},
+		{Kind: KindReadAll, Consistency: "linearizable", Call: 20, Return: 30, Outcome: OutcomeOK, Balances: map[string]uint64{"a": 110, "b": 100}},
+	}
+	if err := MoneyConserved(ops, 200); err != nil {
+		t.Fatal(err)
+	}
+	ops[1].Balances["b"] = 101
+	if err := MoneyConserved(ops, 200); err == nil {
+		t.Fatal("a cent from nowhere passed")
+	}
+	ops[1].Balances["b"], ops[1].Balances["a"] = 100, 100
+	if err := MoneyConserved(ops, 200); err == nil || !strings.Contains(err.Error(), "allow 210..210") {
+		t.Fatalf("a lost acknowledged deposit: %v", err)
+	}
+}
+
+func TestExactlyOnceCatchesLossAndDoubleApply(t *testing.T) {
+	open := map[string]uint64{"a": 100}
+	ops := []Op{
+		{Kind: KindDeposit, Key: "k1", Account: "a", Amount: 10, Outcome: OutcomeOK},
+		{Kind: KindDeposit, Key: "k2", Account: "a", Amount: 5, Outcome: OutcomeUnknown},
+	}
+	if _, err := ExactlyOnce(ops, Applied{"k1": true, "k2": true}, open, map[string]uint64{"a": 115}); err != nil {
+		t.Fatal(err)
+	}
+	if lost, err := ExactlyOnce(ops, Applied{"k2": true}, open, map[string]uint64{"a": 105}); err == nil || lost != 1 {
+		t.Fatalf("a lost acknowledged write: %d %v", lost, err)
+	}
+	if _, err := ExactlyOnce(ops, Applied{"k1": true, "k2": true}, open, map[string]uint64{"a": 125}); err == nil {
+		t.Fatal("a write applied twice passed")
+	}
+}
+
+func TestLocalReadsMonotonicCatchesGoingBack(t *testing.T) {
+	ops := []Op{
+		{Kind: KindReadAll, Node: "n1", Call: 0, Return: 10, Outcome: OutcomeOK, Index: 7},
+		{Kind: KindReadAll, Node: "n1", Call: 20, Return: 30, Outcome: OutcomeOK, Index: 5},
+	}
+	if err := LocalReadsMonotonic(ops); err == nil {
+		t.Fatal("a node going back passed")
+	}
+	ops[1].Node = "n2"
+	if err := LocalReadsMonotonic(ops); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,266 @@
+package faults
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zkbank/zkbank/cmd/internal/audit"
+	"github.com/zkbank/zkbank/cmd/internal/devcluster"
+	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/engine"
+)
+
+var (
+	duration = flag.Duration("faults.duration", 45*time.Second, "how long the nemesis runs")
+	seedFlag = flag.Uint64("faults.seed", 0, "seed of every random choice (0: from the clock)")
+)
+
+const (
+	sessionTimeout = 2 * time.Second
+	opening        = 100
+)
+
+// TestBankUnderFaults runs 3 ZooKeeper servers and 3 bankd processes (the
+// binaries users run, under the dev cluster's supervisor, which restarts
+// what dies), a bank workload, and a nemesis injecting one fault at a time;
+// then it checks the history. Everything is kept in a folder when it fails.
+func TestBankUnderFaults(t *testing.T) {
+	seed := *seedFlag
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (replay with -faults.seed %d)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	dir, err := os.MkdirTemp("", "zkbank-faults-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kept the history, logs and data dirs in %s", dir)
+		} else {
+			os.RemoveAll(dir)
+		}
+	})
+	c := startCluster(t, dir, rng)
+	accounts := c.createAccounts(5)
+
+	h := NewHistory()
+	c.h0 = h
+	ctx, stopWork := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range 4 {
+		w := &worker{id: i, rng: rand.New(rand.NewPCG(seed, uint64(i+1))), nodes: c.endpoints, accounts: accounts, h: h}
+		wg.Add(1)
+		go func() { defer wg.Done(); w.run(ctx) }()
+	}
+	faults := c.nemesis(h, rng, *duration)
+	stopWork()
+	wg.Wait()
+	c.heal()
+	ops := h.Ops()
+	if err := Write(filepath.Join(dir, "history.jsonl"), ops); err != nil {
+		t.Error(err)
+	}
+	final, digest := c.converge(accounts)
+	c.stop()
+	applied := c.auditNodes(digest)
+	c.check(ops, faults, applied, accounts, final)
+}
+
+type cluster struct {
+	t         *testing.T
+	dir       string
+	endpoints []string
+	cancel    context.CancelFunc
+	done      chan error
+	h0        *History
+}
+
+func startCluster(t *testing.T, dir string, rng *rand.Rand) *cluster {
+	bin := filepath.Join(dir, "bankd")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../bankd").CombinedOutput(); err != nil {
+		t.Fatalf("build bankd: %v\n%s", err, out)
+	}
+	for try := 0; ; try++ {
+		base := 20000 + rng.IntN(9000)
+		cfg := devcluster.Config{
+			Dir: filepath.Join(dir, "cluster"), Nodes: 3, ZooKeepers: 3, ZKPort: base, APIPort: base + 3000, SessionTimeout: sessionTimeout, Bankd: bin,
+			BankdArgs: []string{"--snapshot-every", "40", "--log-retain", "20", "--segment-size", "40",
+				"--trim-interval", "300ms", "--write-timeout", "5s"},
+			Logger: slog.New(slog.NewTextHandler(logWriter{t}, nil)),
+		}
+		c := &cluster{t: t, dir: cfg.Dir, endpoints: cfg.Endpoints(), done: make(chan error, 1)}
+		ctx, cancel := context.WithCancel(context.Background())
+		c.cancel = cancel
+		ready := make(chan struct{})
+		go func() { c.done <- devcluster.Up(ctx, cfg, func(*devcluster.State) { close(ready) }) }()
+		select {
+		case <-ready:
+			t.Cleanup(c.stop)
+			return c
+		case err := <-c.done:
+			cancel()
+			if !strings.Contains(fmt.Sprint(err), "in use") || try == 4 {
+				t.Fatalf("start the cluster: %v", err)
+			}
+		}
+	}
+}
+
+func (c *cluster) stop() {
+	c.cancel()
+	select {
+	case err := <-c.done:
+		if err != nil {
+			c.t.Errorf("cluster: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		c.t.Error("cluster did not stop")
+	}
+	c.done <- nil // a second stop returns at once
+}
+
+func (c *cluster) createAccounts(n int) []string {
+	var out []string
+	for i := range n {
+		acct := fmt.Sprintf("A-%d", i)
+		a := send(context.Background(), c.endpoints, 0, "POST", "/v1/accounts", wire.CreateAccount{Account: acct, Name: "acct", Balance: opening}, "open-"+acct, 30*time.Second)
+		if a.status != 201 {
+			c.t.Fatalf("create %s: %d %s", acct, a.status, a.body)
+		}
+		out = append(out, acct)
+	}
+	return out
+}
+
+// state reads the supervisor's view: PIDs by process id.
+func (c *cluster) state() map[string]devcluster.Proc {
+	st, err := devcluster.ReadState(c.dir)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	out := map[string]devcluster.Proc{}
+	for _, p := range st.Procs {
+		out[p.ID] = p
+	}
+	return out
+}
+
+// roles asks the cluster who leads, and lists the other bankd.
+func (c *cluster) roles() (leader string, followers []string) {
+	a := send(context.Background(), c.endpoints, 0, "GET", "/v1/cluster", nil, "", 20*time.Second)
+	var cl wire.Cluster
+	if json.Unmarshal(a.body, &cl) != nil || cl.Leader == nil {
+		return "", nil
+	}
+	for _, m := range cl.Members {
+		if m.ID != cl.Leader.ID {
+			followers = append(followers, m.ID)
+		}
+	}
+	return cl.Leader.ID, followers
+}
+
+// heal waits until every process runs and every bankd is ready.
+func (c *cluster) heal() {
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		ready := 0
+		for _, ep := range c.endpoints {
+			if a := once(ep, "GET", "/readyz", nil, ""); a.status == 200 {
+				ready++
+			}
+		}
+		if leader, _ := c.roles(); ready == len(c.endpoints) && leader != "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("cluster did not heal in 90s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// converge waits until every node reports the same digest, and returns
+// the final balances (read linearizably) and that digest.
+func (c *cluster) converge(accounts []string) (map[string]uint64, wire.Digest) {
+	var d wire.Digest
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var ds []wire.Digest
+		for _, ep := range c.endpoints {
+			var one wire.Digest
+			if a := once(ep, "GET", "/v1/digest", nil, ""); a.status == 200 && json.Unmarshal(a.body, &one) == nil {
+				ds = append(ds, one)
+			}
+		}
+		if len(ds) == len(c.endpoints) && ds[0] == ds[1] && ds[1] == ds[2] {
+			d = ds[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("nodes did not converge: %+v", ds)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	a := once(c.endpoints[0], "GET", "/v1/accounts?limit=1000&consistency=linearizable", nil, "")
+	var list wire.AccountList
+	if a.status != 200 || json.Unmarshal(a.body, &list) != nil || len(list.Accounts) != len(accounts) {
+		c.t.Fatalf("final read: %d %s", a.status, a.body)
+	}
+	final := map[string]uint64{}
+	for _, acc := range list.Accounts {
+		final[acc.Account] = acc.Balance
+	}
+	c.t.Logf("converged at index %d, state hash %s", d.Index, d.StateHash)
+	return final, d
+}
+
+// auditNodes replays each node's data dir (the cluster is stopped) and
+// compares with the live digest; it returns what the log applied per key.
+func (c *cluster) auditNodes(d wire.Digest) Applied {
+	var full Applied // from a journal that starts at index 1
+	for i := range c.endpoints {
+		dir := filepath.Join(c.dir, "nodes", fmt.Sprintf("n%d", i+1), "data")
+		applied := Applied{}
+		rep, err := audit.Replay(dir, audit.Options{To: d.Index, OnApply: func(e *engine.Entry, res []engine.Result, _ *engine.Engine) {
+			for j, cmd := range e.Commands {
+				if _, seen := applied[cmd.Key]; !seen {
+					applied[cmd.Key] = res[j].Code == engine.CodeOK
+				}
+			}
+		}})
+		if err != nil || rep.StateHash.String() != d.StateHash {
+			c.t.Fatalf("audit of n%d: %+v %v; live digest %s", i+1, rep, err, d.StateHash)
+		}
+		c.t.Logf("audit of n%d: journal from index %d, state hash %s matches", i+1, rep.From+1, rep.StateHash)
+		if rep.From == 0 && full == nil {
+			full = applied
+		}
+	}
+	if full == nil {
+		c.t.Fatal("every journal was trimmed; no node holds the whole log to check against")
+	}
+	return full
+}
+
+type logWriter struct{ t *testing.T }
+
+func (w logWriter) Write(b []byte) (int, error) {
+	defer func() { recover() }()
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+

@@ -1,0 +1,178 @@
+package faults
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/zkbank/zkbank/cmd/internal/wire"
+)
+
+var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+
+// answer is the last reply of a (possibly retried) request.
+type answer struct {
+	status int
+	body   []byte
+	index  uint64
+	node   string
+	tries  int
+}
+
+func (a answer) definite() bool { return a.status >= 200 && a.status < 500 }
+
+// send posts or gets through the nodes in turn, starting at first, until a
+// definite answer (2xx, or a 4xx rejection) or the deadline. The key stays
+// the same on every try.
+func send(ctx context.Context, nodes []string, first int, method, path string, body any, key string, deadline time.Duration) answer {
+	var data []byte
+	if body != nil {
+		data, _ = json.Marshal(body)
+	}
+	end := time.Now().Add(deadline)
+	var a answer
+	for try := 0; time.Now().Before(end) && ctx.Err() == nil; try++ {
+		a = once(nodes[(first+try)%len(nodes)], method, path, data, key)
+		a.tries = try + 1
+		if a.definite() {
+			return a
+		}
+		if a.status == 0 || isRetryable(a.body) {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		return a
+	}
+	return a
+}
+
+func isRetryable(body []byte) bool {
+	var p wire.Problem
+	return json.Unmarshal(body, &p) == nil && p.Retryable
+}
+
+func once(node, method, path string, data []byte, key string) answer {
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond) // a paused node must not stall the worker
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, method, "http://"+node+path, bytes.NewReader(data))
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set(wire.HeaderIdempotencyKey, key)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return answer{node: node}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return answer{node: node}
+	}
+	var index uint64
+	fmt.Sscan(resp.Header.Get(wire.HeaderIndex), &index)
+	return answer{status: resp.StatusCode, body: b, index: index, node: node}
+}
+
+// worker runs random operations on a few accounts until ctx ends.
+type worker struct {
+	id       int
+	rng      *rand.Rand
+	nodes    []string
+	accounts []string
+	h        *History
+	seq      int
+}
+
+func (w *worker) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		w.one(ctx)
+		time.Sleep(time.Duration(10+w.rng.IntN(30)) * time.Millisecond)
+	}
+}
+
+func (w *worker) one(ctx context.Context) {
+	w.seq++
+	key := fmt.Sprintf("w%d-%d", w.id, w.seq)
+	acct := w.accounts[w.rng.IntN(len(w.accounts))]
+	amount := uint64(1 + w.rng.IntN(60))
+	switch p := w.rng.IntN(100); {
+	case p < 45:
+		to := w.accounts[w.rng.IntN(len(w.accounts))]
+		for to == acct {
+			to = w.accounts[w.rng.IntN(len(w.accounts))]
+		}
+		w.write(ctx, Op{Kind: KindTransfer, Key: key, Account: acct, To: to, Amount: amount}, "/v1/transfers", wire.Transfer{From: acct, To: to, Amount: amount})
+	case p < 60:
+		w.write(ctx, Op{Kind: KindDeposit, Key: key, Account: acct, Amount: amount}, "/v1/accounts/"+acct+"/deposit", wire.Amount{Amount: amount})
+	case p < 75:
+		w.write(ctx, Op{Kind: KindWithdraw, Key: key, Account: acct, Amount: amount}, "/v1/accounts/"+acct+"/withdraw", wire.Amount{Amount: amount})
+	case p < 85:
+		w.readOne(ctx, acct)
+	default:
+		w.readAll(ctx, map[bool]string{true: "linearizable", false: "local"}[w.rng.IntN(2) == 0])
+	}
+}
+
+func (w *worker) write(ctx context.Context, op Op, path string, body any) {
+	op.Worker, op.Call = w.id, w.h.Now()
+	a := send(ctx, w.nodes, w.rng.IntN(len(w.nodes)), "POST", path, body, op.Key, 20*time.Second)
+	op.Return, op.Node, op.Tries, op.Index = w.h.Now(), a.node, a.tries, a.index
+	switch {
+	case a.status == 200:
+		op.Outcome, op.Balances = OutcomeOK, balancesOf(a.body)
+	case a.definite():
+		var p wire.Problem
+		json.Unmarshal(a.body, &p)
+		op.Outcome = p.Code
+	default:
+		op.Outcome = OutcomeUnknown
+	}
+	w.h.Add(op)
+}
+
+func balancesOf(body []byte) map[string]uint64 {
+	out := map[string]uint64{}
+	var tr wire.TransferResult
+	if json.Unmarshal(body, &tr) == nil && tr.From.Account != "" {
+		out[tr.From.Account], out[tr.To.Account] = tr.From.Balance, tr.To.Balance
+		return out
+	}
+	var a wire.Account
+	if json.Unmarshal(body, &a) == nil {
+		out[a.Account] = a.Balance
+	}
+	return out
+}
+
+func (w *worker) readOne(ctx context.Context, acct string) {
+	op := Op{Worker: w.id, Kind: KindRead, Account: acct, Consistency: "linearizable", Call: w.h.Now()}
+	a := send(ctx, w.nodes, w.rng.IntN(len(w.nodes)), "GET", "/v1/accounts/"+acct+"?consistency=linearizable", nil, "", 10*time.Second)
+	op.Return, op.Node, op.Index = w.h.Now(), a.node, a.index
+	if a.status != 200 {
+		return // a read that failed says nothing
+	}
+	op.Outcome, op.Balances = OutcomeOK, balancesOf(a.body)
+	w.h.Add(op)
+}
+
+// readAll lists every account from one node, in one answer at one index.
+func (w *worker) readAll(ctx context.Context, consistency string) {
+	node := w.nodes[w.rng.IntN(len(w.nodes))]
+	op := Op{Worker: w.id, Kind: KindReadAll, Consistency: consistency, Node: node, Call: w.h.Now()}
+	a := once(node, "GET", "/v1/accounts?limit=1000&consistency="+consistency, nil, "")
+	op.Return, op.Index = w.h.Now(), a.index
+	var list wire.AccountList
+	if a.status != 200 || json.Unmarshal(a.body, &list) != nil {
+		return
+	}
+	op.Outcome, op.Balances = OutcomeOK, map[string]uint64{}
+	for _, acc := range list.Accounts {
+		op.Balances[acc.Account] = acc.Balance
+	}
+	w.h.Add(op)
+}
