@@ -5,9 +5,16 @@ import (
 	"sort"
 )
 
-// Applied says, for every idempotency key found in the log, whether its
-// first application succeeded (later ones are replays and change nothing).
-type Applied map[string]bool
+// Resolved is what each write's key answers when the write is sent again
+// after the run: the outcome first recorded under it, and whether it was
+// recorded before (replayed) or only now.
+type Resolved map[string]Resolution
+
+// Resolution is one key's answer on the resend.
+type Resolution struct {
+	Outcome  string
+	Replayed bool
+}
 
 // MoneyConserved checks every linearizable read of all accounts: its total
 // must lie between what the operations that surely happened before it and
@@ -69,12 +76,12 @@ func LocalReadsMonotonic(ops []Op) error {
 	return nil
 }
 
-// ExactlyOnce checks the writes against the log and the final balances:
-// every acknowledged write is in the log with the outcome it was answered
-// with; every write's effect counts once when it applied (acknowledged,
-// or unknown but applied in the log) and never otherwise; and the final
-// balances are exactly the opening ones plus those effects.
-func ExactlyOnce(ops []Op, log Applied, opening, final map[string]uint64) (lost int, err error) {
+// ExactlyOnce checks the writes against their resends and the final
+// balances: an acknowledged write must have been recorded (the resend is a
+// replay with the same outcome), a rejected one too; an unknown one counts
+// as whatever its resend says. The final balances must be exactly the
+// opening ones plus the effect of every write whose outcome is ok, once.
+func ExactlyOnce(ops []Op, res Resolved, opening, final map[string]uint64) (lost int, err error) {
 	want := map[string]int64{}
 	for a, b := range opening {
 		want[a] = int64(b)
@@ -83,21 +90,17 @@ func ExactlyOnce(ops []Op, log Applied, opening, final map[string]uint64) (lost 
 		if op.Key == "" {
 			continue
 		}
-		applied, inLog := log[op.Key]
-		switch op.Outcome {
-		case OutcomeOK:
-			if !inLog || !applied {
-				lost++
-				continue
-			}
-		case OutcomeUnknown:
-			if !applied {
-				continue
-			}
-		default: // rejected
-			if applied {
-				return lost, fmt.Errorf("faults: %s %s was answered %s but applied in the log", op.Kind, op.Key, op.Outcome)
-			}
+		r, ok := res[op.Key]
+		if !ok {
+			return lost, fmt.Errorf("faults: %s %s was not resent", op.Kind, op.Key)
+		}
+		switch {
+		case op.Outcome == OutcomeOK && (r.Outcome != OutcomeOK || !r.Replayed):
+			lost++
+		case op.Outcome != OutcomeOK && op.Outcome != OutcomeUnknown && (r.Outcome != op.Outcome || !r.Replayed):
+			return lost, fmt.Errorf("faults: %s %s was answered %s, but its key now says %+v", op.Kind, op.Key, op.Outcome, r)
+		}
+		if r.Outcome != OutcomeOK {
 			continue
 		}
 		amt := int64(op.Amount)
@@ -112,11 +115,11 @@ func ExactlyOnce(ops []Op, log Applied, opening, final map[string]uint64) (lost 
 		}
 	}
 	if lost > 0 {
-		return lost, fmt.Errorf("faults: %d acknowledged writes are not applied in the log", lost)
+		return lost, fmt.Errorf("faults: %d acknowledged writes were not recorded under their keys", lost)
 	}
 	for a, w := range want {
 		if int64(final[a]) != w {
-			return 0, fmt.Errorf("faults: account %s ends with %d; the applied writes add up to %d", a, final[a], w)
+			return 0, fmt.Errorf("faults: account %s ends with %d; the writes that applied add up to %d", a, final[a], w)
 		}
 	}
 	return 0, nil

@@ -55,15 +55,21 @@ func TestExactlyOnceCatchesLossAndDoubleApply(t *testing.T) {
 	ops := []Op{
 		{Kind: KindDeposit, Key: "k1", Account: "a", Amount: 10, Outcome: OutcomeOK},
 		{Kind: KindDeposit, Key: "k2", Account: "a", Amount: 5, Outcome: OutcomeUnknown},
+		{Kind: KindWithdraw, Key: "k3", Account: "a", Amount: 500, Outcome: "insufficient_funds"},
 	}
-	if _, err := ExactlyOnce(ops, Applied{"k1": true, "k2": true}, open, map[string]uint64{"a": 115}); err != nil {
+	res := Resolved{"k1": {OutcomeOK, true}, "k2": {OutcomeOK, false}, "k3": {"insufficient_funds", true}}
+	if _, err := ExactlyOnce(ops, res, open, map[string]uint64{"a": 115}); err != nil {
 		t.Fatal(err)
 	}
-	if lost, err := ExactlyOnce(ops, Applied{"k2": true}, open, map[string]uint64{"a": 105}); err == nil || lost != 1 {
+	lostRes := Resolved{"k1": {OutcomeOK, false}, "k2": {OutcomeOK, false}, "k3": {"insufficient_funds", true}}
+	if lost, err := ExactlyOnce(ops, lostRes, open, map[string]uint64{"a": 115}); err == nil || lost != 1 {
 		t.Fatalf("a lost acknowledged write: %d %v", lost, err)
 	}
-	if _, err := ExactlyOnce(ops, Applied{"k1": true, "k2": true}, open, map[string]uint64{"a": 125}); err == nil {
+	if _, err := ExactlyOnce(ops, res, open, map[string]uint64{"a": 125}); err == nil {
 		t.Fatal("a write applied twice passed")
+	}
+	if _, err := ExactlyOnce(ops, Resolved{"k1": {OutcomeOK, true}, "k2": {OutcomeOK, false}, "k3": {OutcomeOK, false}}, open, map[string]uint64{"a": 115}); err == nil {
+		t.Fatal("a rejected write that applied later passed")
 	}
 }
 

@@ -23,7 +23,7 @@ type report struct {
 }
 
 // check runs every check on the history and writes the report.
-func (c *cluster) check(ops []Op, faults []fault, applied Applied, accounts []string, final map[string]uint64) {
+func (c *cluster) check(ops []Op, faults []fault, resolved Resolved, accounts []string, final map[string]uint64) {
 	open := map[string]uint64{}
 	for _, a := range accounts {
 		open[a] = opening
@@ -47,7 +47,7 @@ func (c *cluster) check(ops []Op, faults []fault, applied Applied, accounts []st
 		r.Writes++
 	}
 	r.FailoverMs = failovers(ops, faults, c.h0)
-	lost, err := ExactlyOnce(ops, applied, open, final)
+	lost, err := ExactlyOnce(ops, resolved, open, final)
 	r.Lost = lost
 	if err != nil {
 		c.t.Error(err)

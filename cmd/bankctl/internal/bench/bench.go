@@ -1,0 +1,149 @@
+// Package bench measures a local cluster: ZooKeeper's own unbatched
+// create rate as the baseline, then writes through the single-command and
+// batch APIs, reads, failover, catch-up after a trim, and memory. It
+// starts its own cluster (3 ZooKeeper + 3 bankd) with the dev supervisor,
+// so every figure comes from the binaries users run, on this machine.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/zkbank/zkbank/cmd/internal/devcluster"
+)
+
+// Config of a run.
+type Config struct {
+	Dir      string        // cluster directory (a temporary one when empty)
+	Bankd    string        // bankd binary
+	ZKPort   int           // first ZooKeeper client port
+	APIPort  int           // first bankd port
+	Step     time.Duration // how long each throughput step runs (default 5s)
+	Quick    bool          // skip the million-command catch-up and memory phase
+	Progress io.Writer     // one line per step (nil: quiet)
+}
+
+// Result is one figure.
+type Result struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+	P50   float64 `json:"p50_ms,omitempty"`
+	P99   float64 `json:"p99_ms,omitempty"`
+	P999  float64 `json:"p999_ms,omitempty"`
+	Note  string  `json:"note,omitempty"`
+}
+
+// run is one benchmark session against one cluster.
+type run struct {
+	cfg       Config
+	dir       string
+	endpoints []string
+	zk        []string
+	accounts  []string
+	results   []Result
+}
+
+// Run starts a cluster, measures, stops it and returns the figures.
+func Run(ctx context.Context, cfg Config) ([]Result, error) {
+	if cfg.Step <= 0 {
+		cfg.Step = 5 * time.Second
+	}
+	dir := cfg.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "zkbank-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	dc := devcluster.Config{
+		Dir: filepath.Join(dir, "cluster"), Nodes: 3, ZooKeepers: 3, ZKPort: cfg.ZKPort, APIPort: cfg.APIPort,
+		Bankd: cfg.Bankd, SessionTimeout: 4 * time.Second,
+		BankdArgs: []string{"--snapshot-every", "500", "--log-retain", "100", "--trim-interval", "1s", "--log-level", "warn"},
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	r := &run{cfg: cfg, dir: dc.Dir}
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- devcluster.Up(cctx, dc, func(*devcluster.State) { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		return nil, err
+	}
+	r.endpoints = dc.Endpoints()
+	for i := range dc.ZooKeepers {
+		r.zk = append(r.zk, fmt.Sprintf("127.0.0.1:%d", dc.ZKPort+i))
+	}
+	err := r.all(ctx)
+	stop()
+	if uerr := <-done; err == nil {
+		err = uerr
+	}
+	return r.results, err
+}
+
+func (r *run) all(ctx context.Context) error {
+	steps := []func(context.Context) error{r.preload, r.baseline, r.singleWrites, r.batchWrites, r.reads, r.failover}
+	if !r.cfg.Quick {
+		steps = append(steps, r.catchUpAndMemory)
+	}
+	for _, step := range steps {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *run) add(res Result) {
+	r.results = append(r.results, res)
+	if r.cfg.Progress != nil {
+		fmt.Fprintln(r.cfg.Progress, format(res))
+	}
+}
+
+func format(res Result) string {
+	s := fmt.Sprintf("%-52s %12.0f %s", res.Name, res.Value, res.Unit)
+	if res.Unit != "s" && res.Unit != "MB" && res.P50 > 0 {
+		s += fmt.Sprintf("   p50 %.1f ms  p99 %.1f ms  p999 %.1f ms", res.P50, res.P99, res.P999)
+	}
+	if res.Unit == "s" {
+		s = fmt.Sprintf("%-52s %12.2f %s", res.Name, res.Value, res.Unit)
+	}
+	if res.Note != "" {
+		s += "   (" + res.Note + ")"
+	}
+	return s
+}
+
+// Table formats results for people.
+func Table(results []Result) string {
+	var b strings.Builder
+	for _, res := range results {
+		b.WriteString(format(res) + "\n")
+	}
+	return b.String()
+}
+
+// percentiles of latencies, in milliseconds.
+func percentiles(lat []time.Duration) (p50, p99, p999 float64) {
+	if len(lat) == 0 {
+		return 0, 0, 0
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	at := func(q float64) float64 {
+		return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
+	}
+	return at(0.50), at(0.99), at(0.999)
+}

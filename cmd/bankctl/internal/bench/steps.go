@@ -1,0 +1,252 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zkbank/zkbank/cmd/internal/wire"
+)
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 4096}, Timeout: 30 * time.Second}
+
+func post(node, path string, body any, out any) (int, error) {
+	data, _ := json.Marshal(body)
+	resp, err := client.Post("http://"+node+path, "application/json", bytes.NewReader(data))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode < 300 {
+		return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
+	}
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+func get(node, path string) (int, error) {
+	resp, err := client.Get("http://" + node + path)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+const preloadAccounts = 10_000
+
+// preload opens the accounts the write steps move money between.
+func (r *run) preload(ctx context.Context) error {
+	for start := 0; start < preloadAccounts; start += 1000 {
+		var b wire.Batch
+		for i := start; i < start+1000; i++ {
+			acct := fmt.Sprintf("B-%06d", i)
+			r.accounts = append(r.accounts, acct)
+			b.Commands = append(b.Commands, wire.Command{Op: "create_account", Key: "pre-" + acct, Account: acct, Name: "bench", Balance: 1 << 40})
+		}
+		if code, err := post(r.endpoints[0], "/v1/batch", b, nil); err != nil || code != 200 {
+			return fmt.Errorf("bench: preload: %d %v", code, err)
+		}
+	}
+	return nil
+}
+
+// baseline is ZooKeeper's own rate for unbatched sequential creates of
+// the size of one single-transfer log entry, on the same ensemble.
+func (r *run) baseline(ctx context.Context) error {
+	conn, _, err := zk.Connect(r.zk, 10*time.Second, zk.WithLogInfo(false))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.Create("/bench-baseline", nil, 0, zk.WorldACL(zk.PermAll))
+	payload := bytes.Repeat([]byte("x"), 171) // one transfer, as a log entry
+	for _, c := range []int{1, 64} {
+		var n atomic.Int64
+		var lats latencies
+		err := forDuration(r.cfg.Step, c, func(int) error {
+			started := time.Now()
+			_, err := conn.Create("/bench-baseline/n-", payload, zk.FlagSequence, zk.WorldACL(zk.PermAll))
+			lats.add(time.Since(started))
+			n.Add(1)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("bench: baseline: %w", err)
+		}
+		p50, p99, p999 := percentiles(lats.all())
+		r.add(Result{Name: fmt.Sprintf("baseline: unbatched znode creates, concurrency %d", c), Value: float64(n.Load()) / r.cfg.Step.Seconds(),
+			Unit: "creates/s", P50: p50, P99: p99, P999: p999})
+	}
+	return nil
+}
+
+// singleWrites: one transfer per request, spread over every node (so
+// followers forward), at several concurrencies; then an open-loop run at
+// half the best rate for its latency.
+func (r *run) singleWrites(ctx context.Context) error {
+	best := 0.0
+	for _, c := range []int{1, 16, 64, 256} {
+		rate, lats, err := r.transfers(c, 0)
+		if err != nil {
+			return err
+		}
+		best = max(best, rate)
+		p50, p99, p999 := percentiles(lats)
+		r.add(Result{Name: fmt.Sprintf("single-command transfers, %d clients", c), Value: rate, Unit: "transfers/s", P50: p50, P99: p99, P999: p999})
+	}
+	rate, lats, err := r.transfers(256, best/2)
+	if err != nil {
+		return err
+	}
+	p50, p99, p999 := percentiles(lats)
+	r.add(Result{Name: "single-command transfers at half the best rate", Value: rate, Unit: "transfers/s", P50: p50, P99: p99, P999: p999,
+		Note: fmt.Sprintf("offered %.0f/s", best/2)})
+	return nil
+}
+
+// transfers runs c clients for one step; with rate > 0 they share a
+// ticker (open loop) instead of sending back to back.
+func (r *run) transfers(c int, rate float64) (float64, []time.Duration, error) {
+	var lats latencies
+	var n, failed atomic.Int64
+	var tick <-chan time.Time
+	if rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / rate))
+		defer t.Stop()
+		tick = t.C
+	}
+	err := forDuration(r.cfg.Step, c, func(w int) error {
+		if tick != nil {
+			<-tick
+		}
+		from, to := rand.IntN(len(r.accounts)), rand.IntN(len(r.accounts)-1)
+		if to >= from {
+			to++
+		}
+		started := time.Now()
+		code, err := post(r.endpoints[w%len(r.endpoints)], "/v1/transfers", wire.Transfer{From: r.accounts[from], To: r.accounts[to], Amount: 1}, nil)
+		if err != nil || code != 200 {
+			failed.Add(1)
+			return nil
+		}
+		lats.add(time.Since(started))
+		n.Add(1)
+		return nil
+	})
+	if f := failed.Load(); f > 0 {
+		return 0, nil, fmt.Errorf("bench: %d transfers failed at %d clients", f, c)
+	}
+	return float64(n.Load()) / r.cfg.Step.Seconds(), lats.all(), err
+}
+
+// batchWrites: transfers through the batch API, 8 clients over all nodes.
+func (r *run) batchWrites(ctx context.Context) error {
+	for _, size := range []int{100, 1000} {
+		var cmds atomic.Int64
+		var lats latencies
+		err := forDuration(r.cfg.Step, 8, func(w int) error {
+			b := wire.Batch{Commands: make([]wire.Command, size)}
+			for i := range b.Commands {
+				from, to := rand.IntN(len(r.accounts)), rand.IntN(len(r.accounts)-1)
+				if to >= from {
+					to++
+				}
+				b.Commands[i] = wire.Command{Op: "transfer", Account: r.accounts[from], To: r.accounts[to], Amount: 1}
+			}
+			started := time.Now()
+			code, err := post(r.endpoints[w%len(r.endpoints)], "/v1/batch", b, nil)
+			if err != nil || code != 200 {
+				return fmt.Errorf("batch: %d %v", code, err)
+			}
+			lats.add(time.Since(started))
+			cmds.Add(int64(size))
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		p50, p99, p999 := percentiles(lats.all())
+		r.add(Result{Name: fmt.Sprintf("batch API transfers, batches of %d, 8 clients", size), Value: float64(cmds.Load()) / r.cfg.Step.Seconds(),
+			Unit: "transfers/s", P50: p50, P99: p99, P999: p999, Note: "latency per batch"})
+	}
+	return nil
+}
+
+// reads: local and linearizable single-account reads per node.
+func (r *run) reads(ctx context.Context) error {
+	for _, consistency := range []string{"local", "linearizable"} {
+		for i, node := range r.endpoints {
+			var n atomic.Int64
+			var lats latencies
+			err := forDuration(r.cfg.Step/2, 32, func(int) error {
+				started := time.Now()
+				code, err := get(node, "/v1/accounts/"+r.accounts[rand.IntN(len(r.accounts))]+"?consistency="+consistency)
+				if err != nil || code != 200 {
+					return fmt.Errorf("read: %d %v", code, err)
+				}
+				lats.add(time.Since(started))
+				n.Add(1)
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("bench: %w", err)
+			}
+			p50, p99, p999 := percentiles(lats.all())
+			r.add(Result{Name: fmt.Sprintf("%s reads on n%d, 32 clients", consistency, i+1), Value: float64(n.Load()) / (r.cfg.Step / 2).Seconds(),
+				Unit: "reads/s", P50: p50, P99: p99, P999: p999})
+		}
+	}
+	return nil
+}
+
+// forDuration runs fn in c goroutines, again and again, for d.
+func forDuration(d time.Duration, c int, fn func(worker int) error) error {
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	var first atomic.Pointer[error]
+	for w := range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) && first.Load() == nil {
+				if err := fn(w); err != nil {
+					first.CompareAndSwap(nil, &err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if p := first.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// latencies collects durations from many goroutines.
+type latencies struct {
+	mu sync.Mutex
+	l  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.l = append(l.l, d)
+	l.mu.Unlock()
+}
+
+func (l *latencies) all() []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.l
+}
