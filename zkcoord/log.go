@@ -61,11 +61,20 @@ func (l *Log) EntryPath(index uint64) string {
 // Read returns entry index, checking that the index inside it is the one
 // its name promised.
 func (l *Log) Read(index uint64) (*engine.Entry, error) {
-	data, _, err := l.s.Conn.Get(l.EntryPath(index))
-	if errors.Is(err, zk.ErrNoNode) {
+	e, err := l.get(index)
+	if errors.Is(err, ErrNotFound) {
 		if below, terr := l.TrimmedBelow(); terr == nil && index < below {
 			return nil, fmt.Errorf("zkcoord: read %d: %w (log starts at %d)", index, ErrTrimmed, below)
 		}
+	}
+	return e, err
+}
+
+// get reads entry index without asking, when it is missing, whether it
+// was trimmed.
+func (l *Log) get(index uint64) (*engine.Entry, error) {
+	data, _, err := l.s.Conn.Get(l.EntryPath(index))
+	if errors.Is(err, zk.ErrNoNode) {
 		return nil, fmt.Errorf("zkcoord: read %d: %w", index, ErrNotFound)
 	}
 	if err != nil {

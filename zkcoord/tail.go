@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -53,7 +54,11 @@ func (t *Tailer) run(ctx context.Context) {
 		e, err := t.l.Read(t.next)
 		switch {
 		case err == nil:
-			if err := t.deliver(ctx, e); err != nil {
+			err := t.deliver(ctx, e)
+			if err == nil {
+				err = t.readAhead(ctx)
+			}
+			if err != nil {
 				t.err = err
 				return
 			}
@@ -91,6 +96,40 @@ func (t *Tailer) watchNext(watch <-chan zk.Event) (<-chan zk.Event, bool) {
 		return nil, false // read again after the recheck
 	}
 	return w, exists
+}
+
+// readAheadMax is how many entries the tailer reads at once when it is
+// behind: one round trip per entry would cap it near 1,000 entries/s.
+const readAheadMax = 64
+
+// readAhead reads the entries after the one just delivered, in windows
+// that double while every entry of a window exists (the tailer is behind)
+// and end at the first missing one. Errors other than a divergence are
+// left for the next single read, which classifies them.
+func (t *Tailer) readAhead(ctx context.Context) error {
+	for w := 1; ; w = min(2*w, readAheadMax) {
+		got, errs := make([]*engine.Entry, w), make([]error, w)
+		var wg sync.WaitGroup
+		for i := range w {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[i], errs[i] = t.l.get(t.next + uint64(i))
+			}()
+		}
+		wg.Wait()
+		for i, e := range got {
+			if errs[i] != nil {
+				if errors.Is(errs[i], ErrDiverged) {
+					return errs[i]
+				}
+				return nil
+			}
+			if err := t.deliver(ctx, e); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 func (t *Tailer) deliver(ctx context.Context, e *engine.Entry) error {

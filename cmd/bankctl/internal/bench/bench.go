@@ -68,7 +68,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	dc := devcluster.Config{
 		Dir: filepath.Join(dir, "cluster"), Nodes: 3, ZooKeepers: 3, ZKPort: cfg.ZKPort, APIPort: cfg.APIPort,
 		Bankd: cfg.Bankd, SessionTimeout: 4 * time.Second,
-		BankdArgs: []string{"--snapshot-every", "500", "--log-retain", "100", "--trim-interval", "1s", "--log-level", "warn"},
+		BankdArgs: []string{"--snapshot-every", "500", "--log-retain", "100", "--segment-size", "500", "--trim-interval", "1s", "--log-level", "warn"},
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	r := &run{cfg: cfg, dir: dc.Dir}

@@ -120,11 +120,11 @@ func (r *run) singleWrites(ctx context.Context) error {
 func (r *run) transfers(c int, rate float64) (float64, []time.Duration, error) {
 	var lats latencies
 	var n, failed atomic.Int64
-	var tick <-chan time.Time
+	var tick <-chan struct{}
 	if rate > 0 {
-		t := time.NewTicker(time.Duration(float64(time.Second) / rate))
-		defer t.Stop()
-		tick = t.C
+		stop := make(chan struct{})
+		defer close(stop)
+		tick = pace(rate, stop)
 	}
 	err := forDuration(r.cfg.Step, c, func(w int) error {
 		if tick != nil {
@@ -148,6 +148,32 @@ func (r *run) transfers(c int, rate float64) (float64, []time.Duration, error) {
 		return 0, nil, fmt.Errorf("bench: %d transfers failed at %d clients", f, c)
 	}
 	return float64(n.Load()) / r.cfg.Step.Seconds(), lats.all(), err
+}
+
+// pace issues rate tokens per second, on schedule: each millisecond it
+// releases the tokens that are due, so that a slow answer never delays
+// the next request (an open loop).
+func pace(rate float64, stop <-chan struct{}) <-chan struct{} {
+	out := make(chan struct{}, int(rate)+1)
+	go func() {
+		started, issued := time.Now(), 0
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+			case <-stop:
+				return
+			}
+			for due := int(time.Since(started).Seconds() * rate); issued < due; issued++ {
+				select {
+				case out <- struct{}{}:
+				default: // every client is busy: the load is over capacity
+				}
+			}
+		}
+	}()
+	return out
 }
 
 // batchWrites: transfers through the batch API, 8 clients over all nodes.

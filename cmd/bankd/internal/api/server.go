@@ -7,6 +7,7 @@ package api
 
 import (
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -89,6 +90,8 @@ func (s *Server) routes() {
 	if s.cfg.MetricsHandle != nil {
 		s.mux.Handle("GET /metrics", s.cfg.MetricsHandle)
 	}
+	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index) // profiles, for finding where time goes
+	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, wire.NewProblem(wire.CodeNotFound, "no route "+r.Method+" "+r.URL.Path))
 	})

@@ -22,6 +22,10 @@ type leaderState struct {
 	mu     sync.Mutex
 	closed bool
 	queue  chan *request
+	// feed hands each started append, in order, to the replica loop,
+	// which applies the entry as soon as ZooKeeper confirms it, instead of
+	// reading it back. Its capacity bounds how far appends run ahead.
+	feed chan *zkcoord.Pending
 }
 
 // enqueue hands r to the batcher, or fails at once if the term is over or
@@ -120,9 +124,14 @@ func (n *Node) lead(term *zkcoord.Term) {
 		<-term.Done()
 		return
 	}
-	ls := &leaderState{term: term, startHead: head.Index, queue: make(chan *request, n.cfg.QueueMax)}
+	ls := &leaderState{term: term, startHead: head.Index, queue: make(chan *request, n.cfg.QueueMax),
+		feed: make(chan *zkcoord.Pending, 2*n.cfg.InflightMax)}
 	n.appendHead.Store(head.Index)
 	n.leading.Store(ls)
+	select { // wake the replica loop: it switches from tailing to the feed
+	case n.leadStarted <- struct{}{}:
+	default:
+	}
 	n.cfg.Logger.Info("leading", "epoch", term.Epoch, "log_head", head.Index)
 	go n.trimWhileLeading(term)
 	n.batch(term, n.log.NewAppender(term, head, n.cfg.InflightMax), ls)
@@ -178,6 +187,10 @@ func (n *Node) batch(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState)
 			h(len(cmds), bytes)
 		}
 		go n.awaitAppend(index, p)
+		select {
+		case ls.feed <- p:
+		case <-term.Done(): // the tailer reads what landed
+		}
 	}
 }
 

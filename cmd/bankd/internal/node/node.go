@@ -36,14 +36,15 @@ type Node struct {
 	eng     *engine.Engine
 	applied chan struct{} // closed and replaced after each apply
 
-	snapIndex  atomic.Uint64 // newest snapshot on disk
-	snapTaken  uint64        // index of the last capture (replica loop only)
-	snapBusy   atomic.Bool   // a snapshot file is being written
-	startHead  uint64        // log head seen at start; ready once applied
-	ready      atomic.Bool
-	stopping   atomic.Bool
-	leading    atomic.Pointer[leaderState]
-	appendHead atomic.Uint64 // last index appended while leading
+	snapIndex   atomic.Uint64 // newest snapshot on disk
+	snapTaken   uint64        // index of the last capture (replica loop only)
+	snapBusy    atomic.Bool   // a snapshot file is being written
+	startHead   uint64        // log head seen at start; ready once applied
+	ready       atomic.Bool
+	stopping    atomic.Bool
+	leading     atomic.Pointer[leaderState]
+	leadStarted chan struct{} // signalled when a term starts
+	appendHead  atomic.Uint64 // last index appended while leading
 
 	waiters waiters
 
@@ -59,7 +60,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.withDefaults(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, applied: make(chan struct{}), done: make(chan struct{})}
+	n := &Node{cfg: cfg, applied: make(chan struct{}), done: make(chan struct{}), leadStarted: make(chan struct{}, 1)}
 	if err := n.openDataDir(); err != nil {
 		return nil, err
 	}

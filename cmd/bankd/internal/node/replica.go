@@ -19,10 +19,17 @@ const journalBatchMax = 256
 // applying anything else would make this node disagree with the others.
 func (n *Node) replicate(ctx context.Context) error {
 	for {
-		err := n.tailOnce(ctx)
+		var err error
+		if ls := n.ownTerm(); ls != nil {
+			err = n.applyOwn(ctx, ls)
+		} else {
+			err = n.tailOnce(ctx)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil
+		case err == nil, errors.Is(err, errSwitch):
+			continue
 		case errors.Is(err, zkcoord.ErrTrimmed):
 			n.cfg.Logger.Info("the log was trimmed past this node; installing a peer's snapshot", "applied", n.Applied())
 			if err := n.catchUp(ctx); err != nil {
@@ -42,12 +49,88 @@ func (n *Node) tailOnce(ctx context.Context) error {
 	from := zkcoord.Head{Index: n.eng.Index(), Hash: n.eng.LastHash()}
 	n.mu.RUnlock()
 	t := n.log.Tail(ctx, from, time.Second)
-	for e := range t.Entries() {
-		if err := n.persistAndApply(ctx, drain(e, t.Entries())); err != nil {
-			return err
+	for {
+		select {
+		case e, ok := <-t.Entries():
+			if !ok {
+				return t.Err()
+			}
+			if err := n.persistAndApply(ctx, drain(e, t.Entries())); err != nil {
+				return err
+			}
+		case <-n.leadStarted:
+		}
+		if n.ownTerm() != nil {
+			return errSwitch
 		}
 	}
-	return t.Err()
+}
+
+// errSwitch: the node leads and has applied the log as it was when the
+// term began; from now on it applies its own appends.
+var errSwitch = errors.New("node: switch to the leader's own appends")
+
+// ownTerm is the term this node leads, once it applied everything before
+// it.
+func (n *Node) ownTerm() *leaderState {
+	ls := n.leading.Load()
+	if ls == nil || ls.term.Err() != nil || n.Applied() < ls.startHead {
+		return nil
+	}
+	return ls
+}
+
+// applyOwn applies the leader's own entries as their appends succeed,
+// until the term ends or an append fails; then the tailer takes over from
+// what was applied, reading whatever else landed.
+func (n *Node) applyOwn(ctx context.Context, ls *leaderState) error {
+	for {
+		var p *zkcoord.Pending
+		select {
+		case p = <-ls.feed:
+		case <-ls.term.Done():
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+		batch, more := n.collectOwn(ctx, ls, p)
+		if len(batch) > 0 {
+			if err := n.persistAndApply(ctx, batch); err != nil {
+				return err
+			}
+		}
+		if !more {
+			return nil
+		}
+	}
+}
+
+// collectOwn waits for p's append and takes the appends queued behind it,
+// as long as each succeeded. Entries the tailer applied already (before
+// the switch) are skipped. more is false once an append failed.
+func (n *Node) collectOwn(ctx context.Context, ls *leaderState, p *zkcoord.Pending) (batch []*engine.Entry, more bool) {
+	base := n.Applied()
+	for {
+		select {
+		case <-p.Done():
+		case <-ctx.Done():
+			return batch, false
+		}
+		if p.Err() != nil {
+			return batch, false
+		}
+		if p.Entry.Index > base {
+			batch = append(batch, p.Entry)
+		}
+		if len(batch) >= journalBatchMax {
+			return batch, true
+		}
+		select {
+		case p = <-ls.feed:
+		default:
+			return batch, true
+		}
+	}
 }
 
 // drain takes first and whatever else is already waiting, so that one
