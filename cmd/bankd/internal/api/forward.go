@@ -61,7 +61,7 @@ func (s *Server) submit(ctx context.Context, cmds []engine.Command) (submitted, 
 		case err == nil:
 			return submitted{index, out}, nil
 		case errors.Is(err, node.ErrNotLeader):
-			return s.submitRemote(ctx, cmds)
+			return s.fwd.submit(ctx, cmds)
 		case errors.Is(err, node.ErrLeadershipLost), errors.Is(err, node.ErrOverloaded):
 			return submitted{}, fmt.Errorf("%w: %w", errRetry, err)
 		}

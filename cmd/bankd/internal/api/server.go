@@ -33,6 +33,7 @@ type Server struct {
 	node  *node.Node
 	peers *http.Client
 	mux   *http.ServeMux
+	fwd   *forwarder
 }
 
 // New builds the API for n.
@@ -56,6 +57,7 @@ func New(n *node.Node, cfg Config) *Server {
 		cfg.PeerClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	}
 	s := &Server{cfg: cfg, node: n, peers: cfg.PeerClient, mux: http.NewServeMux()}
+	s.fwd = newForwarder(s)
 	s.routes()
 	return s
 }
