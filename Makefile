@@ -48,6 +48,8 @@ bench: zookeeper
 	$(GO) test -run '^$$' -bench Replay -benchtime 2000000x ./journal
 	$(GO) test -run '^$$' -bench MillionAccounts -benchtime 3x ./snapshot
 	$(GO) test -run '^$$' -bench LogThroughput -benchtime 1x ./zkcoord
+	$(MAKE) build
+	bin/bankctl bench $(BENCHFLAGS)
 
 ## zookeeper: install Debian's zookeeper package when it is missing
 zookeeper:
