@@ -157,18 +157,12 @@ func (n *Node) persistAndApply(ctx context.Context, batch []*engine.Entry) error
 	if err := n.dir.Journal.Append(batch...); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	n.mu.Lock()
 	for _, e := range batch {
-		results, err := n.eng.Apply(e)
-		if err != nil {
-			n.mu.Unlock()
-			return fmt.Errorf("node: apply %d: %w", e.Index, err)
-		}
-		n.waiters.resolve(e, results)
-		if h := n.cfg.Hooks.EntryApplied; h != nil {
-			h(e.Index, len(e.Commands))
+		if err := n.applyEntry(e); err != nil {
+			return err
 		}
 	}
+	n.mu.Lock()
 	close(n.applied)
 	n.applied = make(chan struct{})
 	applied := n.eng.Index()
@@ -178,6 +172,23 @@ func (n *Node) persistAndApply(ctx context.Context, batch []*engine.Entry) error
 		n.setReady()
 	}
 	n.maybeSnapshot(ctx, applied)
+	return nil
+}
+
+// applyEntry applies one entry under the write lock (held per entry, so
+// reads wait for at most one entry, not a whole journal batch) and answers
+// the requests waiting on it.
+func (n *Node) applyEntry(e *engine.Entry) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	results, err := n.eng.Apply(e)
+	if err != nil {
+		return fmt.Errorf("node: apply %d: %w", e.Index, err)
+	}
+	n.waiters.resolve(e, results)
+	if h := n.cfg.Hooks.EntryApplied; h != nil {
+		h(e.Index, len(e.Commands))
+	}
 	return nil
 }
 
