@@ -74,11 +74,7 @@ func (a *app) showReplay(r *audit.Report) error {
 	out := replayOutput{DataDir: r.DataDir, From: r.From, Index: r.Index, StateHash: r.StateHash.String(),
 		Accounts: r.Totals.Accounts, TotalBalance: r.Totals.Balance, Entries: r.Entries, Commands: r.Commands,
 		Outcomes: r.Outcomes, Snapshots: r.Snapshots}
-	asJSON, err := a.jsonOutput()
-	if err != nil || asJSON {
-		if err == nil {
-			err = printJSON(a.stdout, out)
-		}
+	if done, err := a.showJSON(out); done {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "data dir:      %s\nstarted from:  %s\nindex:         %d\nstate hash:    %s\naccounts:      %d\ntotal balance: %d\nentries:       %d\ncommands:      %d\n",
@@ -237,11 +233,7 @@ func statement(dir, account string) ([]statementLine, *audit.Report, error) {
 }
 
 func (a *app) showStatement(account string, lines []statementLine, r *audit.Report) error {
-	asJSON, err := a.jsonOutput()
-	if err != nil || asJSON {
-		if err == nil {
-			err = printJSON(a.stdout, map[string]any{"account": account, "from_index": r.From + 1, "lines": lines})
-		}
+	if done, err := a.showJSON(map[string]any{"account": account, "from_index": r.From + 1, "lines": lines}); done {
 		return err
 	}
 	if r.From > 0 {

@@ -128,11 +128,7 @@ func (a *app) submitBatch(all []wire.Command) error {
 }
 
 func (a *app) showSummary(sum batchSummary) error {
-	asJSON, err := a.jsonOutput()
-	if err != nil || asJSON {
-		if err == nil {
-			err = printJSON(a.stdout, sum)
-		}
+	if done, err := a.showJSON(sum); done {
 		return err
 	}
 	var rows [][]string

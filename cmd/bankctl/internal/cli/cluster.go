@@ -17,11 +17,7 @@ func (a *app) clusterCommand() *cobra.Command {
 			if _, err := a.read("/v1/cluster", &cl); err != nil {
 				return err
 			}
-			asJSON, err := a.jsonOutput()
-			if err != nil || asJSON {
-				if err == nil {
-					err = printJSON(a.stdout, cl)
-				}
+			if done, err := a.showJSON(cl); done {
 				return err
 			}
 			leader := "none"

@@ -199,11 +199,7 @@ func (a *app) devStatus() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			asJSON, err := a.jsonOutput()
-			if err != nil || asJSON {
-				if err == nil {
-					err = printJSON(a.stdout, map[string]any{"dir": st.Dir, "supervisor_pid": st.Supervisor, "processes": procs})
-				}
+			if done, err := a.showJSON(map[string]any{"dir": st.Dir, "supervisor_pid": st.Supervisor, "processes": procs}); done {
 				return err
 			}
 			var rows [][]string

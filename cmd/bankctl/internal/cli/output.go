@@ -20,6 +20,16 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// showJSON prints v as JSON when that is the output format; done says
+// whether it did (or failed to decide), so the caller returns err.
+func (a *app) showJSON(v any) (done bool, err error) {
+	asJSON, err := a.jsonOutput()
+	if err != nil || !asJSON {
+		return err != nil, err
+	}
+	return true, printJSON(a.stdout, v)
+}
+
 // table prints rows under a header, aligned.
 func table(w io.Writer, header []string, rows [][]string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -38,12 +48,8 @@ var accountHeader = []string{"ACCOUNT", "NAME", "BALANCE", "CREATED", "UPDATED"}
 
 // show prints v as JSON, or as a table of accounts through rows.
 func (a *app) show(v any, accounts ...wire.Account) error {
-	asJSON, err := a.jsonOutput()
-	if err != nil {
+	if done, err := a.showJSON(v); done {
 		return err
-	}
-	if asJSON {
-		return printJSON(a.stdout, v)
 	}
 	rows := make([][]string, len(accounts))
 	for i, acc := range accounts {

@@ -15,9 +15,17 @@ import (
 )
 
 // decodeBody reads r's JSON body into v strictly: one object, no unknown
-// fields, integers only where integers go, within the body limit. Any
-// failure is a problem naming the cause.
-func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) *wire.Problem {
+// fields, integers only where integers go, within the body limit. On any
+// failure it answers with a problem naming the cause and returns false.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	if p := s.readBody(w, r, v); p != nil {
+		writeProblem(w, p)
+		return false
+	}
+	return true
+}
+
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, v any) *wire.Problem {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return wire.NewProblem(wire.CodeUnsupportedMedia, fmt.Sprintf("content type %q; send application/json", ct))

@@ -16,8 +16,7 @@ import (
 // looks for the leader anew.
 func (s *Server) internalSubmit(w http.ResponseWriter, r *http.Request) {
 	var body wire.Batch
-	if p := s.decodeBody(w, r, &body); p != nil {
-		writeProblem(w, p)
+	if !s.decodeBody(w, r, &body) {
 		return
 	}
 	cmds := make([]engine.Command, len(body.Commands))

@@ -15,12 +15,11 @@ import (
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
 	var body wire.CreateAccount
-	if p := s.decodeBody(w, r, &body); p != nil {
-		writeProblem(w, p)
+	if !s.decodeBody(w, r, &body) {
 		return
 	}
 	cmd := engine.Command{Op: engine.OpCreateAccount, Account: body.Account, Name: body.Name, Amount: body.Balance}
-	s.writeOne(w, r, cmd, http.StatusCreated, func(accts []engine.Account) any { return wire.FromAccount(accts[0]) })
+	s.writeOne(w, r, cmd, http.StatusCreated, firstAccount)
 }
 
 func (s *Server) deposit(w http.ResponseWriter, r *http.Request) {
@@ -33,8 +32,7 @@ func (s *Server) withdraw(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) amountCommand(w http.ResponseWriter, r *http.Request, op engine.Op) {
 	var body wire.Amount
-	if p := s.decodeBody(w, r, &body); p != nil {
-		writeProblem(w, p)
+	if !s.decodeBody(w, r, &body) {
 		return
 	}
 	cmd := engine.Command{Op: op, Account: r.PathValue("account"), Amount: body.Amount}
@@ -43,8 +41,7 @@ func (s *Server) amountCommand(w http.ResponseWriter, r *http.Request, op engine
 
 func (s *Server) rename(w http.ResponseWriter, r *http.Request) {
 	var body wire.Rename
-	if p := s.decodeBody(w, r, &body); p != nil {
-		writeProblem(w, p)
+	if !s.decodeBody(w, r, &body) {
 		return
 	}
 	cmd := engine.Command{Op: engine.OpRename, Account: r.PathValue("account"), Name: body.Name}
@@ -58,8 +55,7 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) transfer(w http.ResponseWriter, r *http.Request) {
 	var body wire.Transfer
-	if p := s.decodeBody(w, r, &body); p != nil {
-		writeProblem(w, p)
+	if !s.decodeBody(w, r, &body) {
 		return
 	}
 	cmd := engine.Command{Op: engine.OpTransfer, Account: body.From, To: body.To, Amount: body.Amount}
@@ -103,8 +99,7 @@ func (s *Server) writeOne(w http.ResponseWriter, r *http.Request, cmd engine.Com
 
 func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 	var body wire.Batch
-	if p := s.decodeBody(w, r, &body); p != nil {
-		writeProblem(w, p)
+	if !s.decodeBody(w, r, &body) {
 		return
 	}
 	cmds, p := s.batchCommands(r, body.Commands)
