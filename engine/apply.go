@@ -24,6 +24,9 @@ func (e *Engine) create(index uint64, c *Command) Result {
 	if code := checkCreate(c); code != CodeOK {
 		return rejected(code)
 	}
+	if e.accounts.full() {
+		return rejected(CodeLimitExceeded)
+	}
 	if e.totals.Balance+c.Amount > MaxTotalBalance {
 		return rejected(CodeLimitExceeded)
 	}
@@ -33,13 +36,11 @@ func (e *Engine) create(index uint64, c *Command) Result {
 		if number, ok = e.assignNumber(); !ok {
 			return rejected(CodeLimitExceeded)
 		}
-	} else if _, exists := e.byNumber[number]; exists {
+	} else if _, exists := e.accounts.find(number); exists {
 		return rejected(CodeAccountExists)
 	}
 	name, _ := NormalizeName(c.Name)
-	a := &Account{Number: number, Name: name, Balance: c.Amount, CreatedIndex: index, UpdatedIndex: index}
-	e.byNumber[number] = a
-	e.ordered.ReplaceOrInsert(a)
+	a := e.accounts.insert(Account{Number: number, Name: name, Balance: c.Amount, CreatedIndex: index, UpdatedIndex: index})
 	e.totals.Accounts++
 	e.totals.Balance += c.Amount
 	return succeeded(a)
@@ -50,7 +51,7 @@ func (e *Engine) create(index uint64, c *Command) Result {
 func (e *Engine) assignNumber() (string, bool) {
 	for ; e.nextNum <= maxAssigned; e.nextNum++ {
 		s := formatAssigned(e.nextNum)
-		if _, taken := e.byNumber[s]; !taken {
+		if _, taken := e.accounts.find(s); !taken {
 			e.nextNum++
 			return s, true
 		}
@@ -63,11 +64,11 @@ func (e *Engine) deposit(index uint64, c *Command) Result {
 	if code != CodeOK {
 		return rejected(code)
 	}
-	if a.Balance+c.Amount > MaxAmount || e.totals.Balance+c.Amount > MaxTotalBalance {
+	if a.balance+c.Amount > MaxAmount || e.totals.Balance+c.Amount > MaxTotalBalance {
 		return rejected(CodeLimitExceeded)
 	}
-	a.Balance += c.Amount
-	a.UpdatedIndex = index
+	a.balance += c.Amount
+	a.updated = index
 	e.totals.Balance += c.Amount
 	return succeeded(a)
 }
@@ -77,11 +78,11 @@ func (e *Engine) withdraw(index uint64, c *Command) Result {
 	if code != CodeOK {
 		return rejected(code)
 	}
-	if a.Balance < c.Amount {
+	if a.balance < c.Amount {
 		return rejected(CodeInsufficientFunds)
 	}
-	a.Balance -= c.Amount
-	a.UpdatedIndex = index
+	a.balance -= c.Amount
+	a.updated = index
 	e.totals.Balance -= c.Amount
 	return succeeded(a)
 }
@@ -90,23 +91,23 @@ func (e *Engine) transfer(index uint64, c *Command) Result {
 	if code := c.Check(); code != CodeOK {
 		return rejected(code)
 	}
-	from, okFrom := e.byNumber[c.Account]
-	to, okTo := e.byNumber[c.To]
+	from, okFrom := e.accounts.get(c.Account)
+	to, okTo := e.accounts.get(c.To)
 	if !okFrom || !okTo {
 		return rejected(CodeAccountNotFound)
 	}
-	if from.Balance < c.Amount {
+	if from.balance < c.Amount {
 		return rejected(CodeInsufficientFunds)
 	}
-	if to.Balance+c.Amount > MaxAmount {
+	if to.balance+c.Amount > MaxAmount {
 		return rejected(CodeLimitExceeded)
 	}
-	from.Balance -= c.Amount
-	to.Balance += c.Amount
-	from.UpdatedIndex = index
-	to.UpdatedIndex = index
+	from.balance -= c.Amount
+	to.balance += c.Amount
+	from.updated = index
+	to.updated = index
 	r := succeeded(from)
-	r.add(*to)
+	r.add(to.account())
 	return r
 }
 
@@ -114,47 +115,48 @@ func (e *Engine) remove(c *Command) Result {
 	if code := checkNumber(c.Account); code != CodeOK {
 		return rejected(code)
 	}
-	a, ok := e.byNumber[c.Account]
+	a, ok := e.accounts.get(c.Account)
 	if !ok {
 		return rejected(CodeAccountNotFound)
 	}
-	if a.Balance != 0 {
+	if a.balance != 0 {
 		return rejected(CodeBalanceNotZero)
 	}
-	delete(e.byNumber, a.Number)
-	e.ordered.Delete(a)
+	r := succeeded(a)
+	e.accounts.remove(c.Account)
 	e.totals.Accounts--
-	return succeeded(a)
+	return r
 }
 
 func (e *Engine) rename(index uint64, c *Command) Result {
 	if code := c.Check(); code != CodeOK {
 		return rejected(code)
 	}
-	a, ok := e.byNumber[c.Account]
+	a, ok := e.accounts.get(c.Account)
 	if !ok {
 		return rejected(CodeAccountNotFound)
 	}
-	a.Name, _ = NormalizeName(c.Name)
-	a.UpdatedIndex = index
+	name, _ := NormalizeName(c.Name)
+	a.setName(name)
+	a.updated = index
 	return succeeded(a)
 }
 
 // lookupWithAmount validates a single-account money command and finds its
 // account.
-func (e *Engine) lookupWithAmount(c *Command) (*Account, Code) {
+func (e *Engine) lookupWithAmount(c *Command) (*slot, Code) {
 	if code := firstFailure(checkNumber(c.Account), checkAmount(c.Amount)); code != CodeOK {
 		return nil, code
 	}
-	a, ok := e.byNumber[c.Account]
+	a, ok := e.accounts.get(c.Account)
 	if !ok {
 		return nil, CodeAccountNotFound
 	}
 	return a, CodeOK
 }
 
-func succeeded(a *Account) Result {
+func succeeded(a *slot) Result {
 	r := Result{Code: CodeOK}
-	r.add(*a)
+	r.add(a.account())
 	return r
 }

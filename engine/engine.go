@@ -3,8 +3,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-
-	"github.com/google/btree"
 )
 
 // Replication faults returned by Apply. Each means the caller fed the engine
@@ -52,8 +50,7 @@ type Engine struct {
 	lastHash Hash   // hash of the last applied entry
 	timeMs   int64  // leader time of the last applied entry
 
-	byNumber map[string]*Account
-	ordered  *btree.BTreeG[*Account]
+	accounts *accountTable
 	nextNum  uint64 // next candidate for an assigned account number
 	totals   Totals
 
@@ -71,14 +68,11 @@ func New(cfg Config) (*Engine, error) {
 func newEngine(cfg Config) *Engine {
 	return &Engine{
 		cfg:      cfg,
-		byNumber: make(map[string]*Account),
-		ordered:  btree.NewG(32, accountLess),
+		accounts: newAccountTable(0),
 		nextNum:  1,
 		keys:     newKeyWindow(),
 	}
 }
-
-func accountLess(a, b *Account) bool { return a.Number < b.Number }
 
 // Index is the index of the last applied entry (0 before any).
 func (e *Engine) Index() uint64 { return e.index }
@@ -100,11 +94,11 @@ func (e *Engine) Config() Config { return e.cfg }
 
 // Get returns an account by number.
 func (e *Engine) Get(number string) (Account, bool) {
-	a, ok := e.byNumber[number]
+	s, ok := e.accounts.get(number)
 	if !ok {
 		return Account{}, false
 	}
-	return *a, true
+	return s.account(), true
 }
 
 // List returns up to limit accounts whose numbers sort strictly after
@@ -114,14 +108,13 @@ func (e *Engine) List(after string, limit int) []Account {
 		return nil
 	}
 	out := make([]Account, 0, min(limit, int(e.totals.Accounts)))
-	visit := func(a *Account) bool {
-		if a.Number == after {
+	e.accounts.ascend(after, func(s *slot) bool {
+		if s.number() == after {
 			return true
 		}
-		out = append(out, *a)
+		out = append(out, s.account())
 		return len(out) < limit
-	}
-	e.ordered.AscendGreaterOrEqual(&Account{Number: after}, visit)
+	})
 	return out
 }
 
@@ -173,13 +166,14 @@ func (e *Engine) applyCommand(index uint64, c *Command) Result {
 		return rejected(CodeInvalidKey)
 	}
 	fp := c.fingerprint()
-	if rec, ok := e.keys.lookup(c.Key); ok {
+	if rec, created, ok := e.keys.lookup(c.Key); ok {
 		if rec.fingerprint != fp {
 			return rejected(CodeIdempotencyKeyReused)
 		}
-		return rec.replay(e, c)
+		return rec.replay(e, c, created)
 	}
 	r := e.execute(index, c)
-	e.keys.remember(newKeyRecord(c.Key, index, fp, c, &r))
+	rec, created := newKeyRecord(index, fp, c, &r)
+	e.keys.remember(c.Key, created, rec)
 	return r
 }

@@ -2,20 +2,23 @@ package engine
 
 // keyRecord is what the engine remembers about an idempotency key: enough
 // to answer a retry with the first outcome, and no more, because a busy
-// node holds hundreds of thousands of them.
+// node holds hundreds of thousands of them. The key, and the number of an
+// account the command created, are in its chunk's text; a record holds no
+// pointer, so the garbage collector never looks inside the window.
 type keyRecord struct {
-	key         string
 	index       uint64    // entry that first used the key
 	fingerprint uint64    // of the command, without its key
 	balances    [2]uint64 // balances of the touched accounts right after
-	number      string    // account created (the command may not name it)
+	textOff     uint32    // of the key, then the created account's number
+	keyLen      uint8
+	numLen      uint8
 	code        Code
 }
 
 // replay rebuilds the first outcome for a retry of c. Balances are as they
 // were right after the first application; names and creation indexes are
 // read from the current state.
-func (r *keyRecord) replay(e *Engine, c *Command) Result {
+func (r *keyRecord) replay(e *Engine, c *Command, created string) Result {
 	res := Result{Code: r.code, Replayed: true}
 	if r.code != CodeOK {
 		return res
@@ -24,14 +27,14 @@ func (r *keyRecord) replay(e *Engine, c *Command) Result {
 	n := 1
 	switch c.Op {
 	case OpCreateAccount:
-		numbers[0] = r.number
+		numbers[0] = created
 	case OpTransfer:
 		n = 2
 	}
 	for i := 0; i < n; i++ {
 		a := Account{Number: numbers[i], Balance: r.balances[i], UpdatedIndex: r.index}
-		if cur, ok := e.byNumber[a.Number]; ok {
-			a.Name, a.CreatedIndex = cur.Name, cur.CreatedIndex
+		if cur, ok := e.accounts.get(a.Number); ok {
+			a.Name, a.CreatedIndex = cur.name(), cur.created
 		}
 		if c.Op == OpCreateAccount || c.Op == OpRename {
 			a.Name, _ = NormalizeName(c.Name)
@@ -41,59 +44,121 @@ func (r *keyRecord) replay(e *Engine, c *Command) Result {
 	return res
 }
 
-func newKeyRecord(key string, index, fp uint64, c *Command, r *Result) keyRecord {
-	rec := keyRecord{key: key, index: index, fingerprint: fp, code: r.Code}
+// newKeyRecord returns the record of a first use and the number of the
+// account it created, if any.
+func newKeyRecord(index, fp uint64, c *Command, r *Result) (keyRecord, string) {
+	rec := keyRecord{index: index, fingerprint: fp, code: r.Code}
 	for i, a := range r.Accounts() {
 		rec.balances[i] = a.Balance
 	}
 	if c.Op == OpCreateAccount && r.Code == CodeOK {
-		rec.number = r.accounts[0].Number
+		return rec, r.accounts[0].Number
 	}
-	return rec
+	return rec, ""
 }
 
 // keyChunk is the unit of the window's queue. Fixed-size chunks mean that
 // growing and shrinking the queue never copies records.
 const keyChunk = 4096
 
+// keyWindowLimit bounds KeyWindowMax so that positions in the window fit
+// the 32 bits the index keeps of them.
+const keyWindowLimit = 1 << 30
+
+type keyChunkData struct {
+	records [keyChunk]keyRecord
+	text    []byte
+}
+
 // keyWindow remembers keys in the order they were first used, so that
 // forgetting is a function of the log alone: a key first used by entry i is
 // remembered by entries up to i+KeyWindowEntries, and the oldest keys go
 // first when more than KeyWindowMax are held.
+//
+// The index maps a 32-bit hash of the key to the low 32 bits of its
+// position; a key whose hash another key already holds goes to clashes.
 type keyWindow struct {
-	byKey  map[string]uint64 // key -> absolute position in the queue
-	chunks [][]keyRecord     // records at positions head..tail-1
-	head   uint64            // absolute position of the oldest record
-	tail   uint64            // absolute position of the next record
+	byHash  map[uint32]uint32
+	clashes map[string]uint64
+	chunks  []*keyChunkData // records at positions head..tail-1
+	head    uint64          // absolute position of the oldest record
+	tail    uint64          // absolute position of the next record
 }
 
 func newKeyWindow() keyWindow {
-	return keyWindow{byKey: make(map[string]uint64)}
+	return keyWindow{byHash: make(map[uint32]uint32), clashes: make(map[string]uint64)}
 }
 
 func (w *keyWindow) len() int { return int(w.tail - w.head) }
 
+// hash is 64-bit FNV-1a folded to 32 bits. It is fixed, not seeded: a
+// client that finds colliding keys only moves them into clashes, an
+// ordinary (seeded) map.
+func hash[T string | []byte](s T) uint32 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return uint32(h ^ h>>32)
+}
+
+func (w *keyWindow) chunk(pos uint64) *keyChunkData { return w.chunks[pos/keyChunk-w.head/keyChunk] }
+
 // at returns the record at absolute position pos (head <= pos < tail).
-func (w *keyWindow) at(pos uint64) *keyRecord {
-	first := w.head / keyChunk
-	return &w.chunks[pos/keyChunk-first][pos%keyChunk]
+func (w *keyWindow) at(pos uint64) *keyRecord { return &w.chunk(pos).records[pos%keyChunk] }
+
+// text returns the key and the created number of the record at pos; the
+// bytes are the window's, not to be kept.
+func (w *keyWindow) text(pos uint64) (key, number []byte) {
+	r := w.at(pos)
+	b := w.chunk(pos).text[r.textOff:]
+	return b[:r.keyLen], b[r.keyLen : int(r.keyLen)+int(r.numLen)]
 }
 
-func (w *keyWindow) lookup(key string) (*keyRecord, bool) {
-	pos, ok := w.byKey[key]
+// widen turns the low 32 bits of a position in the window back into it.
+func (w *keyWindow) widen(low uint32) uint64 { return w.head + uint64(low-uint32(w.head)) }
+
+func (w *keyWindow) find(key string) (uint64, bool) {
+	if low, ok := w.byHash[hash(key)]; ok {
+		pos := w.widen(low)
+		if k, _ := w.text(pos); string(k) == key {
+			return pos, true
+		}
+	}
+	if len(w.clashes) > 0 {
+		pos, ok := w.clashes[key]
+		return pos, ok
+	}
+	return 0, false
+}
+
+// lookup returns the record of key and the number its command created.
+func (w *keyWindow) lookup(key string) (*keyRecord, string, bool) {
+	pos, ok := w.find(key)
 	if !ok {
-		return nil, false
+		return nil, "", false
 	}
-	return w.at(pos), true
+	_, number := w.text(pos)
+	return w.at(pos), string(number), true
 }
 
-// remember adds a record for a key that lookup did not find.
-func (w *keyWindow) remember(rec keyRecord) {
+// remember adds a record for a key that lookup did not find; key and
+// number are at most 255 bytes (ValidKey, ValidAccountNumber).
+func (w *keyWindow) remember(key, number string, rec keyRecord) {
 	if w.tail%keyChunk == 0 {
-		w.chunks = append(w.chunks, make([]keyRecord, keyChunk))
+		w.chunks = append(w.chunks, &keyChunkData{text: make([]byte, 0, keyChunk*24)})
 	}
-	w.byKey[rec.key] = w.tail
-	*w.at(w.tail) = rec
+	c := w.chunk(w.tail)
+	rec.textOff, rec.keyLen, rec.numLen = uint32(len(c.text)), uint8(len(key)), uint8(len(number))
+	c.text = append(append(c.text, key...), number...)
+	c.records[w.tail%keyChunk] = rec
+	h := hash(key)
+	if _, taken := w.byHash[h]; taken {
+		w.clashes[key] = w.tail
+	} else {
+		w.byHash[h] = uint32(w.tail)
+	}
 	w.tail++
 }
 
@@ -107,8 +172,7 @@ func (w *keyWindow) expire(index uint64, cfg Config) {
 		if !tooOld && !tooMany {
 			return
 		}
-		delete(w.byKey, old.key)
-		*old = keyRecord{} // release the strings
+		w.forget(w.head)
 		w.head++
 		if w.head%keyChunk == 0 {
 			w.chunks[0] = nil
@@ -117,9 +181,20 @@ func (w *keyWindow) expire(index uint64, cfg Config) {
 	}
 }
 
-// each visits the records oldest first.
-func (w *keyWindow) each(fn func(*keyRecord)) {
+func (w *keyWindow) forget(pos uint64) {
+	key, _ := w.text(pos)
+	h := hash(key)
+	if low, ok := w.byHash[h]; ok && low == uint32(pos) {
+		delete(w.byHash, h)
+		return
+	}
+	delete(w.clashes, string(key))
+}
+
+// each visits the records oldest first, with their key and created number.
+func (w *keyWindow) each(fn func(r *keyRecord, key, number []byte)) {
 	for pos := w.head; pos < w.tail; pos++ {
-		fn(w.at(pos))
+		key, number := w.text(pos)
+		fn(w.at(pos), key, number)
 	}
 }

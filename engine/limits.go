@@ -52,8 +52,8 @@ func (c Config) Validate() error {
 	if c.KeyWindowEntries == 0 {
 		return fmt.Errorf("engine: KeyWindowEntries must be at least 1")
 	}
-	if c.KeyWindowMax < 1 {
-		return fmt.Errorf("engine: KeyWindowMax must be at least 1, got %d", c.KeyWindowMax)
+	if c.KeyWindowMax < 1 || c.KeyWindowMax > keyWindowLimit {
+		return fmt.Errorf("engine: KeyWindowMax must be 1..%d, got %d", keyWindowLimit, c.KeyWindowMax)
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ func (e *Engine) WriteState(w io.Writer) error {
 	s.varint(e.timeMs)
 	s.uvarint(e.nextNum)
 	s.uvarint(e.totals.Accounts)
-	e.ordered.Ascend(func(a *Account) bool {
+	e.accounts.ascend("", func(a *slot) bool {
 		s.account(a)
 		return s.err == nil
 	})
@@ -82,23 +82,28 @@ func (s *stateWriter) str(v string) {
 	}
 }
 
-func (s *stateWriter) account(a *Account) {
-	s.str(a.Number)
-	s.str(a.Name)
-	s.uvarint(a.Balance)
-	s.uvarint(a.CreatedIndex)
-	s.uvarint(a.UpdatedIndex)
+func (s *stateWriter) bytes(v []byte) {
+	s.uvarint(uint64(len(v)))
+	s.raw(v)
 }
 
-func (s *stateWriter) keyRecord(r *keyRecord) {
-	s.str(r.key)
+func (s *stateWriter) account(a *slot) {
+	s.str(a.number())
+	s.str(a.name())
+	s.uvarint(a.balance)
+	s.uvarint(a.created)
+	s.uvarint(a.updated)
+}
+
+func (s *stateWriter) keyRecord(r *keyRecord, key, number []byte) {
+	s.bytes(key)
 	s.uvarint(r.index)
 	binary.LittleEndian.PutUint64(s.buf[:8], r.fingerprint)
-	s.raw(s.buf[:8])
-	s.raw([]byte{byte(r.code)})
+	s.buf[8] = byte(r.code)
+	s.raw(s.buf[:9])
 	s.uvarint(r.balances[0])
 	s.uvarint(r.balances[1])
-	s.str(r.number)
+	s.bytes(number)
 }
 
 // Restore reads a state written by WriteState and returns an engine in that
@@ -212,14 +217,9 @@ func (rd *stateReader) account(index uint64) Account {
 	return a
 }
 
-// restoreChunk bounds what a claimed count may make Restore allocate up
-// front; a stream that lies about its counts fails on reading instead.
-const restoreChunk = 1 << 16
-
 func (rd *stateReader) accounts(e *Engine) {
 	n := rd.uvarint()
-	e.byNumber = make(map[string]*Account, min(n, 1<<22))
-	var slab []Account // accounts are allocated in chunks, not one by one
+	e.accounts = newAccountTable(int(min(n, 1<<22)))
 	prev := ""
 	for i := uint64(0); i < n && rd.err == nil; i++ {
 		a := rd.account(e.index)
@@ -235,13 +235,11 @@ func (rd *stateReader) accounts(e *Engine) {
 			rd.fail("total balance over the limit")
 			return
 		}
-		if len(slab) == cap(slab) {
-			slab = make([]Account, 0, min(n-i, restoreChunk))
+		if e.accounts.full() {
+			rd.fail("more accounts than the table holds")
+			return
 		}
-		slab = append(slab, a)
-		p := &slab[len(slab)-1]
-		e.byNumber[a.Number] = p
-		e.ordered.ReplaceOrInsert(p)
+		e.accounts.insert(a)
 		e.totals.Accounts++
 		e.totals.Balance += a.Balance
 	}
@@ -252,45 +250,50 @@ func (rd *stateReader) accounts(e *Engine) {
 
 func (rd *stateReader) keyRecords(e *Engine) {
 	n := rd.uvarint()
+	if n > keyWindowLimit+EntryCommandsMax {
+		rd.fail("%d key records, more than a window holds", n)
+		return
+	}
 	var lastIndex uint64
 	for i := uint64(0); i < n && rd.err == nil; i++ {
-		rec := rd.keyRecord(e.index)
+		key, number, rec := rd.keyRecord(e.index)
 		if rd.err != nil {
 			return
 		}
 		if rec.index < lastIndex {
-			rd.fail("key records out of order at %q", rec.key)
+			rd.fail("key records out of order at %q", key)
 			return
 		}
 		lastIndex = rec.index
-		if _, dup := e.keys.lookup(rec.key); dup {
-			rd.fail("key %q repeated", rec.key)
+		if _, dup := e.keys.find(key); dup {
+			rd.fail("key %q repeated", key)
 			return
 		}
-		e.keys.remember(rec)
+		e.keys.remember(key, number, rec)
 	}
 }
 
-func (rd *stateReader) keyRecord(index uint64) keyRecord {
-	rec := keyRecord{key: rd.str(KeyLenMax), index: rd.uvarint()}
+func (rd *stateReader) keyRecord(index uint64) (key, number string, rec keyRecord) {
+	key = rd.str(KeyLenMax)
+	rec.index = rd.uvarint()
 	var fixed [9]byte
 	rd.raw(fixed[:])
 	rec.fingerprint = binary.LittleEndian.Uint64(fixed[:8])
 	rec.code = Code(fixed[8])
 	rec.balances = [2]uint64{rd.uvarint(), rd.uvarint()}
-	rec.number = rd.str(AccountNumberLenMax)
+	number = rd.str(AccountNumberLenMax)
 	if rd.err != nil {
-		return rec
+		return key, number, rec
 	}
 	switch {
-	case !ValidKey(rec.key):
-		rd.fail("invalid key %q", rec.key)
+	case !ValidKey(key):
+		rd.fail("invalid key %q", key)
 	case rec.index == 0 || rec.index > index:
-		rd.fail("key %q: index %d out of range", rec.key, rec.index)
+		rd.fail("key %q: index %d out of range", key, rec.index)
 	case !rec.code.Valid() || rec.balances[0] > MaxAmount || rec.balances[1] > MaxAmount:
-		rd.fail("key %q: bad result", rec.key)
-	case rec.number != "" && !ValidAccountNumber(rec.number):
-		rd.fail("key %q: bad account number", rec.key)
+		rd.fail("key %q: bad result", key)
+	case number != "" && !ValidAccountNumber(number):
+		rd.fail("key %q: bad account number", key)
 	}
-	return rec
+	return key, number, rec
 }

@@ -1,0 +1,156 @@
+package engine
+
+import (
+	"math"
+	"sync"
+
+	"github.com/google/btree"
+)
+
+// slotChunk is how many accounts one chunk of the table holds. Chunks never
+// move, so a *slot stays valid until its account is deleted.
+const slotChunk = 4096
+
+// maxSlots bounds the table: slot ids are uint32 and one id is the pivot.
+const maxSlots = math.MaxUint32 - 1
+
+// pivotID is the id List's search key stands for in btree comparisons.
+const pivotID = math.MaxUint32
+
+// slot is one account as the table stores it. The number and the name share
+// one string (one allocation), and the indexes refer to slots by a uint32
+// id, so a million accounts cost about a hundred bytes each and give the
+// garbage collector one pointer each to follow.
+type slot struct {
+	text    string // number, then name
+	numLen  uint8
+	balance uint64
+	created uint64 // log index of the entry that created the account
+	updated uint64 // log index of the entry that last changed it
+}
+
+func (s *slot) number() string { return s.text[:s.numLen] }
+func (s *slot) name() string   { return s.text[s.numLen:] }
+
+func (s *slot) setName(name string) { s.text = s.number() + name }
+
+func (s *slot) account() Account {
+	return Account{Number: s.number(), Name: s.name(), Balance: s.balance, CreatedIndex: s.created, UpdatedIndex: s.updated}
+}
+
+// accountTable holds the accounts: slots in fixed chunks, a map from a
+// 32-bit hash of the number to the slot (numbers whose hash another number
+// already holds go to a small map of their own), and a btree of slot ids in
+// number order for listing and the canonical encoding.
+type accountTable struct {
+	chunks  [][]slot
+	used    uint32   // slots handed out, free or not
+	free    []uint32 // slots of deleted accounts, reused first
+	byHash  map[uint32]uint32
+	clashes map[string]uint32
+	ordered *btree.BTreeG[uint32]
+
+	// pivot is the number List searches from; pivotMu keeps concurrent
+	// readers from sharing it.
+	pivotMu sync.Mutex
+	pivot   string
+}
+
+func newAccountTable(sizeHint int) *accountTable {
+	t := &accountTable{
+		byHash:  make(map[uint32]uint32, sizeHint),
+		clashes: make(map[string]uint32),
+	}
+	t.ordered = btree.NewG(32, func(a, b uint32) bool { return t.numberOf(a) < t.numberOf(b) })
+	return t
+}
+
+func (t *accountTable) numberOf(id uint32) string {
+	if id == pivotID {
+		return t.pivot
+	}
+	return t.at(id).number()
+}
+
+func (t *accountTable) at(id uint32) *slot { return &t.chunks[id/slotChunk][id%slotChunk] }
+
+// full reports whether no account can be added.
+func (t *accountTable) full() bool { return len(t.free) == 0 && t.used >= maxSlots }
+
+// find returns the slot holding number.
+func (t *accountTable) find(number string) (uint32, bool) {
+	if id, ok := t.byHash[hash(number)]; ok && t.at(id).number() == number {
+		return id, true
+	}
+	if len(t.clashes) > 0 {
+		id, ok := t.clashes[number]
+		return id, ok
+	}
+	return 0, false
+}
+
+// get returns the account with this number, for changing in place.
+func (t *accountTable) get(number string) (*slot, bool) {
+	id, ok := t.find(number)
+	if !ok {
+		return nil, false
+	}
+	return t.at(id), true
+}
+
+// insert adds an account whose number is not in the table; the caller
+// checked full first.
+func (t *accountTable) insert(a Account) *slot {
+	id := t.newID()
+	s := t.at(id)
+	*s = slot{text: a.Number + a.Name, numLen: uint8(len(a.Number)), balance: a.Balance, created: a.CreatedIndex, updated: a.UpdatedIndex}
+	h := hash(a.Number)
+	if _, taken := t.byHash[h]; taken {
+		t.clashes[a.Number] = id
+	} else {
+		t.byHash[h] = id
+	}
+	t.ordered.ReplaceOrInsert(id)
+	return s
+}
+
+func (t *accountTable) newID() uint32 {
+	if n := len(t.free); n > 0 {
+		id := t.free[n-1]
+		t.free = t.free[:n-1]
+		return id
+	}
+	if t.used%slotChunk == 0 {
+		t.chunks = append(t.chunks, make([]slot, slotChunk))
+	}
+	t.used++
+	return t.used - 1
+}
+
+// remove deletes the account with this number, which is in the table.
+func (t *accountTable) remove(number string) {
+	id, _ := t.find(number)
+	h := hash(number)
+	if cur, ok := t.byHash[h]; ok && cur == id {
+		delete(t.byHash, h)
+	} else {
+		delete(t.clashes, number)
+	}
+	t.ordered.Delete(id)
+	*t.at(id) = slot{}
+	t.free = append(t.free, id)
+}
+
+// ascend visits the accounts in number order, from the first whose number
+// is at least from ("" for all), until visit returns false.
+func (t *accountTable) ascend(from string, visit func(*slot) bool) {
+	each := func(id uint32) bool { return visit(t.at(id)) }
+	if from == "" {
+		t.ordered.Ascend(each)
+		return
+	}
+	t.pivotMu.Lock()
+	defer t.pivotMu.Unlock()
+	t.pivot = from
+	t.ordered.AscendGreaterOrEqual(pivotID, each)
+}
