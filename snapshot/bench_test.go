@@ -39,16 +39,17 @@ func BenchmarkMillionAccounts(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var write, load time.Duration
+	var capture, write, load time.Duration
 	var size int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		img, err := Capture(e, 0)
+		p, err := store.Begin(e, 0)
 		if err != nil {
 			b.Fatal(err)
 		}
-		info, err := store.Save(img)
+		capture += time.Since(start)
+		info, err := p.Commit()
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -64,6 +65,7 @@ func BenchmarkMillionAccounts(b *testing.B) {
 		}
 		load += time.Since(start)
 	}
+	b.ReportMetric(capture.Seconds()/float64(b.N), "capture-s")
 	b.ReportMetric(write.Seconds()/float64(b.N), "write-s")
 	b.ReportMetric(load.Seconds()/float64(b.N), "load-s")
 	b.ReportMetric(float64(size)/1e6, "MB")

@@ -56,6 +56,54 @@ func TestSaveOpenRestore(t *testing.T) {
 	}
 }
 
+// TestStreamedSnapshotEqualsSaved checks that Begin+Commit, which never
+// holds the state in memory, writes the very bytes Capture+Save writes.
+func TestStreamedSnapshotEqualsSaved(t *testing.T) {
+	e := engineAt(t, 20)
+	saved, streamed := mustStore(t), mustStore(t)
+	img, err := Capture(e, 77)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := saved.Save(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := streamed.Begin(e, 77)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(want.Path)
+	b, _ := os.ReadFile(got.Path)
+	if !bytes.Equal(a, b) || got.Size != int64(len(b)) || got.Index != e.Index() {
+		t.Fatalf("streamed snapshot (%d bytes, info %+v) differs from saved one (%d bytes)", len(b), got, len(a))
+	}
+	if _, err := Open(got.Path); err != nil {
+		t.Fatal(err)
+	}
+	aborted, err := streamed.Begin(engineAt(t, 21), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aborted.Abort()
+	if left, _ := filepath.Glob(filepath.Join(streamed.Dir(), "*")); len(left) != 1 {
+		t.Fatalf("files after an abort: %v, want only the committed snapshot", left)
+	}
+}
+
+func mustStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := NewStore(t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestRetentionAndLeftovers(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "snap-00000000000000000009.zks.tmp"), []byte("half"), 0o644); err != nil {

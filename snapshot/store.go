@@ -64,12 +64,18 @@ func (s *Store) PathFor(index uint64) string {
 // Save writes img atomically and prunes old snapshots. A snapshot at the
 // same index is replaced.
 func (s *Store) Save(img *Image) (Info, error) {
-	final := s.PathFor(img.Meta.Index)
-	tmp := final + tmpSuffix
+	tmp := s.PathFor(img.Meta.Index) + tmpSuffix
 	if err := writeFileSynced(tmp, img); err != nil {
 		os.Remove(tmp)
 		return Info{}, err
 	}
+	return s.install(tmp, img.Meta.Index, img.Size())
+}
+
+// install renames a complete, synced temporary file into place, syncs the
+// directory and prunes.
+func (s *Store) install(tmp string, index uint64, size int64) (Info, error) {
+	final := s.PathFor(index)
 	if err := os.Rename(tmp, final); err != nil {
 		os.Remove(tmp)
 		return Info{}, fmt.Errorf("snapshot: rename %s: %w", tmp, err)
@@ -80,7 +86,7 @@ func (s *Store) Save(img *Image) (Info, error) {
 	if err := s.Prune(); err != nil {
 		return Info{}, err
 	}
-	return Info{Path: final, Index: img.Meta.Index, Size: img.Size()}, nil
+	return Info{Path: final, Index: index, Size: size}, nil
 }
 
 func writeFileSynced(path string, img *Image) error {

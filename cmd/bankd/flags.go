@@ -20,6 +20,8 @@ type options struct {
 	snapshotEvery, logRetain, segmentSize      uint64
 	snapshotRetain                             int
 	batchCommands, batchBytes, inflight        int
+	gcPercent                                  int
+	keepGOGC                                   bool // GOGC is set: leave the runtime's setting
 	logLevel, logFormat                        string
 }
 
@@ -57,6 +59,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.batchCommands, "batch-commands", 4096, "most commands in one log entry")
 	fs.IntVar(&o.batchBytes, "batch-bytes", 512<<10, "most bytes in one log entry (under ZooKeeper's 1 MB limit)")
 	fs.IntVar(&o.inflight, "inflight", 8, "log appends in flight at once")
+	fs.IntVar(&o.gcPercent, "gc-percent", defaultGCPercent, "how far (percent) the heap may grow above live data before the Go collector runs; GOGC in the environment replaces the default")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.Usage = func() {
@@ -72,7 +75,26 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if err := fillFromEnv(fs, os.LookupEnv); err != nil {
 		return nil, err
 	}
+	o.keepGOGC = gogcWins(fs, os.LookupEnv)
 	return o, o.validate()
+}
+
+// defaultGCPercent is below Go's 100 because bankd's heap is mostly
+// long-lived state (accounts, the key window): at 100 a node holding a
+// million accounts would sit near twice that state in resident memory.
+// The collector then runs more often, but most of the state holds no
+// pointers, so each run is cheap (docs/benchmarks.md).
+const defaultGCPercent = 50
+
+// gogcWins reports whether GOGC is in the environment and neither
+// --gc-percent nor BANKD_GC_PERCENT was given: the runtime's setting then
+// stays.
+func gogcWins(fs *flag.FlagSet, lookup func(string) (string, bool)) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "gc-percent" })
+	_, env := lookup("BANKD_GC_PERCENT")
+	_, gogc := lookup("GOGC")
+	return gogc && !given && !env
 }
 
 // fillFromEnv sets each flag not given on the command line from its
@@ -112,6 +134,8 @@ func (o *options) validate() error {
 		return errors.New("--snapshot-every and --snapshot-retain must be at least 1, --segment-size 1 to 60000")
 	case o.batchCommands < 1 || o.batchBytes < 1024 || o.inflight < 1:
 		return errors.New("--batch-commands and --inflight must be at least 1, --batch-bytes at least 1024")
+	case o.gcPercent < 1 || o.gcPercent > 1000:
+		return fmt.Errorf("--gc-percent %d: use 1 to 1000", o.gcPercent)
 	}
 	if _, _, err := net.SplitHostPort(o.listen); err != nil {
 		return fmt.Errorf("--listen %q: %w", o.listen, err)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -37,6 +38,9 @@ func main() {
 }
 
 func run(o *options, log *slog.Logger) error {
+	if !o.keepGOGC {
+		debug.SetGCPercent(o.gcPercent)
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)

@@ -32,6 +32,21 @@ func TestOptionsFromFlagsAndEnvironment(t *testing.T) {
 	}
 }
 
+func TestGOGCReplacesOnlyTheDefaultGCPercent(t *testing.T) {
+	base := []string{"--id", "n1", "--data-dir", "d"}
+	o, err := parseOptions(base, &bytes.Buffer{})
+	if err != nil || o.keepGOGC || o.gcPercent != defaultGCPercent {
+		t.Fatalf("no GOGC: keep %v percent %d (%v), want the default applied", o.keepGOGC, o.gcPercent, err)
+	}
+	t.Setenv("GOGC", "200")
+	if o, err = parseOptions(base, &bytes.Buffer{}); err != nil || !o.keepGOGC {
+		t.Fatalf("GOGC set: keep %v (%v), want GOGC left in charge", o.keepGOGC, err)
+	}
+	if o, err = parseOptions(append(base, "--gc-percent", "80"), &bytes.Buffer{}); err != nil || o.keepGOGC || o.gcPercent != 80 {
+		t.Fatalf("GOGC and --gc-percent: keep %v percent %d (%v), want the flag", o.keepGOGC, o.gcPercent, err)
+	}
+}
+
 func TestInvalidOptionsAreClearErrors(t *testing.T) {
 	base := []string{"--id", "n1", "--data-dir", "d"}
 	for _, tc := range []struct {
@@ -47,6 +62,7 @@ func TestInvalidOptionsAreClearErrors(t *testing.T) {
 		{append(base, "--listen", "8080"), "--listen"},
 		{append(base, "--log-level", "loud"), "--log-level"},
 		{append(base, "--batch-bytes", "10"), "--batch-bytes"},
+		{append(base, "--gc-percent", "0"), "--gc-percent"},
 		{append(base, "extra"), "unexpected arguments"},
 	} {
 		_, err := parseOptions(tc.args, &bytes.Buffer{})

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -27,6 +28,7 @@ type Config struct {
 	APIPort  int           // first bankd port
 	Step     time.Duration // how long each throughput step runs (default 5s)
 	Quick    bool          // skip the million-command catch-up and memory phase
+	Only     []string      // run only these phases (see Phases); empty: all
 	Progress io.Writer     // one line per step (nil: quiet)
 }
 
@@ -93,17 +95,43 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	return r.results, err
 }
 
-func (r *run) all(ctx context.Context) error {
-	steps := []func(context.Context) error{r.preload, r.baseline, r.singleWrites, r.batchWrites, r.reads, r.failover}
-	if !r.cfg.Quick {
-		steps = append(steps, r.catchUpAndMemory)
+// Phases names the phases a run can be limited to, in the order they run.
+var Phases = []string{"baseline", "single", "batch", "reads", "failover", "catchup"}
+
+// CheckPhases reports a name that is not one of Phases.
+func CheckPhases(names []string) error {
+	for _, n := range names {
+		if !slices.Contains(Phases, n) {
+			return fmt.Errorf("bench: unknown phase %q (phases: %s)", n, strings.Join(Phases, ", "))
+		}
 	}
-	for _, step := range steps {
-		if err := step(ctx); err != nil {
+	return nil
+}
+
+func (r *run) all(ctx context.Context) error {
+	phases := map[string]func(context.Context) error{
+		"baseline": r.baseline, "single": r.singleWrites, "batch": r.batchWrites,
+		"reads": r.reads, "failover": r.failover, "catchup": r.catchUpAndMemory,
+	}
+	if err := r.preload(ctx); err != nil {
+		return err
+	}
+	for _, name := range Phases {
+		if !r.wanted(name) {
+			continue
+		}
+		if err := phases[name](ctx); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (r *run) wanted(phase string) bool {
+	if len(r.cfg.Only) > 0 {
+		return slices.Contains(r.cfg.Only, phase)
+	}
+	return phase != "catchup" || !r.cfg.Quick
 }
 
 func (r *run) add(res Result) {

@@ -149,7 +149,7 @@ func (r *run) catchUpAndMemory(ctx context.Context) error {
 		return err
 	}
 	r.add(Result{Name: "batch API account creates, 1,000,000 in batches of 1000", Value: 1e6 / time.Since(started).Seconds(), Unit: "creates/s"})
-	if err := r.waitTrimmedPast(d.Index); err != nil {
+	if err := r.waitTrimmedPast(live, d.Index); err != nil {
 		syscall.Kill(away.PID, syscall.SIGCONT)
 		return err
 	}
@@ -228,7 +228,24 @@ func forEach(c int, items <-chan int, fn func(w, item int) error) error {
 	return first
 }
 
-func (r *run) waitTrimmedPast(index uint64) error {
+// waitTrimmedPast waits until the log is trimmed past index. The log is
+// trimmed a whole segment at a time, so it keeps 16 clients depositing
+// meanwhile: big batches alone may not fill a segment.
+func (r *run) waitTrimmedPast(nodes []string, index uint64) error {
+	stop := make(chan struct{})
+	defer close(stop)
+	for w := range 16 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					post(nodes[w%len(nodes)], "/v1/accounts/"+r.accounts[w%len(r.accounts)]+"/deposit", wire.Amount{Amount: 1}, nil)
+				}
+			}
+		}()
+	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		if cl, err := r.clusterView(); err == nil && cl.TrimmedBelow > index+1 {

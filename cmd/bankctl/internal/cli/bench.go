@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 func (a *app) benchCommand() *cobra.Command {
 	cfg := bench.Config{}
 	cmd := &cobra.Command{
-		Use:   "bench [--quick] [--step 5s] [-o json]",
+		Use:   "bench [--quick] [--only PHASE,...] [--step 5s] [-o json]",
 		Short: "Measure a fresh local cluster: baseline, writes, batches, reads, failover, catch-up, memory",
 		Long: `Start a fresh local cluster (3 ZooKeeper + 3 bankd, like dev up, in a
 temporary directory) and measure it: ZooKeeper's own unbatched create rate
@@ -24,12 +25,16 @@ spread over every node, and at half the best rate; batches of 100 and
 1000; local and linearizable reads per node; failover after kill -9 of the
 leader; catch-up of a node that missed a million commands; resident
 memory with a million accounts (skipped with --quick). Takes a few
-minutes; prints each figure as it comes.`,
+minutes; prints each figure as it comes. --only runs some phases:
+baseline, single, batch, reads, failover, catchup.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			asJSON, err := a.jsonOutput()
 			if err != nil {
 				return err
+			}
+			if err := bench.CheckPhases(cfg.Only); err != nil {
+				return usageError{err}
 			}
 			if cfg.Bankd == "" {
 				cfg.Bankd = findBankd()
@@ -51,6 +56,7 @@ minutes; prints each figure as it comes.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&cfg.Quick, "quick", false, "skip the million-command catch-up and memory phase")
+	f.StringSliceVar(&cfg.Only, "only", nil, "run only these phases: "+strings.Join(bench.Phases, ","))
 	f.DurationVar(&cfg.Step, "step", 5*time.Second, "how long each throughput step runs")
 	f.IntVar(&cfg.ZKPort, "zk-port", 12181, "first ZooKeeper client port of the bench cluster")
 	f.IntVar(&cfg.APIPort, "api-port", 18081, "first bankd port of the bench cluster")
