@@ -24,6 +24,7 @@ type Metrics struct {
 	commands   prometheus.Counter
 	batchCmds  prometheus.Histogram
 	batchBytes prometheus.Histogram
+	stages     *prometheus.HistogramVec
 }
 
 // New registers the metrics that events feed; Watch adds the ones read
@@ -48,8 +49,13 @@ func New() *Metrics {
 			Name: "zkbank_batch_bytes", Help: "Estimated bytes per appended log entry (leader).",
 			Buckets: prometheus.ExponentialBuckets(256, 4, 8),
 		}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "zkbank_stage_duration_seconds",
+			Help:    "Time in the write path's stages: log_append (leader: append sent to confirmed by ZooKeeper), journal_sync (a synced journal batch), snapshot_capture (the replica loop streaming a snapshot).",
+			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 16),
+		}, []string{"stage"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.entries, m.commands, m.batchCmds, m.batchBytes,
+	m.reg.MustRegister(m.requests, m.latency, m.entries, m.commands, m.batchCmds, m.batchBytes, m.stages,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -70,6 +76,9 @@ func (m *Metrics) Hooks() node.Hooks {
 		BatchSent: func(commands, bytes int) {
 			m.batchCmds.Observe(float64(commands))
 			m.batchBytes.Observe(float64(bytes))
+		},
+		Stage: func(stage string, took time.Duration) {
+			m.stages.WithLabelValues(stage).Observe(took.Seconds())
 		},
 	}
 }

@@ -52,6 +52,22 @@ type Config struct {
 type Hooks struct {
 	EntryApplied func(index uint64, commands int)
 	BatchSent    func(commands, bytes int)
+	// Stage reports how long a stage of the write path took: StageLogAppend,
+	// StageJournalSync or StageSnapshotCapture.
+	Stage func(stage string, took time.Duration)
+}
+
+// Stages reported to Hooks.Stage.
+const (
+	StageLogAppend       = "log_append"
+	StageJournalSync     = "journal_sync"
+	StageSnapshotCapture = "snapshot_capture"
+)
+
+func (h Hooks) stage(stage string, started time.Time) {
+	if h.Stage != nil {
+		h.Stage(stage, time.Since(started))
+	}
 }
 
 // Limits that a configuration may not exceed.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zkbank/zkbank/engine"
@@ -163,13 +164,33 @@ func (n *Node) recoverHead(term *zkcoord.Term) (zkcoord.Head, error) {
 
 // batch is the group commit: while appends are in flight, requests pile
 // up in the queue, and the next entry takes all of them (within limits).
+//
+// Small entries wait for the pipeline: while smallEntryInflight appends
+// are in flight, an entry of fewer than smallEntryCommands commands is not
+// sent until one of them lands, and takes what queued meanwhile. Each
+// entry costs ZooKeeper a quorum write and every follower a read and an
+// fsync whatever its size, so on a busy machine a few larger entries beat
+// many tiny ones (+20% single-command throughput here, docs/benchmarks.md);
+// big entries (the batch API) still use every slot.
 func (n *Node) batch(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState) {
 	var carry *request
 	var lastMs int64
+	var inflight atomic.Int32
+	landed := make(chan struct{}, 1)
 	for {
 		reqs, cmds, bytes := collect(term, ls.queue, &carry, n.cfg.BatchCommandsMax, n.cfg.BatchBytesMax)
 		if reqs == nil {
 			return
+		}
+		for carry == nil && len(cmds) < smallEntryCommands && inflight.Load() >= smallEntryInflight {
+			select {
+			case <-landed:
+			case <-term.Done():
+			}
+			reqs, cmds, bytes = topUp(ls.queue, &carry, reqs, cmds, bytes, n.cfg.BatchCommandsMax, n.cfg.BatchBytesMax)
+			if term.Err() != nil {
+				break
+			}
 		}
 		index := app.Next()
 		n.waiters.add(index, &entryWaiter{epoch: term.Epoch, reqs: reqs})
@@ -186,7 +207,15 @@ func (n *Node) batch(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState)
 		if h := n.cfg.Hooks.BatchSent; h != nil {
 			h(len(cmds), bytes)
 		}
-		go n.awaitAppend(index, p)
+		inflight.Add(1)
+		go func() {
+			n.awaitAppend(index, p, time.Now())
+			inflight.Add(-1)
+			select {
+			case landed <- struct{}{}:
+			default:
+			}
+		}()
 		select {
 		case ls.feed <- p:
 		case <-term.Done(): // the tailer reads what landed
@@ -194,10 +223,17 @@ func (n *Node) batch(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState)
 	}
 }
 
+// Small-entry batching (see batch).
+const (
+	smallEntryCommands = 64
+	smallEntryInflight = 2
+)
+
 // awaitAppend fails the entry's requests if its append failed; on success
 // the replica loop answers them once the entry is applied.
-func (n *Node) awaitAppend(index uint64, p *zkcoord.Pending) {
+func (n *Node) awaitAppend(index uint64, p *zkcoord.Pending, sent time.Time) {
 	<-p.Done()
+	n.cfg.Hooks.stage(StageLogAppend, sent)
 	if err := p.Err(); err != nil {
 		n.waiters.fail(index, fmt.Errorf("%w: %w", ErrLeadershipLost, err))
 	}
@@ -216,7 +252,13 @@ func collect(term *zkcoord.Term, queue <-chan *request, carry **request, cmdsMax
 			return nil, nil, 0
 		}
 	}
-	reqs, cmds, bytes := []*request{first}, append([]engine.Command(nil), first.cmds...), first.bytes
+	reqs, cmds := []*request{first}, append([]engine.Command(nil), first.cmds...)
+	return topUp(queue, carry, reqs, cmds, first.bytes, cmdsMax, bytesMax)
+}
+
+// topUp adds queued requests to an entry without waiting, until the queue
+// is empty or one does not fit (it goes to carry).
+func topUp(queue <-chan *request, carry **request, reqs []*request, cmds []engine.Command, bytes, cmdsMax, bytesMax int) ([]*request, []engine.Command, int) {
 	for {
 		select {
 		case r := <-queue:

@@ -154,9 +154,11 @@ func drain(first *engine.Entry, ch <-chan *engine.Entry) []*engine.Entry {
 // persistAndApply makes the entries durable, then applies them and answers
 // the requests waiting on them.
 func (n *Node) persistAndApply(ctx context.Context, batch []*engine.Entry) error {
+	started := time.Now()
 	if err := n.dir.Journal.Append(batch...); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
+	n.cfg.Hooks.stage(StageJournalSync, started)
 	for _, e := range batch {
 		if err := n.applyEntry(e); err != nil {
 			return err

@@ -24,6 +24,7 @@ func (n *Node) maybeSnapshot(ctx context.Context, applied uint64) {
 	n.mu.RLock()
 	p, err := n.dir.Snapshots.Begin(n.eng, started.UnixMilli())
 	n.mu.RUnlock()
+	n.cfg.Hooks.stage(StageSnapshotCapture, started)
 	if err != nil {
 		n.cfg.Logger.Warn("snapshot capture failed; the next one will try again", "index", applied, "err", err)
 		return
