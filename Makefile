@@ -44,6 +44,7 @@ fuzz:
 bench: zookeeper
 	$(GO) test -run '^$$' -bench ApplyTransfers -benchtime 2000000x ./engine
 	$(GO) test -run '^$$' -bench DecodeEntry ./engine
+	$(GO) test -run '^$$' -bench MillionAccountsHeap -benchtime 1x ./engine
 	$(GO) test -run '^$$' -bench Append -benchtime 2000x ./journal
 	$(GO) test -run '^$$' -bench Replay -benchtime 2000000x ./journal
 	$(GO) test -run '^$$' -bench MillionAccounts -benchtime 3x ./snapshot
