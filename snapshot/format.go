@@ -31,6 +31,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 
 	"github.com/zkbank/zkbank/engine"
@@ -152,32 +153,63 @@ func (img *Image) WriteTo(w io.Writer) (int64, error) {
 // Read reads and verifies one snapshot from r: trailer checksum, header,
 // state hash. It does not read past the trailer.
 func Read(r io.Reader) (*Image, error) {
-	sum := sha256.New()
-	tr := io.TeeReader(r, sum)
-	h := make([]byte, headerLen)
-	if _, err := io.ReadFull(tr, h); err != nil {
+	c, err := openStream(r)
+	if err != nil {
+		return nil, err
+	}
+	state, err := readState(c.state(), c.meta.StateLen)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.finish(); err != nil {
+		return nil, err
+	}
+	return &Image{Meta: c.meta, State: state}, nil
+}
+
+// stream checks a snapshot as it is read part by part: openStream reads
+// the header, state gives the state bytes, finish reads the trailer and
+// checks both hashes. Nothing read is trusted until finish returns nil.
+type stream struct {
+	r      io.Reader
+	sum    hash.Hash // of everything before the trailer
+	hashed hash.Hash // of the state
+	header []byte
+	meta   Meta
+}
+
+func openStream(r io.Reader) (*stream, error) {
+	c := &stream{r: r, sum: sha256.New(), hashed: sha256.New(), header: make([]byte, headerLen)}
+	if _, err := io.ReadFull(io.TeeReader(r, c.sum), c.header); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrCorrupt, err)
 	}
-	m, err := decodeMeta(h)
+	m, err := decodeMeta(c.header)
 	if err != nil {
 		return nil, err
 	}
-	state, err := readState(tr, m.StateLen)
-	if err != nil {
-		return nil, err
-	}
-	want := sum.Sum(nil)
+	c.meta = m
+	return c, nil
+}
+
+// state reads exactly the state's bytes, hashing them.
+func (c *stream) state() io.Reader {
+	return io.LimitReader(io.TeeReader(c.r, io.MultiWriter(c.sum, c.hashed)), int64(c.meta.StateLen))
+}
+
+// finish reads the trailer and checks the checksum and the state hash; the
+// state must have been read to its end.
+func (c *stream) finish() error {
 	got := make([]byte, trailerLen)
-	if _, err := io.ReadFull(r, got); err != nil {
-		return nil, fmt.Errorf("%w: trailer: %v", ErrCorrupt, err)
+	if _, err := io.ReadFull(c.r, got); err != nil {
+		return fmt.Errorf("%w: trailer: %v", ErrCorrupt, err)
 	}
-	if !bytes.Equal(got, want) {
-		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+	if !bytes.Equal(got, c.sum.Sum(nil)) {
+		return fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
-	if sha256.Sum256(state) != m.StateHash {
-		return nil, fmt.Errorf("%w: state hash mismatch", ErrCorrupt)
+	if !bytes.Equal(c.hashed.Sum(nil), c.meta.StateHash[:]) {
+		return fmt.Errorf("%w: state hash mismatch", ErrCorrupt)
 	}
-	return &Image{Meta: m, State: state}, nil
+	return nil
 }
 
 // readState reads n bytes without trusting n for the allocation: a
@@ -199,11 +231,18 @@ func (img *Image) Restore(cfg engine.Config) (*engine.Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	m := img.Meta
+	if err := img.Meta.check(e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// check reports an engine that disagrees with the header it came with.
+func (m *Meta) check(e *engine.Engine) error {
 	tot := e.Totals()
 	if e.Index() != m.Index || e.Epoch() != m.Epoch || e.LastHash() != m.EntryHash ||
 		tot.Accounts != m.Accounts || tot.Balance != m.TotalBalance {
-		return nil, fmt.Errorf("%w: state disagrees with header at index %d", ErrCorrupt, m.Index)
+		return fmt.Errorf("%w: state disagrees with header at index %d", ErrCorrupt, m.Index)
 	}
-	return e, nil
+	return nil
 }

@@ -145,12 +145,17 @@ func TestDamageIsDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := buf.Bytes()
-	if _, err := Read(bytes.NewReader(good)); err != nil {
-		t.Fatalf("good snapshot refused: %v", err)
+	store := mustStore(t)
+	for _, err := range readEveryWay(store, good) {
+		if err != nil {
+			t.Fatalf("good snapshot refused: %v", err)
+		}
 	}
 	for n := 0; n < len(good); n++ {
-		if _, err := Read(bytes.NewReader(good[:n])); !errors.Is(err, ErrCorrupt) {
-			t.Fatalf("truncated to %d of %d: %v", n, len(good), err)
+		for _, err := range readEveryWay(store, good[:n]) {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("truncated to %d of %d: %v", n, len(good), err)
+			}
 		}
 	}
 	seed := rand.Uint64()
@@ -159,9 +164,14 @@ func TestDamageIsDetected(t *testing.T) {
 	for i := 0; i < 2000; i++ {
 		bad := bytes.Clone(good)
 		bad[rng.IntN(len(bad))] ^= byte(rng.IntN(255) + 1)
-		if _, err := Read(bytes.NewReader(bad)); !errors.Is(err, ErrCorrupt) {
-			t.Fatalf("flipped byte accepted: %v", err)
+		for _, err := range readEveryWay(store, bad) {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("flipped byte accepted: %v", err)
+			}
 		}
+	}
+	if list, _ := store.List(); len(list) != 1 {
+		t.Fatalf("store holds %v after the damaged receives, want only the good one", list)
 	}
 	garbage := make([]byte, 4096)
 	for i := range garbage {
@@ -176,6 +186,45 @@ func TestDamageIsDetected(t *testing.T) {
 	}
 	if _, err := Open(path); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("trailing byte accepted: %v", err)
+	}
+}
+
+// readEveryWay reads data as a snapshot with Read, with Load's reader and
+// with Store.Receive, and returns their errors.
+func readEveryWay(store *Store, data []byte) []error {
+	_, errRead := Read(bytes.NewReader(data))
+	_, _, errLoad := load(bytes.NewReader(data), engine.DefaultConfig())
+	_, errReceive := store.Receive(bytes.NewReader(data))
+	return []error{errRead, errLoad, errReceive}
+}
+
+// TestLoadAndReceive: a snapshot received from a stream lands in the
+// store byte for byte, and Load restores the same engine Open+Restore
+// does.
+func TestLoadAndReceive(t *testing.T) {
+	e := engineAt(t, 20)
+	img, err := Capture(e, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := img.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	store := mustStore(t)
+	info, err := store.Receive(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(info.Path); !bytes.Equal(got, buf.Bytes()) || info.Size != int64(buf.Len()) {
+		t.Fatalf("received file (%d bytes, info %+v) differs from the stream (%d bytes)", len(got), info, buf.Len())
+	}
+	loaded, meta, err := Load(info.Path, e.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta != img.Meta || loaded.StateHash() != e.StateHash() {
+		t.Fatalf("loaded meta %+v, want %+v (or the state differs)", meta, img.Meta)
 	}
 }
 
@@ -195,5 +244,10 @@ func TestHeaderMustAgreeWithState(t *testing.T) {
 	}
 	if _, err := read.Restore(engine.DefaultConfig()); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("lying header accepted: %v", err)
+	}
+	buf.Reset()
+	img.WriteTo(&buf)
+	if _, _, err := load(&buf, engine.DefaultConfig()); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("lying header accepted by Load: %v", err)
 	}
 }

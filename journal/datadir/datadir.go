@@ -12,6 +12,7 @@ package datadir
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -115,15 +116,11 @@ func (d *Dir) fromSnapshot(info snapshot.Info) (*engine.Engine, error) {
 	if base, _ := d.Journal.Base(); info.Index < base {
 		return nil, fmt.Errorf("journal was trimmed to start at %d, past the snapshot", base+1)
 	}
-	img, err := snapshot.Open(info.Path)
+	e, meta, err := snapshot.Load(info.Path, d.cfg)
 	if err != nil {
 		return nil, err
 	}
-	e, err := img.Restore(d.cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := d.alignJournal(&img.Meta); err != nil {
+	if err := d.alignJournal(&meta); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -153,25 +150,39 @@ func (d *Dir) alignJournal(m *snapshot.Meta) error {
 	return nil
 }
 
-// Install verifies a snapshot received from a peer, saves it, lines the
-// journal up with it, and returns the engine at the journal's last index.
+// Install saves a snapshot image received from a peer and installs it
+// (InstallSaved).
 func (d *Dir) Install(img *snapshot.Image) (*engine.Engine, error) {
-	e, err := img.Restore(d.cfg)
+	if _, err := img.Restore(d.cfg); err != nil { // before it can replace anything
+		return nil, fmt.Errorf("datadir: install snapshot %d: %w", img.Meta.Index, err)
+	}
+	info, err := d.Snapshots.Save(img)
 	if err != nil {
 		return nil, fmt.Errorf("datadir: install snapshot %d: %w", img.Meta.Index, err)
 	}
-	if _, err := d.Snapshots.Save(img); err != nil {
-		return nil, fmt.Errorf("datadir: install snapshot %d: %w", img.Meta.Index, err)
+	e, _, err := d.InstallSaved(info)
+	return e, err
+}
+
+// InstallSaved installs a peer's snapshot already in the store (see
+// snapshot.Store.Receive): it restores the engine from the file, lines
+// the journal up with it and replays what the journal holds past it. A
+// snapshot that fails to load is deleted.
+func (d *Dir) InstallSaved(info snapshot.Info) (*engine.Engine, snapshot.Meta, error) {
+	e, meta, err := snapshot.Load(info.Path, d.cfg)
+	if err != nil {
+		os.Remove(info.Path)
+		return nil, meta, fmt.Errorf("datadir: install snapshot %d: %w", info.Index, err)
 	}
-	if err := d.alignJournal(&img.Meta); err != nil {
+	if err := d.alignJournal(&meta); err != nil {
 		// A journal that disagrees with the cluster's snapshot has forked:
 		// it is replaced by what the cluster agreed on.
-		if err := d.Journal.Reset(img.Meta.Index, img.Meta.EntryHash); err != nil {
-			return nil, fmt.Errorf("datadir: install snapshot %d: %w", img.Meta.Index, err)
+		if err := d.Journal.Reset(meta.Index, meta.EntryHash); err != nil {
+			return nil, meta, fmt.Errorf("datadir: install snapshot %d: %w", meta.Index, err)
 		}
 	}
 	if err := d.Journal.Replay(e, 0, nil); err != nil {
-		return nil, fmt.Errorf("datadir: install snapshot %d: %w", img.Meta.Index, err)
+		return nil, meta, fmt.Errorf("datadir: install snapshot %d: %w", meta.Index, err)
 	}
-	return e, nil
+	return e, meta, nil
 }

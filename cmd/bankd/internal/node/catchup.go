@@ -31,46 +31,48 @@ func (n *Node) catchUp(ctx context.Context) error {
 		if m.ID == n.cfg.ID || m.Snapshot+1 < need || m.Snapshot <= n.Applied() {
 			continue
 		}
-		img, err := n.fetchSnapshot(ctx, m)
+		started := time.Now()
+		info, err := n.fetchSnapshot(ctx, m)
 		if err != nil {
 			n.cfg.Logger.Warn("snapshot download failed", "peer", m.ID, "err", err)
 			continue
 		}
-		return n.install(img, m.ID)
+		return n.install(info, m.ID, started)
 	}
 	return fmt.Errorf("node: no live peer has a snapshot at or past %d", need-1)
 }
 
-func (n *Node) fetchSnapshot(ctx context.Context, peer zkcoord.MemberRecord) (*snapshot.Image, error) {
+// fetchSnapshot streams a peer's newest snapshot into the store, checked
+// as it arrives (the state is never held in memory).
+func (n *Node) fetchSnapshot(ctx context.Context, peer zkcoord.MemberRecord) (snapshot.Info, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(peer.Addr, "/")+SnapshotPath, nil)
 	if err != nil {
-		return nil, err
+		return snapshot.Info{}, err
 	}
 	resp, err := n.cfg.Client.Do(req)
 	if err != nil {
-		return nil, err
+		return snapshot.Info{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("node: snapshot from %s: HTTP %s", peer.ID, resp.Status)
+		return snapshot.Info{}, fmt.Errorf("node: snapshot from %s: HTTP %s", peer.ID, resp.Status)
 	}
-	img, err := snapshot.Read(resp.Body) // verifies the trailer before anything uses it
+	info, err := n.dir.Snapshots.Receive(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("node: snapshot from %s: %w", peer.ID, err)
+		return snapshot.Info{}, fmt.Errorf("node: snapshot from %s: %w", peer.ID, err)
 	}
-	return img, nil
+	return info, nil
 }
 
-func (n *Node) install(img *snapshot.Image, from string) error {
-	started := time.Now()
-	e, err := n.dir.Install(img)
+func (n *Node) install(info snapshot.Info, from string, started time.Time) error {
+	e, meta, err := n.dir.InstallSaved(info)
 	if err != nil {
 		return err
 	}
-	n.snapIndex.Store(img.Meta.Index)
-	n.snapTaken = img.Meta.Index
+	n.snapIndex.Store(meta.Index)
+	n.snapTaken = meta.Index
 	n.swapEngine(e)
-	n.cfg.Logger.Info("installed a peer's snapshot", "peer", from, "index", img.Meta.Index,
-		"accounts", img.Meta.Accounts, "took", time.Since(started).Round(time.Millisecond))
+	n.cfg.Logger.Info("installed a peer's snapshot", "peer", from, "index", meta.Index,
+		"accounts", meta.Accounts, "took", time.Since(started).Round(time.Millisecond))
 	return nil
 }
