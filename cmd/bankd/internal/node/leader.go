@@ -170,27 +170,19 @@ func (n *Node) recoverHead(term *zkcoord.Term) (zkcoord.Head, error) {
 // sent until one of them lands, and takes what queued meanwhile. Each
 // entry costs ZooKeeper a quorum write and every follower a read and an
 // fsync whatever its size, so on a busy machine a few larger entries beat
-// many tiny ones (+20% single-command throughput here, docs/benchmarks.md);
-// big entries (the batch API) still use every slot.
+// many tiny ones (docs/benchmarks.md); big entries (the batch API) still
+// use every slot.
 func (n *Node) batch(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState) {
 	var carry *request
 	var lastMs int64
-	var inflight atomic.Int32
-	landed := make(chan struct{}, 1)
+	pipe := appendPipe{landed: make(chan struct{}, 1)}
 	for {
 		reqs, cmds, bytes := collect(term, ls.queue, &carry, n.cfg.BatchCommandsMax, n.cfg.BatchBytesMax)
 		if reqs == nil {
 			return
 		}
-		for carry == nil && len(cmds) < smallEntryCommands && inflight.Load() >= smallEntryInflight {
-			select {
-			case <-landed:
-			case <-term.Done():
-			}
+		for carry == nil && len(cmds) < smallEntryCommands && pipe.busy() && pipe.waitLanded(term) {
 			reqs, cmds, bytes = topUp(ls.queue, &carry, reqs, cmds, bytes, n.cfg.BatchCommandsMax, n.cfg.BatchBytesMax)
-			if term.Err() != nil {
-				break
-			}
 		}
 		index := app.Next()
 		n.waiters.add(index, &entryWaiter{epoch: term.Epoch, reqs: reqs})
@@ -207,14 +199,10 @@ func (n *Node) batch(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState)
 		if h := n.cfg.Hooks.BatchSent; h != nil {
 			h(len(cmds), bytes)
 		}
-		inflight.Add(1)
+		pipe.inflight.Add(1)
 		go func() {
 			n.awaitAppend(index, p, time.Now())
-			inflight.Add(-1)
-			select {
-			case landed <- struct{}{}:
-			default:
-			}
+			pipe.land()
 		}()
 		select {
 		case ls.feed <- p:
@@ -228,6 +216,32 @@ const (
 	smallEntryCommands = 64
 	smallEntryInflight = 2
 )
+
+// appendPipe counts the appends in flight and signals when one lands.
+type appendPipe struct {
+	inflight atomic.Int32
+	landed   chan struct{} // capacity 1: a landing since the last wait
+}
+
+func (p *appendPipe) busy() bool { return p.inflight.Load() >= smallEntryInflight }
+
+func (p *appendPipe) land() {
+	p.inflight.Add(-1)
+	select {
+	case p.landed <- struct{}{}:
+	default:
+	}
+}
+
+// waitLanded waits for an append to land; false when the term ended.
+func (p *appendPipe) waitLanded(term *zkcoord.Term) bool {
+	select {
+	case <-p.landed:
+		return true
+	case <-term.Done():
+		return false
+	}
+}
 
 // awaitAppend fails the entry's requests if its append failed; on success
 // the replica loop answers them once the entry is applied.
