@@ -6,19 +6,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
+	"github.com/zkbank/zkbank/cmd/bankd/internal/peerwire"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/engine"
 )
 
 // Paths of the endpoints nodes call on each other.
 const (
-	submitPath    = "/internal/v1/submit"
-	readIndexPath = "/internal/v1/read-index"
+	submitPeerPath = "/internal/v2/submit" // peerwire in and out
+	submitPath     = "/internal/v1/submit" // JSON, for nodes of earlier versions
+	readIndexPath  = "/internal/v1/read-index"
 )
 
 // errRetry marks an attempt that failed for a reason that may pass: no
@@ -69,17 +72,38 @@ func (s *Server) submit(ctx context.Context, cmds []engine.Command) (submitted, 
 	})
 }
 
+// submitRemote forwards cmds to the leader in the binary peer format; a
+// leader of an earlier version, which lacks that endpoint, gets JSON.
 func (s *Server) submitRemote(ctx context.Context, cmds []engine.Command) (submitted, error) {
 	leader, ok := s.node.Leader()
 	if !ok || leader.ID == s.node.ID() {
 		return submitted{}, fmt.Errorf("%w: %w", errRetry, errNoLeader)
 	}
+	body, err := peerwire.EncodeCommands(cmds)
+	if err != nil {
+		return submitted{}, err
+	}
+	raw, err := s.exchange(ctx, http.MethodPost, leader.Addr+submitPeerPath, peerwire.ContentType, body)
+	if errors.Is(err, errNoSuchPath) {
+		return s.submitRemoteJSON(ctx, leader.Addr, cmds)
+	}
+	if err != nil {
+		return submitted{}, err
+	}
+	index, outs, err := peerwire.DecodeResult(raw, len(cmds))
+	if err != nil {
+		return submitted{}, fmt.Errorf("api: %s: %w", leader.Addr, err)
+	}
+	return submitted{index, outs}, nil
+}
+
+func (s *Server) submitRemoteJSON(ctx context.Context, addr string, cmds []engine.Command) (submitted, error) {
 	batch := wire.Batch{Commands: make([]wire.Command, len(cmds))}
 	for i, c := range cmds {
 		batch.Commands[i] = wire.FromEngine(c)
 	}
 	var res wire.BatchResult
-	if err := s.callPeer(ctx, http.MethodPost, leader.Addr+submitPath, batch, &res); err != nil {
+	if err := s.callPeer(ctx, http.MethodPost, addr+submitPath, batch, &res); err != nil {
 		return submitted{}, err
 	}
 	return fromBatchResult(res, len(cmds))
@@ -128,40 +152,64 @@ func (s *Server) readIndex(ctx context.Context) (uint64, error) {
 	})
 }
 
-// callPeer sends a JSON request to another node. Transport failures and
-// retryable problems are wrapped in errRetry; other problems come back as
-// *wire.Problem.
+// callPeer sends a JSON request to another node and decodes the answer
+// into out.
 func (s *Server) callPeer(ctx context.Context, method, url string, in, out any) error {
 	body, err := json.Marshal(in)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	raw, err := s.exchange(ctx, method, url, "application/json", body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.peers.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w: %w", errRetry, ctx.Err())
-		}
-		return fmt.Errorf("%w: %s: %w", errRetry, url, err)
-	}
-	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		var p wire.Problem
-		if err := dec.Decode(&p); err != nil || p.Code == "" {
-			return fmt.Errorf("%w: %s answered %s", errRetry, url, resp.Status)
-		}
-		if p.Retryable {
-			return fmt.Errorf("%w: %w", errRetry, &p)
-		}
-		return &p
-	}
-	if err := dec.Decode(out); err != nil {
+	if err := json.Unmarshal(raw, out); err != nil {
 		return fmt.Errorf("api: %s: decode answer: %w", strings.TrimPrefix(url, "http://"), err)
 	}
 	return nil
+}
+
+// errNoSuchPath: the peer does not serve the path (an earlier version).
+// It is retryable like any other unexpected answer.
+var errNoSuchPath = fmt.Errorf("%w: the peer does not serve this path", errRetry)
+
+// peerAnswerBytesMax bounds what is read of a peer's answer: the answer to
+// one entry's commands is well under it.
+const peerAnswerBytesMax = 64 << 20
+
+// exchange sends body to another node and returns the body of a 200
+// answer. Transport failures and retryable problems are wrapped in
+// errRetry; other problems come back as *wire.Problem.
+func (s *Server) exchange(ctx context.Context, method, url, contentType string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := s.peers.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: %w", errRetry, ctx.Err())
+		}
+		return nil, fmt.Errorf("%w: %s: %w", errRetry, url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, peerAnswerBytesMax))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: read answer: %w", errRetry, url, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return raw, nil
+	case http.StatusNotFound: // the internal endpoints answer 404 for nothing else
+		return nil, fmt.Errorf("%w: %s", errNoSuchPath, url)
+	}
+	var p wire.Problem
+	switch {
+	case json.Unmarshal(raw, &p) != nil || p.Code == "":
+		return nil, fmt.Errorf("%w: %s answered %s", errRetry, url, resp.Status)
+	case p.Retryable:
+		return nil, fmt.Errorf("%w: %w", errRetry, &p)
+	}
+	return nil, &p
 }

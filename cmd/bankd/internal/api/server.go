@@ -78,6 +78,7 @@ func (s *Server) routes() {
 		"GET /livez":                           s.livez,
 		"GET /readyz":                          s.readyz,
 		"POST " + submitPath:                   s.internalSubmit,
+		"POST " + submitPeerPath:               s.internalSubmitPeer,
 		"POST " + readIndexPath:                s.internalReadIndex,
 		"GET " + node.SnapshotPath:             s.internalSnapshot,
 	}

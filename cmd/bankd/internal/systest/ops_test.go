@@ -31,7 +31,7 @@ func TestClusterHealthAndMetrics(t *testing.T) {
 	}
 	text := string(call(t, leader, "GET", "/metrics", nil, nil).body)
 	for _, want := range []string{
-		`zkbank_http_requests_total{code="200",route="POST /internal/v1/submit"} 1`,
+		`zkbank_http_requests_total{code="200",route="POST /internal/v2/submit"} 1`,
 		"zkbank_applied_index 1", "zkbank_leader 1", "zkbank_zookeeper_session_connected 1",
 		"zkbank_batch_commands_count 1", "zkbank_http_request_duration_seconds_bucket",
 	} {
@@ -66,5 +66,26 @@ func TestNoLeaderIsA503WithinTheWriteTimeout(t *testing.T) {
 	t.Logf("no_leader after %v (write timeout %v)", took, 3*sessionTimeout)
 	if r := call(t, follower, "GET", "/v1/accounts/1", nil, nil); r.status != 200 {
 		t.Fatalf("local read without ZooKeeper: %s", r)
+	}
+}
+
+// TestLeaderTakesJSONForwardsFromOlderNodes: followers forward in the
+// binary peer format, but a leader still takes the JSON forwards of nodes
+// of earlier versions, so a rolling upgrade keeps writes going.
+func TestLeaderTakesJSONForwardsFromOlderNodes(t *testing.T) {
+	c := newCluster(t, 1, 2, nil)
+	leader, _ := c.leader()
+	batch := wire.Batch{Commands: []wire.Command{
+		{Op: "create_account", Key: "old-1", Account: "OLD-1", Name: "Ada", Balance: 10},
+		{Op: "withdraw", Key: "old-2", Account: "OLD-1", Amount: 11},
+	}}
+	r := call(t, leader, "POST", "/internal/v1/submit", batch, nil)
+	mustOK(t, r, 200)
+	res := decode[wire.BatchResult](t, r)
+	if res.Index == 0 || len(res.Results) != 2 || res.Results[0].Code != "ok" || res.Results[1].Code != "insufficient_funds" {
+		t.Fatalf("JSON forward answered %+v", res)
+	}
+	if d := c.converged(); d.Accounts != 1 || d.TotalBalance != 10 {
+		t.Fatalf("digest %+v", d)
 	}
 }

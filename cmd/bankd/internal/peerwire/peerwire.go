@@ -1,0 +1,154 @@
+// Package peerwire is the binary format of a write a follower forwards to
+// the leader: the commands in the log's own msgpack encoding, and the
+// answer as compact msgpack arrays. JSON cost the leader a quarter of its
+// CPU on forwarded batches (docs/benchmarks.md); the public API stays JSON.
+package peerwire
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
+	"github.com/zkbank/zkbank/engine"
+)
+
+// ContentType marks a body in this format.
+const ContentType = "application/vnd.zkbank.peer+msgpack"
+
+// Limits a decoded answer is held to: it answers at most one entry's
+// commands, and a command touches at most two accounts.
+const (
+	accountsPerOutcomeMax = 2
+	stringBytesMax        = 1024
+)
+
+// EncodeCommands is the request body of a forwarded write.
+func EncodeCommands(cmds []engine.Command) ([]byte, error) { return engine.EncodeCommands(cmds) }
+
+// DecodeCommands reads a request body written by EncodeCommands.
+func DecodeCommands(raw []byte) ([]engine.Command, error) { return engine.DecodeCommands(raw) }
+
+// EncodeResult is the answer to a forwarded write: [index, [outcome...]],
+// each outcome [code, replayed, [account...]], each account [number, name,
+// balance, created_index, updated_index].
+func EncodeResult(index uint64, outs []node.Outcome) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(16 + 64*len(outs))
+	enc := msgpack.NewEncoder(&buf)
+	err := errors.Join(enc.EncodeArrayLen(2), enc.EncodeUint(index), enc.EncodeArrayLen(len(outs)))
+	for i := 0; err == nil && i < len(outs); i++ {
+		err = encodeOutcome(enc, &outs[i])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("peerwire: encode result of entry %d: %w", index, err)
+	}
+	return buf.Bytes(), nil
+}
+
+func encodeOutcome(enc *msgpack.Encoder, o *node.Outcome) error {
+	err := errors.Join(enc.EncodeArrayLen(3), enc.EncodeUint(uint64(o.Code)), enc.EncodeBool(o.Replayed), enc.EncodeArrayLen(len(o.Accounts)))
+	for i := 0; err == nil && i < len(o.Accounts); i++ {
+		a := &o.Accounts[i]
+		err = errors.Join(enc.EncodeArrayLen(5), enc.EncodeString(a.Number), enc.EncodeString(a.Name),
+			enc.EncodeUint(a.Balance), enc.EncodeUint(a.CreatedIndex), enc.EncodeUint(a.UpdatedIndex))
+	}
+	return err
+}
+
+// DecodeResult reads an answer written by EncodeResult for want commands.
+// Anything else is an error; it never panics.
+func DecodeResult(raw []byte, want int) (uint64, []node.Outcome, error) {
+	rd := bytes.NewReader(raw)
+	r := reader{dec: msgpack.NewDecoder(rd)}
+	r.arrayLen(2, 2)
+	index := r.uint()
+	n := r.arrayLen(want, want)
+	outs := make([]node.Outcome, n)
+	for i := 0; r.err == nil && i < n; i++ {
+		outs[i] = r.outcome()
+	}
+	if r.err == nil && rd.Len() != 0 {
+		r.err = fmt.Errorf("%d trailing bytes", rd.Len())
+	}
+	if r.err != nil {
+		return 0, nil, fmt.Errorf("peerwire: decode result: %w", r.err)
+	}
+	return index, outs, nil
+}
+
+// reader keeps the first decoding error, so that the decoder reads as a
+// list of fields; after an error every read returns a zero value.
+type reader struct {
+	dec *msgpack.Decoder
+	err error
+}
+
+func (r *reader) arrayLen(low, high int) int {
+	if r.err != nil {
+		return 0
+	}
+	n, err := r.dec.DecodeArrayLen()
+	if err == nil && (n < low || n > high) {
+		err = fmt.Errorf("array of %d, want %d to %d", n, low, high)
+	}
+	r.err = err
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+func (r *reader) uint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, err := r.dec.DecodeUint64()
+	r.err = err
+	return v
+}
+
+func (r *reader) bool() bool {
+	if r.err != nil {
+		return false
+	}
+	v, err := r.dec.DecodeBool()
+	r.err = err
+	return v
+}
+
+func (r *reader) str() string {
+	if r.err != nil {
+		return ""
+	}
+	n, err := r.dec.DecodeBytesLen()
+	if err == nil && (n < 0 || n > stringBytesMax) {
+		err = fmt.Errorf("string of %d bytes, limit %d", n, stringBytesMax)
+	}
+	if err != nil {
+		r.err = err
+		return ""
+	}
+	b := make([]byte, n)
+	r.err = r.dec.ReadFull(b)
+	return string(b)
+}
+
+func (r *reader) outcome() node.Outcome {
+	r.arrayLen(3, 3)
+	code := engine.Code(r.uint())
+	if r.err == nil && !code.Valid() {
+		r.err = fmt.Errorf("unknown code %d", code)
+	}
+	o := node.Outcome{Code: code, Replayed: r.bool()}
+	if n := r.arrayLen(0, accountsPerOutcomeMax); n > 0 {
+		o.Accounts = make([]engine.Account, n)
+		for i := range o.Accounts {
+			r.arrayLen(5, 5)
+			o.Accounts[i] = engine.Account{Number: r.str(), Name: r.str(), Balance: r.uint(), CreatedIndex: r.uint(), UpdatedIndex: r.uint()}
+		}
+	}
+	return o
+}

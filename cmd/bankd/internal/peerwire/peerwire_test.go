@@ -1,0 +1,85 @@
+package peerwire
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
+	"github.com/zkbank/zkbank/engine"
+)
+
+func sampleOutcomes() []node.Outcome {
+	return []node.Outcome{
+		{Code: engine.CodeOK, Accounts: []engine.Account{
+			{Number: "A-1", Name: "Ada", Balance: 90, CreatedIndex: 3, UpdatedIndex: 9},
+			{Number: "B-2", Name: "Grace", Balance: 1 << 53, CreatedIndex: 4, UpdatedIndex: 9},
+		}},
+		{Code: engine.CodeInsufficientFunds},
+		{Code: engine.CodeOK, Replayed: true, Accounts: []engine.Account{{Number: "C", Name: "Ünïcode", Balance: 0, CreatedIndex: 1, UpdatedIndex: 1}}},
+	}
+}
+
+func TestResultRoundTrip(t *testing.T) {
+	outs := sampleOutcomes()
+	raw, err := EncodeResult(42, outs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	index, back, err := DecodeResult(raw, len(outs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if index != 42 || !reflect.DeepEqual(back, outs) {
+		t.Fatalf("decoded %d %+v, want 42 %+v", index, back, outs)
+	}
+}
+
+func TestDecodeResultRejectsDamage(t *testing.T) {
+	outs := sampleOutcomes()
+	raw, err := EncodeResult(42, outs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := DecodeResult(raw, len(outs)+1); err == nil {
+		t.Fatal("accepted an answer for a different number of commands")
+	}
+	if _, _, err := DecodeResult(append(raw, 0), len(outs)); err == nil {
+		t.Fatal("accepted trailing bytes")
+	}
+	for n := 0; n < len(raw); n++ {
+		if _, _, err := DecodeResult(raw[:n], len(outs)); err == nil {
+			t.Fatalf("accepted an answer truncated to %d bytes", n)
+		}
+	}
+	bad, err := EncodeResult(1, []node.Outcome{{Code: engine.Code(200)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := DecodeResult(bad, 1); err == nil {
+		t.Fatal("accepted an unknown code")
+	}
+}
+
+func FuzzDecodeResult(f *testing.F) {
+	raw, err := EncodeResult(42, sampleOutcomes())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(raw, 3)
+	f.Fuzz(func(t *testing.T, raw []byte, want int) {
+		if want < 0 || want > 100 {
+			return
+		}
+		index, outs, err := DecodeResult(raw, want)
+		if err != nil {
+			return
+		}
+		again, err := EncodeResult(index, outs)
+		if err != nil {
+			t.Fatalf("decoded answer does not encode: %v", err)
+		}
+		if _, back, err := DecodeResult(again, want); err != nil || !reflect.DeepEqual(back, outs) {
+			t.Fatalf("round trip changed the answer: %v", err)
+		}
+	})
+}
