@@ -16,10 +16,16 @@ import (
 func TestExchangeClassifiesAnswers(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("body")) })
-	mux.HandleFunc("/busy", func(w http.ResponseWriter, r *http.Request) { writeProblem(w, wire.NewProblem(wire.CodeOverloaded, "busy")) })
-	mux.HandleFunc("/bad", func(w http.ResponseWriter, r *http.Request) { writeProblem(w, wire.NewProblem(wire.CodeInvalidOp, "bad")) })
+	mux.HandleFunc("/busy", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, wire.NewProblem(wire.CodeOverloaded, "busy"))
+	})
+	mux.HandleFunc("/bad", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, wire.NewProblem(wire.CodeInvalidOp, "bad"))
+	})
 	mux.HandleFunc("/garbled", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "oops", http.StatusBadGateway) })
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { writeProblem(w, wire.NewProblem(wire.CodeNotFound, "no route")) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, wire.NewProblem(wire.CodeNotFound, "no route"))
+	})
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
 	s := &Server{peers: ts.Client()}
