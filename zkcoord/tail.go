@@ -50,19 +50,15 @@ func (t *Tailer) run(ctx context.Context) {
 	events := t.l.s.Subscribe()
 	defer t.l.s.unsubscribe(events)
 	var watch <-chan zk.Event // exists-watch on entry t.next, if set
+	missing := false          // a read just found no entry t.next: watch it at once
 	for ctx.Err() == nil {
-		e, err := t.l.Read(t.next)
+		err := ErrNotFound
+		if !missing {
+			err = t.readFrom(ctx)
+		}
 		switch {
 		case err == nil:
-			err := t.deliver(ctx, e)
-			if err == nil {
-				err = t.readAhead(ctx)
-			}
-			if err != nil {
-				t.err = err
-				return
-			}
-			watch = nil
+			watch, missing = nil, true
 			continue
 		case errors.Is(err, ErrTrimmed), errors.Is(err, ErrDiverged):
 			t.err = err
@@ -70,6 +66,7 @@ func (t *Tailer) run(ctx context.Context) {
 		case errors.Is(err, ErrNotFound):
 			var appeared bool
 			if watch, appeared = t.watchNext(watch); appeared {
+				missing = false
 				continue
 			}
 		}
@@ -81,8 +78,26 @@ func (t *Tailer) run(ctx context.Context) {
 		case <-time.After(t.recheck):
 		case <-ctx.Done():
 		}
+		missing = false
 	}
 	t.err = ctx.Err()
+}
+
+// readFrom reads entry t.next, which also tells whether it was trimmed,
+// delivers it and reads ahead. It returns nil once a read ahead found no
+// next entry (so the caller can watch for it without reading it again),
+// and ErrNotFound when entry t.next itself is missing. Per entry, a tailer
+// that keeps up asks ZooKeeper three times: the read, the read of the next
+// that finds nothing, and the exists-watch on it.
+func (t *Tailer) readFrom(ctx context.Context) error {
+	e, err := t.l.Read(t.next)
+	if err != nil {
+		return err
+	}
+	if err := t.deliver(ctx, e); err != nil {
+		return err
+	}
+	return t.readAhead(ctx)
 }
 
 // watchNext sets an exists-watch on the next entry unless one is set, and
