@@ -126,16 +126,16 @@ func (r *run) transfers(c int, rate float64) (float64, []time.Duration, error) {
 		defer close(stop)
 		tick = pace(rate, stop)
 	}
+	cs := conns(c, r.endpoints)
+	defer closeAll(cs)
 	err := forDuration(r.cfg.Step, c, func(w int) error {
 		if tick != nil {
 			<-tick
 		}
-		from, to := rand.IntN(len(r.accounts)), rand.IntN(len(r.accounts)-1)
-		if to >= from {
-			to++
-		}
+		from, to := r.pair()
+		body, _ := json.Marshal(wire.Transfer{From: from, To: to, Amount: 1})
 		started := time.Now()
-		code, err := post(r.endpoints[w%len(r.endpoints)], "/v1/transfers", wire.Transfer{From: r.accounts[from], To: r.accounts[to], Amount: 1}, nil)
+		code, err := cs[w].do("POST", "/v1/transfers", body)
 		if err != nil || code != 200 {
 			failed.Add(1)
 			return nil
@@ -176,22 +176,48 @@ func pace(rate float64, stop <-chan struct{}) <-chan struct{} {
 	return out
 }
 
+// pair picks two different preloaded accounts at random.
+func (r *run) pair() (string, string) {
+	from, to := rand.IntN(len(r.accounts)), rand.IntN(len(r.accounts)-1)
+	if to >= from {
+		to++
+	}
+	return r.accounts[from], r.accounts[to]
+}
+
+// batchBodies encodes a few batches of size random transfers ahead of the
+// step, so that the load generator spends its CPU on requests, not JSON.
+// Sending one again is a new batch: without an Idempotency-Key each
+// request gets fresh keys.
+func (r *run) batchBodies(size int) ([][]byte, error) {
+	bodies := make([][]byte, 16)
+	for i := range bodies {
+		b := wire.Batch{Commands: make([]wire.Command, size)}
+		for j := range b.Commands {
+			from, to := r.pair()
+			b.Commands[j] = wire.Command{Op: "transfer", Account: from, To: to, Amount: 1}
+		}
+		var err error
+		if bodies[i], err = json.Marshal(b); err != nil {
+			return nil, fmt.Errorf("bench: encode batch: %w", err)
+		}
+	}
+	return bodies, nil
+}
+
 // batchWrites: transfers through the batch API, 8 clients over all nodes.
 func (r *run) batchWrites(ctx context.Context) error {
 	for _, size := range []int{100, 1000} {
 		var cmds atomic.Int64
 		var lats latencies
-		err := forDuration(r.cfg.Step, 8, func(w int) error {
-			b := wire.Batch{Commands: make([]wire.Command, size)}
-			for i := range b.Commands {
-				from, to := rand.IntN(len(r.accounts)), rand.IntN(len(r.accounts)-1)
-				if to >= from {
-					to++
-				}
-				b.Commands[i] = wire.Command{Op: "transfer", Account: r.accounts[from], To: r.accounts[to], Amount: 1}
-			}
+		bodies, err := r.batchBodies(size)
+		if err != nil {
+			return err
+		}
+		cs := conns(8, r.endpoints)
+		err = forDuration(r.cfg.Step, 8, func(w int) error {
 			started := time.Now()
-			code, err := post(r.endpoints[w%len(r.endpoints)], "/v1/batch", b, nil)
+			code, err := cs[w].do("POST", "/v1/batch", bodies[rand.IntN(len(bodies))])
 			if err != nil || code != 200 {
 				return fmt.Errorf("batch: %d %v", code, err)
 			}
@@ -199,6 +225,7 @@ func (r *run) batchWrites(ctx context.Context) error {
 			cmds.Add(int64(size))
 			return nil
 		})
+		closeAll(cs)
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
@@ -215,9 +242,10 @@ func (r *run) reads(ctx context.Context) error {
 		for i, node := range r.endpoints {
 			var n atomic.Int64
 			var lats latencies
-			err := forDuration(r.cfg.Step/2, 32, func(int) error {
+			cs := conns(32, []string{node})
+			err := forDuration(r.cfg.Step/2, 32, func(w int) error {
 				started := time.Now()
-				code, err := get(node, "/v1/accounts/"+r.accounts[rand.IntN(len(r.accounts))]+"?consistency="+consistency)
+				code, err := cs[w].do("GET", "/v1/accounts/"+r.accounts[rand.IntN(len(r.accounts))]+"?consistency="+consistency, nil)
 				if err != nil || code != 200 {
 					return fmt.Errorf("read: %d %v", code, err)
 				}
@@ -225,6 +253,7 @@ func (r *run) reads(ctx context.Context) error {
 				n.Add(1)
 				return nil
 			})
+			closeAll(cs)
 			if err != nil {
 				return fmt.Errorf("bench: %w", err)
 			}
