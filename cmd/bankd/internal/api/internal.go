@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -37,8 +38,13 @@ func (s *Server) internalSubmit(w http.ResponseWriter, r *http.Request) {
 // internalSubmitPeer is internalSubmit in the binary peer format.
 func (s *Server) internalSubmitPeer(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.BodyBytesMax))
-	if err != nil {
-		writeProblem(w, wire.NewProblem(wire.CodeBodyTooLarge, "reading the body: "+err.Error()))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeProblem(w, wire.NewProblem(wire.CodeBodyTooLarge, fmt.Sprintf("the body is over %d bytes", s.cfg.BodyBytesMax)))
+		return
+	case err != nil:
+		writeProblem(w, wire.NewProblem(wire.CodeInvalidOp, "reading the body: "+err.Error()))
 		return
 	}
 	cmds, err := peerwire.DecodeCommands(body)
