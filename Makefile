@@ -39,6 +39,7 @@ lint:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEntry$$' -fuzztime $(FUZZTIME) ./engine
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./engine
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeResult$$' -fuzztime $(FUZZTIME) ./cmd/bankd/internal/peerwire
 
 ## bench: print the benchmark figures recorded in docs/benchmarks.md
 bench: zookeeper
