@@ -31,15 +31,25 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, v any) *wire.P
 			return wire.NewProblem(wire.CodeUnsupportedMedia, fmt.Sprintf("content type %q; send application/json", ct))
 		}
 	}
+	body, p := s.readRaw(w, r, wire.CodeInvalidJSON)
+	if p != nil {
+		return p
+	}
+	return decodeJSON(body, v)
+}
+
+// readRaw reads r's body within the body limit; a body that cannot be
+// read for another reason is a problem with code unreadable.
+func (s *Server) readRaw(w http.ResponseWriter, r *http.Request, unreadable string) ([]byte, *wire.Problem) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.BodyBytesMax))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return wire.NewProblem(wire.CodeBodyTooLarge, fmt.Sprintf("the body is over %d bytes", s.cfg.BodyBytesMax))
+			return nil, wire.NewProblem(wire.CodeBodyTooLarge, fmt.Sprintf("the body is over %d bytes", s.cfg.BodyBytesMax))
 		}
-		return wire.NewProblem(wire.CodeInvalidJSON, "reading the body: "+err.Error())
+		return nil, wire.NewProblem(unreadable, "reading the body: "+err.Error())
 	}
-	return decodeJSON(body, v)
+	return body, nil
 }
 
 func decodeJSON(body []byte, v any) *wire.Problem {

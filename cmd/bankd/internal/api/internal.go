@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -37,14 +36,9 @@ func (s *Server) internalSubmit(w http.ResponseWriter, r *http.Request) {
 
 // internalSubmitPeer is internalSubmit in the binary peer format.
 func (s *Server) internalSubmitPeer(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.BodyBytesMax))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		writeProblem(w, wire.NewProblem(wire.CodeBodyTooLarge, fmt.Sprintf("the body is over %d bytes", s.cfg.BodyBytesMax)))
-		return
-	case err != nil:
-		writeProblem(w, wire.NewProblem(wire.CodeInvalidOp, "reading the body: "+err.Error()))
+	body, p := s.readRaw(w, r, wire.CodeInvalidOp)
+	if p != nil {
+		writeProblem(w, p)
 		return
 	}
 	cmds, err := peerwire.DecodeCommands(body)
