@@ -26,11 +26,12 @@ type forwarder struct {
 }
 
 type forward struct {
-	cmds  []engine.Command
-	bytes int
-	done  chan struct{}
-	res   submitted
-	err   error
+	cmds   []engine.Command
+	bytes  int
+	queued time.Time
+	done   chan struct{}
+	res    submitted
+	err    error
 }
 
 func newForwarder(s *Server) *forwarder {
@@ -41,7 +42,7 @@ func newForwarder(s *Server) *forwarder {
 
 // submit forwards cmds to the leader along with whatever else is waiting.
 func (f *forwarder) submit(ctx context.Context, cmds []engine.Command) (submitted, error) {
-	fw := &forward{cmds: cmds, bytes: commandBytes(cmds), done: make(chan struct{})}
+	fw := &forward{cmds: cmds, bytes: commandBytes(cmds), queued: time.Now(), done: make(chan struct{})}
 	select {
 	case f.queue <- fw:
 	case <-ctx.Done():
@@ -91,10 +92,13 @@ func (f *forwarder) send(group []*forward, n int) {
 	all := make([]engine.Command, 0, n)
 	for _, fw := range group {
 		all = append(all, fw.cmds...)
+		f.s.cfg.stage(StageForwardWait, fw.queued)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.s.cfg.WriteTimeout+time.Second)
 	defer cancel()
+	called := time.Now()
 	res, err := f.s.submitRemote(ctx, all)
+	f.s.cfg.stage(StageForwardCall, called)
 	off := 0
 	for _, fw := range group {
 		if err == nil {

@@ -25,6 +25,22 @@ type Config struct {
 	PeerClient    *http.Client  // for calls to other nodes
 	MetricsHandle http.Handler  // serves /metrics; nil for none
 	Observe       func(route string, status int, took time.Duration)
+	// Stage reports the follower's forwarding stages: StageForwardWait
+	// (queued behind earlier forwards) and StageForwardCall (the call to
+	// the leader). Nil for none.
+	Stage func(stage string, took time.Duration)
+}
+
+// Stages reported to Config.Stage.
+const (
+	StageForwardWait = "forward_wait"
+	StageForwardCall = "forward_call"
+)
+
+func (c Config) stage(stage string, started time.Time) {
+	if c.Stage != nil {
+		c.Stage(stage, time.Since(started))
+	}
 }
 
 // Server serves the API of one node.

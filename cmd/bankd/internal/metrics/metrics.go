@@ -51,7 +51,7 @@ func New() *Metrics {
 		}),
 		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "zkbank_stage_duration_seconds",
-			Help:    "Time in the write path's stages: log_append (leader: append sent to confirmed by ZooKeeper), journal_sync (a synced journal batch), snapshot_capture (the replica loop streaming a snapshot).",
+			Help:    "Time in the write path's stages: forward_wait and forward_call (follower: queued behind forwards in flight; one call to the leader), batch_wait (leader: queued until its entry is sent), log_append (leader: append sent to confirmed by ZooKeeper), journal_sync (a synced journal batch), snapshot_capture (the replica loop streaming a snapshot).",
 			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 16),
 		}, []string{"stage"}),
 	}

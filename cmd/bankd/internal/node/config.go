@@ -52,13 +52,14 @@ type Config struct {
 type Hooks struct {
 	EntryApplied func(index uint64, commands int)
 	BatchSent    func(commands, bytes int)
-	// Stage reports how long a stage of the write path took: StageLogAppend,
-	// StageJournalSync or StageSnapshotCapture.
+	// Stage reports how long a stage of the write path took: StageBatchWait,
+	// StageLogAppend, StageJournalSync or StageSnapshotCapture.
 	Stage func(stage string, took time.Duration)
 }
 
 // Stages reported to Hooks.Stage.
 const (
+	StageBatchWait       = "batch_wait"
 	StageLogAppend       = "log_append"
 	StageJournalSync     = "journal_sync"
 	StageSnapshotCapture = "snapshot_capture"
@@ -119,5 +120,15 @@ func setDefault[T comparable](v *T, def T) {
 	var zero T
 	if *v == zero {
 		*v = def
+	}
+}
+
+// batchSent reports an appended entry and how long its requests waited.
+func (h Hooks) batchSent(reqs []*request, commands, bytes int) {
+	if h.BatchSent != nil {
+		h.BatchSent(commands, bytes)
+	}
+	for _, r := range reqs {
+		h.stage(StageBatchWait, r.queued)
 	}
 }

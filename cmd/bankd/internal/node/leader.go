@@ -196,9 +196,7 @@ func (n *Node) batch(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState)
 			return
 		}
 		n.appendHead.Store(index)
-		if h := n.cfg.Hooks.BatchSent; h != nil {
-			h(len(cmds), bytes)
-		}
+		n.cfg.Hooks.batchSent(reqs, len(cmds), bytes)
 		pipe.inflight.Add(1)
 		go func() {
 			n.awaitAppend(index, p, time.Now())

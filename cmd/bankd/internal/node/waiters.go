@@ -2,6 +2,7 @@ package node
 
 import (
 	"sync"
+	"time"
 
 	"github.com/zkbank/zkbank/engine"
 )
@@ -15,9 +16,10 @@ type Outcome struct {
 
 // request is one Submit call waiting for its commands' outcomes.
 type request struct {
-	cmds  []engine.Command
-	bytes int // estimated encoded size of cmds
-	done  chan struct{}
+	cmds   []engine.Command
+	bytes  int // estimated encoded size of cmds
+	done   chan struct{}
+	queued time.Time // when Submit took it, for the batch_wait stage
 
 	index uint64 // set before done closes
 	out   []Outcome
@@ -25,7 +27,7 @@ type request struct {
 }
 
 func newRequest(cmds []engine.Command) *request {
-	return &request{cmds: cmds, bytes: estimateBytes(cmds), done: make(chan struct{})}
+	return &request{cmds: cmds, bytes: estimateBytes(cmds), done: make(chan struct{}), queued: time.Now()}
 }
 
 func (r *request) finish(index uint64, out []Outcome, err error) {

@@ -34,13 +34,17 @@ func TestClusterHealthAndMetrics(t *testing.T) {
 		`zkbank_http_requests_total{code="200",route="POST /internal/v2/submit"} 1`,
 		"zkbank_applied_index 1", "zkbank_leader 1", "zkbank_zookeeper_session_connected 1",
 		"zkbank_batch_commands_count 1", "zkbank_http_request_duration_seconds_bucket",
+		`zkbank_stage_duration_seconds_count{stage="batch_wait"} 1`, `zkbank_stage_duration_seconds_count{stage="log_append"} 1`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
 	text = string(call(t, follower, "GET", "/metrics", nil, nil).body)
-	for _, want := range []string{"zkbank_leader 0", `zkbank_http_requests_total{code="201",route="POST /v1/accounts"} 1`} {
+	for _, want := range []string{
+		"zkbank_leader 0", `zkbank_http_requests_total{code="201",route="POST /v1/accounts"} 1`,
+		`zkbank_stage_duration_seconds_count{stage="forward_wait"}`, `zkbank_stage_duration_seconds_count{stage="forward_call"}`, // a retry adds one
+	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("follower metrics lack %q", want)
 		}
