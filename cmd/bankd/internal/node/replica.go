@@ -84,16 +84,21 @@ func (n *Node) ownTerm() *leaderState {
 // until the term ends or an append fails; then the tailer takes over from
 // what was applied, reading whatever else landed.
 func (n *Node) applyOwn(ctx context.Context, ls *leaderState) error {
+	var next *zkcoord.Pending // taken from the feed, not yet landed
 	for {
-		var p *zkcoord.Pending
-		select {
-		case p = <-ls.feed:
-		case <-ls.term.Done():
-			return nil
-		case <-ctx.Done():
-			return nil
+		p := next
+		if p == nil {
+			select {
+			case p = <-ls.feed:
+			case <-ls.term.Done():
+				return nil
+			case <-ctx.Done():
+				return nil
+			}
 		}
-		batch, more := n.collectOwn(ctx, ls, p)
+		var batch []*engine.Entry
+		var more bool
+		batch, next, more = n.collectOwn(ctx, p, ls.feed)
 		if len(batch) > 0 {
 			if err := n.persistAndApply(ctx, batch); err != nil {
 				return err
@@ -105,30 +110,57 @@ func (n *Node) applyOwn(ctx context.Context, ls *leaderState) error {
 	}
 }
 
-// collectOwn waits for p's append and takes the appends queued behind it,
-// as long as each succeeded. Entries the tailer applied already (before
-// the switch) are skipped. more is false once an append failed.
-func (n *Node) collectOwn(ctx context.Context, ls *leaderState, p *zkcoord.Pending) (batch []*engine.Entry, more bool) {
+// collectOwn waits for p's append and takes the entries of the appends
+// behind it that have landed too (takeLanded), skipping those the tailer
+// applied before the switch; next is the first append still in flight.
+// more is false once an append failed.
+func (n *Node) collectOwn(ctx context.Context, p *zkcoord.Pending, feed <-chan *zkcoord.Pending) (batch []*engine.Entry, next *zkcoord.Pending, more bool) {
+	landed, next, ok := takeLanded(ctx, p, feed, journalBatchMax)
 	base := n.Applied()
-	for {
+	for _, l := range landed {
+		if l.Entry.Index > base {
+			batch = append(batch, l.Entry)
+		}
+	}
+	return batch, next, ok
+}
+
+// landing is an append in flight (a *zkcoord.Pending).
+type landing interface {
+	Done() <-chan struct{}
+	Err() error
+}
+
+// takeLanded waits for first to land, then takes from feed, in order, the
+// appends that have landed as well (up to limit), so that one journal sync
+// covers them all. The first one still in flight is returned as next
+// rather than waited for: under load the batcher always has another
+// append in flight, and waiting for it would hold back the entries
+// already confirmed. ok is false when an append failed (those before it
+// are returned) or ctx ended.
+func takeLanded[P landing](ctx context.Context, first P, feed <-chan P, limit int) (landed []P, next P, ok bool) {
+	select {
+	case <-first.Done():
+	case <-ctx.Done():
+		return nil, next, false
+	}
+	for p := first; ; {
+		if p.Err() != nil {
+			return landed, next, false
+		}
+		landed = append(landed, p)
+		if len(landed) >= limit {
+			return landed, next, true
+		}
+		select {
+		case p = <-feed:
+		default:
+			return landed, next, true
+		}
 		select {
 		case <-p.Done():
-		case <-ctx.Done():
-			return batch, false
-		}
-		if p.Err() != nil {
-			return batch, false
-		}
-		if p.Entry.Index > base {
-			batch = append(batch, p.Entry)
-		}
-		if len(batch) >= journalBatchMax {
-			return batch, true
-		}
-		select {
-		case p = <-ls.feed:
 		default:
-			return batch, true
+			return landed, p, true
 		}
 	}
 }
