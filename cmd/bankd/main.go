@@ -67,7 +67,7 @@ func run(o *options, log *slog.Logger) error {
 	srv := &http.Server{
 		Handler: api.New(n, api.Config{
 			WriteTimeout: o.writeTimeout, ReadTimeout: o.readTimeout,
-			MetricsHandle: m.Handler(), Observe: m.Observe, Stage: m.Hooks().Stage,
+			MetricsHandle: m.Handler(), Observe: m.Observe, Stage: m.Stage,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

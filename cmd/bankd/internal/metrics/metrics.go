@@ -77,10 +77,14 @@ func (m *Metrics) Hooks() node.Hooks {
 			m.batchCmds.Observe(float64(commands))
 			m.batchBytes.Observe(float64(bytes))
 		},
-		Stage: func(stage string, took time.Duration) {
-			m.stages.WithLabelValues(stage).Observe(took.Seconds())
-		},
+		Stage: m.Stage,
 	}
+}
+
+// Stage records how long a stage of the write path took (node.Hooks and
+// api.Config both report here).
+func (m *Metrics) Stage(stage string, took time.Duration) {
+	m.stages.WithLabelValues(stage).Observe(took.Seconds())
 }
 
 // Watch adds gauges read from the node's status at scrape time.

@@ -96,9 +96,8 @@ func (n *Node) applyOwn(ctx context.Context, ls *leaderState) error {
 				return nil
 			}
 		}
-		var batch []*engine.Entry
-		var more bool
-		batch, next, more = n.collectOwn(ctx, p, ls.feed)
+		batch, waiting, more := n.collectOwn(ctx, p, ls.feed)
+		next = waiting
 		if len(batch) > 0 {
 			if err := n.persistAndApply(ctx, batch); err != nil {
 				return err

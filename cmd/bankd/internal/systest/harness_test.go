@@ -84,7 +84,7 @@ func (c *cluster) start(tn *testNode) {
 	}
 	m.Watch(tn.n.Status)
 	tn.srv = &http.Server{Handler: api.New(tn.n, api.Config{
-		WriteTimeout: 3 * sessionTimeout, MetricsHandle: m.Handler(), Observe: m.Observe, Stage: m.Hooks().Stage,
+		WriteTimeout: 3 * sessionTimeout, MetricsHandle: m.Handler(), Observe: m.Observe, Stage: m.Stage,
 	})}
 	go tn.srv.Serve(ln)
 }
