@@ -91,8 +91,8 @@ func (e *Engine) transfer(index uint64, c *Command) Result {
 	if code := c.Check(); code != CodeOK {
 		return rejected(code)
 	}
-	from, okFrom := e.accounts.get(c.Account)
-	to, okTo := e.accounts.get(c.To)
+	from, okFrom := e.accounts.change(c.Account)
+	to, okTo := e.accounts.change(c.To)
 	if !okFrom || !okTo {
 		return rejected(CodeAccountNotFound)
 	}
@@ -115,7 +115,7 @@ func (e *Engine) remove(c *Command) Result {
 	if code := checkNumber(c.Account); code != CodeOK {
 		return rejected(code)
 	}
-	a, ok := e.accounts.get(c.Account)
+	a, ok := e.accounts.change(c.Account)
 	if !ok {
 		return rejected(CodeAccountNotFound)
 	}
@@ -132,7 +132,7 @@ func (e *Engine) rename(index uint64, c *Command) Result {
 	if code := c.Check(); code != CodeOK {
 		return rejected(code)
 	}
-	a, ok := e.accounts.get(c.Account)
+	a, ok := e.accounts.change(c.Account)
 	if !ok {
 		return rejected(CodeAccountNotFound)
 	}
@@ -148,7 +148,7 @@ func (e *Engine) lookupWithAmount(c *Command) (*slot, Code) {
 	if code := firstFailure(checkNumber(c.Account), checkAmount(c.Amount)); code != CodeOK {
 		return nil, code
 	}
-	a, ok := e.accounts.get(c.Account)
+	a, ok := e.accounts.change(c.Account)
 	if !ok {
 		return nil, CodeAccountNotFound
 	}

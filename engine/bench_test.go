@@ -7,9 +7,15 @@ import (
 )
 
 // BenchmarkApplyTransfers applies entries of 1000 transfers among 10,000
-// accounts, the shape the leader's batcher produces. Decoding is measured
-// separately by BenchmarkDecodeEntry.
+// accounts, the shape the leader's batcher produces, with and without a
+// Capture open (which copies each account aside before its first change).
+// Decoding is measured separately by BenchmarkDecodeEntry.
 func BenchmarkApplyTransfers(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { benchApplyTransfers(b, false) })
+	b.Run("capture-open", func(b *testing.B) { benchApplyTransfers(b, true) })
+}
+
+func benchApplyTransfers(b *testing.B, capture bool) {
 	const accounts, perEntry = 10_000, 1000
 	e, _ := New(DefaultConfig())
 	setup := make([]Command, accounts)
@@ -25,6 +31,13 @@ func BenchmarkApplyTransfers(b *testing.B) {
 			cmds[i] = Command{Op: OpTransfer, Key: fmt.Sprintf("t%d", k), Account: fmt.Sprintf("%010d", k%accounts), To: fmt.Sprintf("%010d", (k*7+1)%accounts), Amount: 1}
 		}
 		entries = append(entries, &Entry{Commands: cmds})
+	}
+	if capture {
+		c, err := e.Capture(nopLock{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Release()
 	}
 	runtime.GC() // setup garbage is not the engine's cost
 	b.ReportAllocs()

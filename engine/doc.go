@@ -14,5 +14,7 @@
 // a broken hash chain, an undecodable entry. A replica that sees one of
 // those must stop, not guess.
 //
-// An Engine is not safe for concurrent use: one goroutine owns it.
+// An Engine is not safe for concurrent use: one goroutine owns it. The
+// one exception is a Capture, whose state is written on another goroutine
+// while Apply goes on, under a read/write lock the caller shares with it.
 package engine

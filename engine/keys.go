@@ -111,8 +111,12 @@ func (w *keyWindow) at(pos uint64) *keyRecord { return &w.chunk(pos).records[pos
 // text returns the key and the created number of the record at pos; the
 // bytes are the window's, not to be kept.
 func (w *keyWindow) text(pos uint64) (key, number []byte) {
-	r := w.at(pos)
-	b := w.chunk(pos).text[r.textOff:]
+	return recordText(w.at(pos), w.chunk(pos).text)
+}
+
+// recordText cuts a record's key and created number out of its chunk's text.
+func recordText(r *keyRecord, text []byte) (key, number []byte) {
+	b := text[r.textOff:]
 	return b[:r.keyLen], b[r.keyLen : int(r.keyLen)+int(r.numLen)]
 }
 
@@ -191,10 +195,31 @@ func (w *keyWindow) forget(pos uint64) {
 	delete(w.clashes, string(key))
 }
 
+// keyView is the window as it stood at one moment: records are never
+// changed once written and chunks are never reused, so a view stays valid
+// while the window moves on (a Capture reads one on another goroutine).
+type keyView struct {
+	chunks     []*keyChunkData
+	texts      [][]byte // each chunk's text as it was
+	head, tail uint64
+}
+
+func (w *keyWindow) view() keyView {
+	v := keyView{chunks: append([]*keyChunkData(nil), w.chunks...), texts: make([][]byte, len(w.chunks)), head: w.head, tail: w.tail}
+	for i, c := range w.chunks {
+		v.texts[i] = c.text
+	}
+	return v
+}
+
+func (v keyView) len() int { return int(v.tail - v.head) }
+
 // each visits the records oldest first, with their key and created number.
-func (w *keyWindow) each(fn func(r *keyRecord, key, number []byte)) {
-	for pos := w.head; pos < w.tail; pos++ {
-		key, number := w.text(pos)
-		fn(w.at(pos), key, number)
+func (v keyView) each(fn func(r *keyRecord, key, number []byte)) {
+	for pos := v.head; pos < v.tail; pos++ {
+		i := pos/keyChunk - v.head/keyChunk
+		r := &v.chunks[i].records[pos%keyChunk]
+		key, number := recordText(r, v.texts[i])
+		fn(r, key, number)
 	}
 }

@@ -23,22 +23,42 @@ var ErrCorruptState = errors.New("engine: corrupt state")
 //	uvarint n, n x account (in number order) | uvarint total balance |
 //	uvarint k, k x key record (oldest first)
 func (e *Engine) WriteState(w io.Writer) error {
+	return writeState(w, e.header(), func(visit func(*slot) bool) { e.accounts.ascend("", visit) }, e.keys.view())
+}
+
+// stateHeader is the part of the state that is not accounts or keys.
+type stateHeader struct {
+	index    uint64
+	epoch    uint64
+	lastHash Hash
+	timeMs   int64
+	nextNum  uint64
+	totals   Totals
+}
+
+func (e *Engine) header() stateHeader {
+	return stateHeader{index: e.index, epoch: e.epoch, lastHash: e.lastHash, timeMs: e.timeMs, nextNum: e.nextNum, totals: e.totals}
+}
+
+// writeState is the one encoder behind Engine.WriteState and
+// Capture.WriteState; ascend visits the accounts in number order.
+func writeState(w io.Writer, h stateHeader, ascend func(visit func(*slot) bool), keys keyView) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	s := stateWriter{w: bw}
 	s.uvarint(stateVersion)
-	s.uvarint(e.index)
-	s.uvarint(e.epoch)
-	s.raw(e.lastHash[:])
-	s.varint(e.timeMs)
-	s.uvarint(e.nextNum)
-	s.uvarint(e.totals.Accounts)
-	e.accounts.ascend("", func(a *slot) bool {
+	s.uvarint(h.index)
+	s.uvarint(h.epoch)
+	s.raw(h.lastHash[:])
+	s.varint(h.timeMs)
+	s.uvarint(h.nextNum)
+	s.uvarint(h.totals.Accounts)
+	ascend(func(a *slot) bool {
 		s.account(a)
 		return s.err == nil
 	})
-	s.uvarint(e.totals.Balance)
-	s.uvarint(uint64(e.keys.len()))
-	e.keys.each(s.keyRecord)
+	s.uvarint(h.totals.Balance)
+	s.uvarint(uint64(keys.len()))
+	keys.each(s.keyRecord)
 	if s.err != nil {
 		return fmt.Errorf("engine: write state: %w", s.err)
 	}

@@ -50,6 +50,11 @@ type accountTable struct {
 	clashes map[string]uint32
 	ordered *btree.BTreeG[uint32]
 
+	// before holds, while a Capture is open, each slot below frozen as it
+	// was when the capture began, copied just before its first change.
+	before map[uint32]slot
+	frozen uint32
+
 	// pivot is the number List searches from; pivotMu keeps concurrent
 	// readers from sharing it.
 	pivotMu sync.Mutex
@@ -89,7 +94,7 @@ func (t *accountTable) find(number string) (uint32, bool) {
 	return 0, false
 }
 
-// get returns the account with this number, for changing in place.
+// get returns the account with this number, for reading.
 func (t *accountTable) get(number string) (*slot, bool) {
 	id, ok := t.find(number)
 	if !ok {
@@ -98,10 +103,40 @@ func (t *accountTable) get(number string) (*slot, bool) {
 	return t.at(id), true
 }
 
+// change returns the account with this number, for changing in place.
+func (t *accountTable) change(number string) (*slot, bool) {
+	id, ok := t.find(number)
+	if !ok {
+		return nil, false
+	}
+	t.keep(id)
+	return t.at(id), true
+}
+
+// keep copies a slot aside for the open capture, if there is one and the
+// slot has not changed since it began.
+func (t *accountTable) keep(id uint32) {
+	if t.before == nil || id >= t.frozen {
+		return
+	}
+	if _, kept := t.before[id]; !kept {
+		t.before[id] = *t.at(id)
+	}
+}
+
+// frozenAt returns the slot as the open capture sees it.
+func (t *accountTable) frozenAt(id uint32) slot {
+	if s, kept := t.before[id]; kept {
+		return s
+	}
+	return *t.at(id)
+}
+
 // insert adds an account whose number is not in the table; the caller
 // checked full first.
 func (t *accountTable) insert(a Account) *slot {
 	id := t.newID()
+	t.keep(id)
 	s := t.at(id)
 	*s = slot{text: a.Number + a.Name, numLen: uint8(len(a.Number)), balance: a.Balance, created: a.CreatedIndex, updated: a.UpdatedIndex}
 	h := hash(a.Number)
@@ -137,6 +172,7 @@ func (t *accountTable) remove(number string) {
 		delete(t.clashes, number)
 	}
 	t.ordered.Delete(id)
+	t.keep(id)
 	*t.at(id) = slot{}
 	t.free = append(t.free, id)
 }

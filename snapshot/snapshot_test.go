@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/zkbank/zkbank/engine"
@@ -15,12 +16,17 @@ import (
 func engineAt(t *testing.T, entries int) *engine.Engine {
 	t.Helper()
 	e, _ := engine.New(engine.DefaultConfig())
-	for _, ent := range enginetest.NewLog(11).Entries(entries, 30) {
+	applyAll(t, e, enginetest.NewLog(11).Entries(entries, 30))
+	return e
+}
+
+func applyAll(t *testing.T, e *engine.Engine, ents []*engine.Entry) {
+	t.Helper()
+	for _, ent := range ents {
 		if _, err := e.Apply(ent); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return e
 }
 
 func TestSaveOpenRestore(t *testing.T) {
@@ -92,6 +98,39 @@ func TestStreamedSnapshotEqualsSaved(t *testing.T) {
 	aborted.Abort()
 	if left, _ := filepath.Glob(filepath.Join(streamed.Dir(), "*")); len(left) != 1 {
 		t.Fatalf("files after an abort: %v, want only the committed snapshot", left)
+	}
+}
+
+// TestSnapshotOfCapture writes a snapshot from an engine.Capture after the
+// engine has moved on: the file is the one the engine gave at the capture.
+func TestSnapshotOfCapture(t *testing.T) {
+	ents := enginetest.NewLog(11).Entries(40, 30)
+	e, _ := engine.New(engine.DefaultConfig())
+	applyAll(t, e, ents[:20])
+	img, err := Capture(e, 77)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.Capture(&sync.Mutex{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyAll(t, e, ents[20:])
+	p, err := mustStore(t).Begin(c, 77)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	if _, err := img.WriteTo(&want); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(got.Path)
+	if !bytes.Equal(b, want.Bytes()) || got.Index != 20 || e.Index() != 40 {
+		t.Fatalf("snapshot of the capture at %d (%d bytes) differs from the state then (%d bytes); engine at %d", got.Index, len(b), want.Len(), e.Index())
 	}
 }
 

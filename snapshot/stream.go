@@ -18,12 +18,21 @@ type Pending struct {
 	meta  Meta
 }
 
-// Begin writes the engine's state straight into a temporary file, with no
-// copy of it in memory: a node holding a million accounts would otherwise
-// make a 50 MB buffer for every snapshot. It runs where the engine cannot
-// change meanwhile; the slow part (checksum, fsync, rename) is Commit's and
-// can run anywhere.
-func (s *Store) Begin(e *engine.Engine, nowMs int64) (*Pending, error) {
+// State is what a snapshot is taken of: an engine.Capture, or an
+// engine.Engine that cannot change while Begin runs.
+type State interface {
+	Index() uint64
+	Epoch() uint64
+	LastHash() engine.Hash
+	Totals() engine.Totals
+	WriteState(io.Writer) error
+}
+
+// Begin writes the state straight into a temporary file, with no copy of
+// it in memory: a node holding a million accounts would otherwise make a
+// 50 MB buffer for every snapshot. The rest (checksum, fsync, rename) is
+// Commit's.
+func (s *Store) Begin(e State, nowMs int64) (*Pending, error) {
 	tmp := s.PathFor(e.Index()) + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -39,7 +48,7 @@ func (s *Store) Begin(e *engine.Engine, nowMs int64) (*Pending, error) {
 
 // writeState writes a placeholder header and the state, hashing it; the
 // header is written for real by Commit, once the hash is known.
-func (p *Pending) writeState(e *engine.Engine, nowMs int64) error {
+func (p *Pending) writeState(e State, nowMs int64) error {
 	bw := bufio.NewWriterSize(p.f, 1<<20)
 	if _, err := bw.Write(make([]byte, headerLen)); err != nil {
 		return fmt.Errorf("snapshot: write %s: %w", p.f.Name(), err)

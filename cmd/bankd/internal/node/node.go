@@ -36,10 +36,11 @@ type Node struct {
 	eng     *engine.Engine
 	applied chan struct{} // closed and replaced after each apply
 
-	snapIndex   atomic.Uint64 // newest snapshot on disk
-	snapTaken   uint64        // index of the last capture (replica loop only)
-	snapBusy    atomic.Bool   // a snapshot file is being written
-	startHead   uint64        // log head seen at start; ready once applied
+	snapIndex   atomic.Uint64  // newest snapshot on disk
+	snapTaken   uint64         // index of the last capture (replica loop only)
+	snapBusy    atomic.Bool    // a snapshot file is being written
+	snapWriter  sync.WaitGroup // the goroutine writing it; the data dir closes after it
+	startHead   uint64         // log head seen at start; ready once applied
 	ready       atomic.Bool
 	stopping    atomic.Bool
 	leading     atomic.Pointer[leaderState]
@@ -131,6 +132,7 @@ func (n *Node) run(ctx context.Context) {
 	n.stopping.Store(true)
 	n.cancel()
 	n.sess.Close()
+	n.snapWriter.Wait()
 	if cerr := n.dir.Close(); err == nil {
 		err = cerr
 	}

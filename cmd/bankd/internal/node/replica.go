@@ -55,7 +55,7 @@ func (n *Node) tailOnce(ctx context.Context) error {
 			if !ok {
 				return t.Err()
 			}
-			if err := n.persistAndApply(ctx, drain(e, t.Entries())); err != nil {
+			if err := n.persistAndApply(drain(e, t.Entries())); err != nil {
 				return err
 			}
 		case <-n.leadStarted:
@@ -99,7 +99,7 @@ func (n *Node) applyOwn(ctx context.Context, ls *leaderState) error {
 		batch, waiting, more := n.collectOwn(ctx, p, ls.feed)
 		next = waiting
 		if len(batch) > 0 {
-			if err := n.persistAndApply(ctx, batch); err != nil {
+			if err := n.persistAndApply(batch); err != nil {
 				return err
 			}
 		}
@@ -184,7 +184,7 @@ func drain(first *engine.Entry, ch <-chan *engine.Entry) []*engine.Entry {
 
 // persistAndApply makes the entries durable, then applies them and answers
 // the requests waiting on them.
-func (n *Node) persistAndApply(ctx context.Context, batch []*engine.Entry) error {
+func (n *Node) persistAndApply(batch []*engine.Entry) error {
 	started := time.Now()
 	if err := n.dir.Journal.Append(batch...); err != nil {
 		return fmt.Errorf("node: %w", err)
@@ -204,7 +204,7 @@ func (n *Node) persistAndApply(ctx context.Context, batch []*engine.Entry) error
 	if !n.ready.Load() && applied >= n.startHead {
 		n.setReady()
 	}
-	n.maybeSnapshot(ctx, applied)
+	n.maybeSnapshot(applied)
 	return nil
 }
 

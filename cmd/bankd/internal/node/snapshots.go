@@ -1,45 +1,51 @@
 package node
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
+	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/snapshot"
 	"github.com/zkbank/zkbank/zkcoord"
 )
 
 // maybeSnapshot takes a snapshot every SnapshotEveryEntries entries. The
-// state is streamed into a temporary file here, on the replica loop (it
-// must see one index; about 0.3 s per million accounts, and no copy of the
-// state in memory); the checksum, fsync and rename run beside the loop,
-// one snapshot at a time.
-func (n *Node) maybeSnapshot(ctx context.Context, applied uint64) {
+// replica loop only freezes the state (an engine.Capture: microseconds,
+// under the write lock); encoding it into a file, the checksum, fsync and
+// rename run beside the loop, one snapshot at a time, while entries go on
+// being applied.
+func (n *Node) maybeSnapshot(applied uint64) {
 	if applied < n.snapTaken+n.cfg.SnapshotEveryEntries || n.snapBusy.Load() {
 		return
 	}
 	started := time.Now()
-	n.mu.RLock()
-	p, err := n.dir.Snapshots.Begin(n.eng, started.UnixMilli())
-	n.mu.RUnlock()
+	n.mu.Lock()
+	c, err := n.eng.Capture(n.mu.RLocker())
+	n.mu.Unlock()
 	n.cfg.Hooks.stage(StageSnapshotCapture, started)
 	if err != nil {
-		n.cfg.Logger.Warn("snapshot capture failed; the next one will try again", "index", applied, "err", err)
-		return
+		return // only while the last one is open, which snapBusy rules out
 	}
 	n.snapTaken = applied
 	n.snapBusy.Store(true)
-	go func() {
+	n.snapWriter.Go(func() {
 		defer n.snapBusy.Store(false)
-		if err := n.saveSnapshot(p, started); err != nil {
-			n.cfg.Logger.Warn("snapshot not saved; the next one will try again", "index", p.Index(), "err", err)
+		if err := n.saveSnapshot(c, started); err != nil {
+			n.cfg.Logger.Warn("snapshot not saved; the next one will try again", "index", c.Index(), "err", err)
 		}
-	}()
+	})
 }
 
-func (n *Node) saveSnapshot(p *snapshot.Pending, started time.Time) error {
+func (n *Node) saveSnapshot(c *engine.Capture, started time.Time) error {
+	p, err := n.dir.Snapshots.Begin(c, started.UnixMilli())
+	n.mu.Lock()
+	c.Release()
+	n.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	info, err := p.Commit()
 	if err != nil {
 		return err
