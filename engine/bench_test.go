@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"hash/maphash"
 	"runtime"
 	"testing"
 )
@@ -70,4 +71,45 @@ func BenchmarkDecodeEntry(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(cmds))/b.Elapsed().Seconds(), "commands/s")
+}
+
+// BenchmarkIndexChurn is the key window's pattern against a hashIndex and,
+// for comparison, a Go map: in a full window of 500,000 keys, look up a new
+// key (a miss), insert it and delete the oldest.
+func BenchmarkIndexChurn(b *testing.B) {
+	const window = 500_000
+	seed := maphash.MakeSeed()
+	hashesFor := func(n int) []uint32 {
+		out := make([]uint32, window+n)
+		for i := range out {
+			out[i] = indexHash(seed, fmt.Sprintf("9b1deb4d-3b7d-4bad-9bdd-%012d", i))
+		}
+		return out
+	}
+	b.Run("hashIndex", func(b *testing.B) {
+		hashes := hashesFor(b.N)
+		x := newHashIndex(0)
+		for i := range window {
+			x.insert(hashes[i], uint32(i))
+		}
+		b.ResetTimer()
+		for i := range b.N {
+			x.find(hashes[window+i], func(uint32) bool { return false })
+			x.insert(hashes[window+i], uint32(window+i))
+			x.remove(hashes[i], uint32(i))
+		}
+	})
+	b.Run("map", func(b *testing.B) {
+		hashes := hashesFor(b.N)
+		m := make(map[uint32]uint32)
+		for i := range window {
+			m[hashes[i]] = uint32(i)
+		}
+		b.ResetTimer()
+		for i := range b.N {
+			_ = m[hashes[window+i]]
+			m[hashes[window+i]] = uint32(window + i)
+			delete(m, hashes[i])
+		}
+	})
 }

@@ -4,9 +4,11 @@
 //
 // Every bankd applies the same log entries in the same order to an Engine and
 // so reaches the same state, byte for byte. To make that true the package
-// never reads the clock, never uses randomness, never logs, never does I/O
-// beyond the io.Reader and io.Writer it is handed, and never lets map
-// iteration order reach its output (a lint test enforces the imports).
+// never reads the clock, never lets randomness reach its results (the seed
+// of its in-memory hash indexes decides only where entries sit), never
+// logs, never does I/O beyond the io.Reader and io.Writer it is handed, and
+// never lets map iteration order reach its output (a lint test enforces the
+// imports).
 //
 // Business outcomes (insufficient funds, unknown account, ...) are Results
 // with a stable Code; they are deterministic and recorded like any other

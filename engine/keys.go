@@ -1,5 +1,7 @@
 package engine
 
+import "hash/maphash"
+
 // keyRecord is what the engine remembers about an idempotency key: enough
 // to answer a retry with the first outcome, and no more, because a busy
 // node holds hundreds of thousands of them. The key, and the number of an
@@ -75,33 +77,20 @@ type keyChunkData struct {
 // remembered by entries up to i+KeyWindowEntries, and the oldest keys go
 // first when more than KeyWindowMax are held.
 //
-// The index maps a 32-bit hash of the key to the low 32 bits of its
-// position; a key whose hash another key already holds goes to clashes.
+// The index maps a hash of the key to the low 32 bits of its position.
 type keyWindow struct {
-	byHash  map[uint32]uint32
-	clashes map[string]uint64
-	chunks  []*keyChunkData // records at positions head..tail-1
-	head    uint64          // absolute position of the oldest record
-	tail    uint64          // absolute position of the next record
+	seed   maphash.Seed
+	index  hashIndex
+	chunks []*keyChunkData // records at positions head..tail-1
+	head   uint64          // absolute position of the oldest record
+	tail   uint64          // absolute position of the next record
 }
 
 func newKeyWindow() keyWindow {
-	return keyWindow{byHash: make(map[uint32]uint32), clashes: make(map[string]uint64)}
+	return keyWindow{seed: maphash.MakeSeed(), index: newHashIndex(0)}
 }
 
 func (w *keyWindow) len() int { return int(w.tail - w.head) }
-
-// hash is 64-bit FNV-1a folded to 32 bits. It is fixed, not seeded: a
-// client that finds colliding keys only moves them into clashes, an
-// ordinary (seeded) map.
-func hash[T string | []byte](s T) uint32 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return uint32(h ^ h>>32)
-}
 
 func (w *keyWindow) chunk(pos uint64) *keyChunkData { return w.chunks[pos/keyChunk-w.head/keyChunk] }
 
@@ -124,17 +113,11 @@ func recordText(r *keyRecord, text []byte) (key, number []byte) {
 func (w *keyWindow) widen(low uint32) uint64 { return w.head + uint64(low-uint32(w.head)) }
 
 func (w *keyWindow) find(key string) (uint64, bool) {
-	if low, ok := w.byHash[hash(key)]; ok {
-		pos := w.widen(low)
-		if k, _ := w.text(pos); string(k) == key {
-			return pos, true
-		}
-	}
-	if len(w.clashes) > 0 {
-		pos, ok := w.clashes[key]
-		return pos, ok
-	}
-	return 0, false
+	low, ok := w.index.find(indexHash(w.seed, key), func(low uint32) bool {
+		k, _ := w.text(w.widen(low))
+		return string(k) == key
+	})
+	return w.widen(low), ok
 }
 
 // lookup returns the record of key and the number its command created.
@@ -157,12 +140,7 @@ func (w *keyWindow) remember(key, number string, rec keyRecord) {
 	rec.textOff, rec.keyLen, rec.numLen = uint32(len(c.text)), uint8(len(key)), uint8(len(number))
 	c.text = append(append(c.text, key...), number...)
 	c.records[w.tail%keyChunk] = rec
-	h := hash(key)
-	if _, taken := w.byHash[h]; taken {
-		w.clashes[key] = w.tail
-	} else {
-		w.byHash[h] = uint32(w.tail)
-	}
+	w.index.insert(indexHash(w.seed, key), uint32(w.tail))
 	w.tail++
 }
 
@@ -187,12 +165,7 @@ func (w *keyWindow) expire(index uint64, cfg Config) {
 
 func (w *keyWindow) forget(pos uint64) {
 	key, _ := w.text(pos)
-	h := hash(key)
-	if low, ok := w.byHash[h]; ok && low == uint32(pos) {
-		delete(w.byHash, h)
-		return
-	}
-	delete(w.clashes, string(key))
+	w.index.remove(indexHashBytes(w.seed, key), uint32(pos))
 }
 
 // keyView is the window as it stood at one moment: records are never

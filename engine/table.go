@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"hash/maphash"
 	"math"
 	"sync"
 
@@ -38,16 +39,15 @@ func (s *slot) account() Account {
 	return Account{Number: s.number(), Name: s.name(), Balance: s.balance, CreatedIndex: s.created, UpdatedIndex: s.updated}
 }
 
-// accountTable holds the accounts: slots in fixed chunks, a map from a
-// 32-bit hash of the number to the slot (numbers whose hash another number
-// already holds go to a small map of their own), and a btree of slot ids in
-// number order for listing and the canonical encoding.
+// accountTable holds the accounts: slots in fixed chunks, an index from a
+// hash of the number to the slot, and a btree of slot ids in number order
+// for listing and the canonical encoding.
 type accountTable struct {
 	chunks  [][]slot
 	used    uint32   // slots handed out, free or not
 	free    []uint32 // slots of deleted accounts, reused first
-	byHash  map[uint32]uint32
-	clashes map[string]uint32
+	seed    maphash.Seed
+	index   hashIndex
 	ordered *btree.BTreeG[uint32]
 
 	// before holds, while a Capture is open, each slot below frozen as it
@@ -63,8 +63,8 @@ type accountTable struct {
 
 func newAccountTable(sizeHint int) *accountTable {
 	t := &accountTable{
-		byHash:  make(map[uint32]uint32, sizeHint),
-		clashes: make(map[string]uint32),
+		seed:  maphash.MakeSeed(),
+		index: newHashIndex(sizeHint),
 	}
 	t.ordered = btree.NewG(32, func(a, b uint32) bool { return t.numberOf(a) < t.numberOf(b) })
 	return t
@@ -84,14 +84,7 @@ func (t *accountTable) full() bool { return len(t.free) == 0 && t.used >= maxSlo
 
 // find returns the slot holding number.
 func (t *accountTable) find(number string) (uint32, bool) {
-	if id, ok := t.byHash[hash(number)]; ok && t.at(id).number() == number {
-		return id, true
-	}
-	if len(t.clashes) > 0 {
-		id, ok := t.clashes[number]
-		return id, ok
-	}
-	return 0, false
+	return t.index.find(indexHash(t.seed, number), func(id uint32) bool { return t.at(id).number() == number })
 }
 
 // get returns the account with this number, for reading.
@@ -139,12 +132,7 @@ func (t *accountTable) insert(a Account) *slot {
 	t.keep(id)
 	s := t.at(id)
 	*s = slot{text: a.Number + a.Name, numLen: uint8(len(a.Number)), balance: a.Balance, created: a.CreatedIndex, updated: a.UpdatedIndex}
-	h := hash(a.Number)
-	if _, taken := t.byHash[h]; taken {
-		t.clashes[a.Number] = id
-	} else {
-		t.byHash[h] = id
-	}
+	t.index.insert(indexHash(t.seed, a.Number), id)
 	t.ordered.ReplaceOrInsert(id)
 	return s
 }
@@ -165,12 +153,7 @@ func (t *accountTable) newID() uint32 {
 // remove deletes the account with this number, which is in the table.
 func (t *accountTable) remove(number string) {
 	id, _ := t.find(number)
-	h := hash(number)
-	if cur, ok := t.byHash[h]; ok && cur == id {
-		delete(t.byHash, h)
-	} else {
-		delete(t.clashes, number)
-	}
+	t.index.remove(indexHash(t.seed, number), id)
 	t.ordered.Delete(id)
 	t.keep(id)
 	*t.at(id) = slot{}

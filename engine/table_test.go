@@ -2,20 +2,22 @@ package engine
 
 import (
 	"fmt"
+	"hash/maphash"
 	"testing"
 )
 
 // clashingPair finds two distinct strings with the given prefix whose
-// 32-bit index hashes are equal (a birthday search, ~80k tries).
-func clashingPair(t *testing.T, prefix string) (string, string) {
+// index hashes under seed are equal (a birthday search, ~80k tries).
+func clashingPair(t *testing.T, seed maphash.Seed, prefix string) (string, string) {
 	t.Helper()
 	seen := make(map[uint32]string)
 	for i := 0; i < 1<<22; i++ {
 		s := fmt.Sprintf("%s%d", prefix, i)
-		if other, ok := seen[hash(s)]; ok {
+		h := indexHash(seed, s)
+		if other, ok := seen[h]; ok {
 			return other, s
 		}
-		seen[hash(s)] = s
+		seen[h] = s
 	}
 	t.Fatal("no clash found")
 	return "", ""
@@ -25,8 +27,8 @@ func clashingPair(t *testing.T, prefix string) (string, string) {
 // and checks that each is found, changed, deleted and listed on its own,
 // and that the state survives a snapshot round trip.
 func TestAccountsWithClashingHashes(t *testing.T) {
-	a, b := clashingPair(t, "C-")
 	e := newTestEngine(t)
+	a, b := clashingPair(t, e.accounts.seed, "C-")
 	apply(t, e, create(a, "First", 10), create(b, "Second", 20))
 	apply(t, e, transfer(a, b, 3), rename(b, "Renamed"))
 	checkAccount(t, e, a, "First", 7)
@@ -60,11 +62,11 @@ func TestAccountsWithClashingHashes(t *testing.T) {
 // and checks that each replays its own outcome, also after the older one
 // is forgotten.
 func TestKeysWithClashingHashes(t *testing.T) {
-	k1, k2 := clashingPair(t, "key-")
 	e, err := New(Config{KeyWindowEntries: 4, KeyWindowMax: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
+	k1, k2 := clashingPair(t, e.keys.seed, "key-")
 	apply(t, e, create("A", "Ada", 100))
 	first := Command{Op: OpDeposit, Key: k1, Account: "A", Amount: 1}
 	apply(t, e, first)
