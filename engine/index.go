@@ -45,8 +45,9 @@ func (x *hashIndex) len() int { return x.n }
 
 func indexEntry(h, v uint32) uint64 { return indexOccupied | uint64(h&0x7fffffff)<<32 | uint64(v) }
 
-// home is the slot an entry's probe starts at (Fibonacci hashing: the
-// multiply spreads FNV's low-entropy bits over the top ones).
+// home is the slot an entry's probe starts at: the top bits of the hash
+// times the golden ratio (Fibonacci hashing), which depend on every bit
+// of the hash.
 func (x *hashIndex) home(e uint64) int {
 	return int((((e >> 32) & 0x7fffffff) * 0x9e3779b97f4a7c15) >> x.shift)
 }
