@@ -225,35 +225,70 @@ func (l *Log) LastIndex() (uint64, error) {
 	return below - 1, nil
 }
 
-// TrimBelow deletes whole segments whose entries are all below index, after
-// recording the new trim point so that readers report ErrTrimmed rather than
-// wait. The caller decides index: below its newest snapshot and below every
-// live member's applied index.
+// TrimBelow deletes the entries below index, after recording index as the
+// new trim point so that readers report ErrTrimmed rather than wait. It
+// returns the trim point, which never goes down. Segments wholly below
+// index go with one listing each; in the segment that holds index, the
+// entries from the previous trim point up are deleted by name, so that
+// what ZooKeeper holds does not wait for a whole segment to fill (a
+// segment of big entries is gigabytes). The caller decides index: below
+// its newest snapshot and below every live member's applied index.
 func (l *Log) TrimBelow(index uint64) (uint64, error) {
+	cur, err := l.TrimmedBelow()
+	if err != nil {
+		return 0, err
+	}
+	if index <= cur {
+		return cur, nil
+	}
+	if err := l.setTrimPoint(index); err != nil {
+		return 0, err
+	}
 	segs, err := l.segments()
 	if err != nil {
 		return 0, err
 	}
-	var doomed []uint64
 	for _, s := range segs {
 		if (s+1)*l.segSize < index { // last entry of s is (s+1)*segSize
-			doomed = append(doomed, s)
+			if err := l.deleteSegment(s); err != nil {
+				return 0, err
+			}
 		}
 	}
-	if len(doomed) == 0 {
-		return 0, nil
-	}
-	point := (doomed[len(doomed)-1]+1)*l.segSize + 1
-	if err := l.setTrimPoint(point); err != nil {
-		return 0, err
-	}
-	for _, s := range doomed {
-		if err := l.deleteSegment(s); err != nil {
+	if from := max(cur, l.segment(index)*l.segSize+1); from < index {
+		if err := l.deleteEntries(from, index); err != nil {
 			return 0, err
 		}
 	}
-	return point, nil
+	return index, nil
 }
+
+// deleteEntries deletes entries from..to-1 of one segment by name, in
+// multis of bounded size. An entry already gone (a deposed leader's trim
+// running late) fails its multi; that batch is then deleted one by one.
+// An entry left behind by a crash between the trim point and its delete
+// goes with its segment.
+func (l *Log) deleteEntries(from, to uint64) error {
+	for first := from; first < to; first += deletesPerMulti {
+		var ops []any
+		for i := first; i < min(first+deletesPerMulti, to); i++ {
+			ops = append(ops, &zk.DeleteRequest{Path: l.EntryPath(i), Version: -1})
+		}
+		if _, err := l.s.Conn.Multi(ops...); err == nil {
+			continue
+		}
+		for _, op := range ops {
+			p := op.(*zk.DeleteRequest).Path
+			if err := l.s.Conn.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+				return fmt.Errorf("zkcoord: trim %s: %w", p, err)
+			}
+		}
+	}
+	return nil
+}
+
+// deletesPerMulti bounds one trim request.
+const deletesPerMulti = 500
 
 func (l *Log) setTrimPoint(point uint64) error {
 	cur, err := l.TrimmedBelow()
@@ -282,10 +317,9 @@ func (l *Log) deleteSegment(seg uint64) error {
 	if err != nil {
 		return fmt.Errorf("zkcoord: list segment %d: %w", seg, err)
 	}
-	const perMulti = 500
-	for i := 0; i < len(names); i += perMulti {
+	for i := 0; i < len(names); i += deletesPerMulti {
 		var ops []any
-		for _, n := range names[i:min(i+perMulti, len(names))] {
+		for _, n := range names[i:min(i+deletesPerMulti, len(names))] {
 			ops = append(ops, &zk.DeleteRequest{Path: p + "/" + n, Version: -1})
 		}
 		if _, err := l.s.Conn.Multi(ops...); err != nil {

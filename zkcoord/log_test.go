@@ -110,14 +110,19 @@ func TestTrim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if point != 21 { // segments 1..10 and 11..20 go; 21..30 holds 24
-		t.Fatalf("trim point %d, want 21", point)
+	if point != 25 {
+		t.Fatalf("trim point %d, want 25", point)
 	}
-	if _, err := log.Read(20); !errors.Is(err, ErrTrimmed) {
-		t.Fatalf("read trimmed entry: %v", err)
+	for _, i := range []uint64{1, 20, 21, 24} {
+		if _, err := log.Read(i); !errors.Is(err, ErrTrimmed) {
+			t.Fatalf("read trimmed entry %d: %v", i, err)
+		}
+		if _, err := log.get(i); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("entry %d still in ZooKeeper: %v", i, err)
+		}
 	}
-	if e, err := log.Read(21); err != nil || e.Hash() != written[20].Hash() {
-		t.Fatalf("read 21: %v", err)
+	if e, err := log.Read(25); err != nil || e.Hash() != written[24].Hash() {
+		t.Fatalf("read 25: %v", err)
 	}
 	tl := log.Tail(ctx, Head{Index: 5, Hash: written[4].Hash()}, 100*time.Millisecond)
 	for range tl.Entries() {
@@ -128,6 +133,41 @@ func TestTrim(t *testing.T) {
 	}
 	if n, _ := log.LastIndex(); n != 35 {
 		t.Fatalf("last index %d after trim", n)
+	}
+	if point, err := log.TrimBelow(22); err != nil || point != 25 {
+		t.Fatalf("trim below 22 after 25: point %d, %v; want 25", point, err)
+	}
+}
+
+// TestTrimAroundMissingEntries: entries already deleted (a deposed
+// leader's trim) do not stop a trim, and a segment emptied by partial
+// trims goes whole.
+func TestTrimAroundMissingEntries(t *testing.T) {
+	f := newLogFixture(t, 1, 10, 35)
+	log := f.log
+	if err := f.s.Conn.Delete(log.EntryPath(27), -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := log.TrimBelow(29); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := log.Read(29); err != nil || e.Hash() != f.written[28].Hash() {
+		t.Fatalf("read 29: %v", err)
+	}
+	if _, err := log.TrimBelow(33); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := log.segments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) != 1 || segs[0] != 3 {
+		t.Fatalf("segments after trimming below 33: %v, want [3]", segs)
+	}
+	for i := uint64(31); i <= 35; i++ {
+		if _, err := log.get(i); errors.Is(err, ErrNotFound) != (i < 33) {
+			t.Fatalf("entry %d after trimming below 33: %v", i, err)
+		}
 	}
 }
 

@@ -18,6 +18,7 @@ type options struct {
 	sessionTimeout, writeTimeout, readTimeout  time.Duration
 	trimInterval                               time.Duration
 	snapshotEvery, logRetain, segmentSize      uint64
+	snapshotEveryMB, logRetainMB, logLagMaxMB  uint64
 	snapshotRetain                             int
 	batchCommands, batchBytes, inflight        int
 	gcPercent                                  int
@@ -52,8 +53,11 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "how long a write waits for a leader before answering 503 no_leader")
 	fs.DurationVar(&o.readTimeout, "read-timeout", 5*time.Second, "how long a read waits for min_index before answering 504 timeout")
 	fs.Uint64Var(&o.snapshotEvery, "snapshot-every", 10_000, "log entries between snapshots")
+	fs.Uint64Var(&o.snapshotEveryMB, "snapshot-every-mb", 32, "or MiB of log entries between snapshots, whichever comes first")
 	fs.IntVar(&o.snapshotRetain, "snapshot-retain", 3, "snapshot files kept")
 	fs.Uint64Var(&o.logRetain, "log-retain", 10_000, "entries kept in ZooKeeper below what every node has (leader trims the rest)")
+	fs.Uint64Var(&o.logRetainMB, "log-retain-mb", 32, "and at most this many MiB of them")
+	fs.Uint64Var(&o.logLagMaxMB, "log-lag-max-mb", 128, "MiB of log kept in ZooKeeper for a node that lags; one further behind installs a snapshot (bounds ZooKeeper's heap)")
 	fs.DurationVar(&o.trimInterval, "trim-interval", 5*time.Second, "how often the leader trims the log in ZooKeeper")
 	fs.Uint64Var(&o.segmentSize, "segment-size", 50_000, "log entries per ZooKeeper segment (same on every node)")
 	fs.IntVar(&o.batchCommands, "batch-commands", 4096, "most commands in one log entry")
@@ -132,6 +136,8 @@ func (o *options) validate() error {
 		return errors.New("--write-timeout, --read-timeout and --trim-interval must be positive")
 	case o.snapshotEvery == 0 || o.snapshotRetain < 1 || o.segmentSize == 0 || o.segmentSize > 60_000:
 		return errors.New("--snapshot-every and --snapshot-retain must be at least 1, --segment-size 1 to 60000")
+	case !inMiBRange(o.snapshotEveryMB) || !inMiBRange(o.logRetainMB) || !inMiBRange(o.logLagMaxMB):
+		return errors.New("--snapshot-every-mb, --log-retain-mb and --log-lag-max-mb must be 1 to 1048576")
 	case o.batchCommands < 1 || o.batchBytes < 1024 || o.inflight < 1:
 		return errors.New("--batch-commands and --inflight must be at least 1, --batch-bytes at least 1024")
 	case o.gcPercent < 1 || o.gcPercent > 1000:
@@ -178,3 +184,6 @@ func (o *options) servers() []string {
 	}
 	return out
 }
+
+// inMiBRange: a size flag in MiB from 1 MiB to 1 TiB.
+func inMiBRange(mb uint64) bool { return mb >= 1 && mb <= 1<<20 }

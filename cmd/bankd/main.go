@@ -55,8 +55,9 @@ func run(o *options, log *slog.Logger) error {
 	n, err := node.Start(ctx, node.Config{
 		ID: o.id, Addr: advertise, DataDir: o.dataDir,
 		ZooKeeper:   zkcoord.Config{Servers: o.servers(), Root: o.zkRoot, SessionTimeout: o.sessionTimeout, Logger: log},
-		SegmentSize: o.segmentSize, SnapshotEveryEntries: o.snapshotEvery, SnapshotRetain: o.snapshotRetain,
-		LogRetainEntries: o.logRetain, TrimInterval: o.trimInterval, BatchCommandsMax: o.batchCommands, BatchBytesMax: o.batchBytes,
+		SegmentSize: o.segmentSize, SnapshotEveryEntries: o.snapshotEvery, SnapshotEveryBytes: o.snapshotEveryMB << 20,
+		SnapshotRetain: o.snapshotRetain, LogRetainEntries: o.logRetain, LogRetainBytes: o.logRetainMB << 20,
+		LogLagMaxBytes: o.logLagMaxMB << 20, TrimInterval: o.trimInterval, BatchCommandsMax: o.batchCommands, BatchBytesMax: o.batchBytes,
 		InflightMax: o.inflight, Logger: log, Hooks: m.Hooks(),
 	})
 	if err != nil {

@@ -31,10 +31,17 @@ type Config struct {
 	// same on every node (default zkcoord.DefaultSegmentSize).
 	SegmentSize uint64
 
-	SnapshotEveryEntries uint64        // entries between snapshots (default 10,000)
-	SnapshotRetain       int           // snapshot files kept (default 3)
-	LogRetainEntries     uint64        // entries kept in ZooKeeper below the trim point (default 10,000)
-	TrimInterval         time.Duration // how often the leader trims (default 5s)
+	SnapshotEveryEntries uint64 // entries between snapshots (default 10,000)
+	SnapshotEveryBytes   uint64 // or log bytes between snapshots, whichever comes first (default 32 MiB)
+	SnapshotRetain       int    // snapshot files kept (default 3)
+	LogRetainEntries     uint64 // entries kept in ZooKeeper below the trim point (default 10,000)
+	LogRetainBytes       uint64 // and at most so many bytes of them (default 32 MiB)
+	// LogLagMaxBytes is how much log ZooKeeper keeps for a live member
+	// that lags behind the newest entry; one further behind installs a
+	// snapshot instead (default 128 MiB). With the two limits above it
+	// bounds ZooKeeper's memory: every server holds the log in its heap.
+	LogLagMaxBytes uint64
+	TrimInterval   time.Duration // how often the leader trims (default 5s)
 
 	BatchCommandsMax int           // commands per log entry (default 4096)
 	BatchBytesMax    int           // estimated bytes per log entry (default 512 KiB)
@@ -82,6 +89,9 @@ func (c *Config) withDefaults() error {
 	setDefault(&c.SnapshotEveryEntries, 10_000)
 	setDefault(&c.SnapshotRetain, 3)
 	setDefault(&c.LogRetainEntries, 10_000)
+	setDefault(&c.SnapshotEveryBytes, 32<<20)
+	setDefault(&c.LogRetainBytes, 32<<20)
+	setDefault(&c.LogLagMaxBytes, 128<<20)
 	setDefault(&c.TrimInterval, 5*time.Second)
 	setDefault(&c.BatchCommandsMax, 4096)
 	setDefault(&c.BatchBytesMax, 512<<10)

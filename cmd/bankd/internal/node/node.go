@@ -40,6 +40,7 @@ type Node struct {
 	snapTaken   uint64         // index of the last capture (replica loop only)
 	snapBusy    atomic.Bool    // a snapshot file is being written
 	snapWriter  sync.WaitGroup // the goroutine writing it; the data dir closes after it
+	logBytes    logBytes       // sizes of the entries applied, for snapshots and trims
 	startHead   uint64         // log head seen at start; ready once applied
 	ready       atomic.Bool
 	stopping    atomic.Bool

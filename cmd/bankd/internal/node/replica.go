@@ -218,6 +218,7 @@ func (n *Node) applyEntry(e *engine.Entry) error {
 	if err != nil {
 		return fmt.Errorf("node: apply %d: %w", e.Index, err)
 	}
+	n.logBytes.add(e.Index, len(e.Raw()))
 	n.waiters.resolve(e, results)
 	if h := n.cfg.Hooks.EntryApplied; h != nil {
 		h(e.Index, len(e.Commands))

@@ -11,13 +11,13 @@ import (
 	"github.com/zkbank/zkbank/zkcoord"
 )
 
-// maybeSnapshot takes a snapshot every SnapshotEveryEntries entries. The
-// replica loop only freezes the state (an engine.Capture: microseconds,
+// maybeSnapshot takes a snapshot every SnapshotEveryEntries entries or
+// SnapshotEveryBytes of log, whichever comes first. The replica loop only freezes the state (an engine.Capture: microseconds,
 // under the write lock); encoding it into a file, the checksum, fsync and
 // rename run beside the loop, one snapshot at a time, while entries go on
 // being applied.
 func (n *Node) maybeSnapshot(applied uint64) {
-	if applied < n.snapTaken+n.cfg.SnapshotEveryEntries || n.snapBusy.Load() {
+	if !n.snapshotDue(applied) || n.snapBusy.Load() {
 		return
 	}
 	started := time.Now()
@@ -36,6 +36,14 @@ func (n *Node) maybeSnapshot(applied uint64) {
 			n.cfg.Logger.Warn("snapshot not saved; the next one will try again", "index", c.Index(), "err", err)
 		}
 	})
+}
+
+func (n *Node) snapshotDue(applied uint64) bool {
+	if applied >= n.snapTaken+n.cfg.SnapshotEveryEntries {
+		return true
+	}
+	bytes, ok := n.logBytes.between(n.snapTaken, applied)
+	return ok && bytes >= n.cfg.SnapshotEveryBytes
 }
 
 func (n *Node) saveSnapshot(c *engine.Capture, started time.Time) error {
@@ -75,8 +83,9 @@ func (n *Node) OpenSnapshot() (io.ReadCloser, snapshot.Info, error) {
 
 // trimWhileLeading deletes log entries that no live member still needs:
 // below both this leader's newest snapshot and every live member's applied
-// index, keeping LogRetainEntries more. A member that comes back later
-// installs a snapshot instead.
+// index, keeping LogRetainEntries (at most LogRetainBytes) more. A member
+// that comes back later, or lags more than LogLagMaxBytes behind, installs
+// a snapshot instead.
 func (n *Node) trimWhileLeading(term *zkcoord.Term) {
 	tick := time.NewTicker(n.cfg.TrimInterval)
 	defer tick.Stop()
@@ -97,17 +106,43 @@ func (n *Node) trimOnce() error {
 	if err != nil {
 		return err
 	}
-	point := n.snapIndex.Load()
-	for _, m := range members {
-		point = min(point, m.Applied)
-	}
-	if point <= n.cfg.LogRetainEntries {
+	point := n.neededFrom(members)
+	keep := n.keepFrom(point)
+	if keep <= 1 {
 		return nil
 	}
-	below, err := n.log.TrimBelow(point - n.cfg.LogRetainEntries)
+	below, err := n.log.TrimBelow(keep)
 	if err != nil {
 		return err
 	}
 	n.cfg.Logger.Debug("log trimmed", "below", below)
 	return nil
+}
+
+// neededFrom is where the log must stay whole from: this leader's newest
+// snapshot, and every live member's applied index unless the member lags
+// more than LogLagMaxBytes behind the newest entry.
+func (n *Node) neededFrom(members []zkcoord.MemberRecord) uint64 {
+	floor, bounded := n.logBytes.lagFloor(n.cfg.LogLagMaxBytes)
+	point := n.snapIndex.Load()
+	for _, m := range members {
+		if bounded && m.Applied < floor {
+			continue
+		}
+		point = min(point, m.Applied)
+	}
+	return point
+}
+
+// keepFrom is the lowest entry kept below point: LogRetainEntries back, or
+// fewer when those are over LogRetainBytes.
+func (n *Node) keepFrom(point uint64) uint64 {
+	if point <= 1 {
+		return 1
+	}
+	lowest := max(1, point-min(point-1, n.cfg.LogRetainEntries))
+	if k, ok := n.logBytes.keepFrom(point, lowest, n.cfg.LogRetainBytes); ok {
+		return k
+	}
+	return lowest
 }
