@@ -59,6 +59,7 @@ baseline, single, batch, reads, failover, catchup.`,
 	f.StringSliceVar(&cfg.Only, "only", nil, "run only these phases: "+strings.Join(bench.Phases, ","))
 	f.StringSliceVar(&cfg.Args, "bankd-args", nil, "extra bankd flags for the bench cluster, comma-separated (e.g. --inflight=4)")
 	f.DurationVar(&cfg.Step, "step", 5*time.Second, "how long each throughput step runs")
+	f.IntVar(&cfg.ZKHeapMB, "zk-heap-mb", 512, "heap of each ZooKeeper JVM of the bench cluster (at least 512)")
 	f.IntVar(&cfg.ZKPort, "zk-port", 12181, "first ZooKeeper client port of the bench cluster")
 	f.IntVar(&cfg.APIPort, "api-port", 18081, "first bankd port of the bench cluster")
 	f.StringVar(&cfg.Bankd, "bankd", "", "bankd binary (default: next to bankctl, else on PATH)")
