@@ -98,8 +98,8 @@ func (s *Server) writeOne(w http.ResponseWriter, r *http.Request, cmd engine.Com
 }
 
 func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
-	var body wire.Batch
-	if !s.decodeBody(w, r, &body) {
+	body, ok := s.decodeBatch(w, r)
+	if !ok {
 		return
 	}
 	cmds, p := s.batchCommands(r, body.Commands)
@@ -113,7 +113,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setIndex(w, res.index)
-	writeJSON(w, http.StatusOK, toBatchResult(res))
+	writeBatchResult(w, toBatchResult(res))
 }
 
 // batchCommands converts and checks every command before any is sent: a

@@ -1,0 +1,141 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"reflect"
+	"testing"
+
+	"pgregory.net/rapid"
+)
+
+// strictDecode is how bankd decodes a body with encoding/json: no unknown
+// fields, nothing after the object.
+func strictDecode(body []byte) (Batch, error) {
+	var b Batch
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return Batch{}, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Batch{}, io.ErrUnexpectedEOF
+	}
+	return b, nil
+}
+
+var batchSeeds = []string{
+	`{"commands":[{"op":"transfer","from":"1001","to":"1002","amount":5,"key":"k-1"}]}`,
+	` { "commands" : [ { "op" : "create_account" , "account":"A-1","name":"Zoë","balance":0 } , {} ] } ` + "\n",
+	`{"commands":[]}`,
+	`{"commands":null}`,
+	`{}`,
+	`{"commands":[{"op":"deposit","account":"1","amount":1.0}]}`,
+	`{"commands":[{"op":"deposit","account":"1","amount":-1}]}`,
+	`{"commands":[{"op":"deposit","account":"1","amount":18446744073709551616}]}`,
+	`{"commands":[{"op":"deposit","account":"1","amount":18446744073709551615}]}`,
+	`{"commands":[{"op":"deposit","account":"1","amount":01}]}`,
+	`{"commands":[{"op":"deposit","account":"1","amount":"5"}]}`,
+	`{"commands":[{"OP":"deposit"}]}`,
+	`{"commands":[{"op":"deposit","op":"withdraw"}]}`,
+	`{"commands":[{"op":"deposit","account":"a\"b"}]}`,
+	`{"commands":[{"op":"deposit","account":"\u0041"}]}`,
+	"{\"commands\":[{\"name\":\"\xff\"}]}",
+	`{"commands":[{"op":"deposit","extra":1}]}`,
+	`{"commands":[{"op":"deposit"}]} {}`,
+	`{"commands":[{"op":"deposit"}],"commands":[]}`,
+	`{"commands":[{"op":"deposit"},]}`,
+	`{"commands":[{"op":"deposit"}]`,
+	"\ufeff{\"commands\":[]}",
+}
+
+// FuzzDecodeBatch: whatever DecodeBatch accepts, encoding/json accepts
+// and decodes to the same batch.
+func FuzzDecodeBatch(f *testing.F) {
+	for _, s := range batchSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := DecodeBatch(body)
+		if !ok {
+			return
+		}
+		slow, err := strictDecode(body)
+		if err != nil {
+			t.Fatalf("DecodeBatch took %q, which encoding/json refuses: %v", body, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q: DecodeBatch gave %+v, encoding/json %+v", body, fast, slow)
+		}
+	})
+}
+
+// TestDecodeBatchTakesThePlainShapes: the fast path is not a stub that
+// always declines.
+func TestDecodeBatchTakesThePlainShapes(t *testing.T) {
+	for _, s := range batchSeeds[:3] {
+		if _, ok := DecodeBatch([]byte(s)); !ok {
+			t.Errorf("DecodeBatch declined %q", s)
+		}
+	}
+	b, ok := DecodeBatch([]byte(batchSeeds[0]))
+	want := Command{Op: "transfer", From: "1001", To: "1002", Amount: 5, Key: "k-1"}
+	if !ok || len(b.Commands) != 1 || b.Commands[0] != want {
+		t.Fatalf("decoded %+v", b)
+	}
+}
+
+// TestBatchResultAppendJSONIsEncodingJSON: byte for byte what
+// json.Encoder writes, for any strings.
+func TestBatchResultAppendJSONIsEncodingJSON(t *testing.T) {
+	str := rapid.OneOf(rapid.StringMatching(`[A-Za-z0-9 _-]{0,12}`), rapid.String(), rapid.SampledFrom([]string{"<a&b>", "\u2028", "\xff", "\"\\\n"}))
+	account := rapid.Custom(func(t *rapid.T) Account {
+		return Account{Account: str.Draw(t, "account"), Name: str.Draw(t, "name"), Balance: rapid.Uint64().Draw(t, "balance"),
+			CreatedIndex: rapid.Uint64().Draw(t, "created"), UpdatedIndex: rapid.Uint64().Draw(t, "updated")}
+	})
+	result := rapid.Custom(func(t *rapid.T) Result {
+		return Result{Code: str.Draw(t, "code"), Replayed: rapid.Bool().Draw(t, "replayed"), Accounts: rapid.SliceOfN(account, 0, 2).Draw(t, "accounts")}
+	})
+	rapid.Check(t, func(t *rapid.T) {
+		r := BatchResult{Index: rapid.Uint64().Draw(t, "index")}
+		if !rapid.Bool().Draw(t, "nil") {
+			r.Results = rapid.SliceOfN(result, 0, 4).Draw(t, "results")
+		}
+		var want bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(r); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.AppendJSON(nil); !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("AppendJSON:\n%s\nencoding/json:\n%s", got, want.Bytes())
+		}
+	})
+}
+
+func BenchmarkDecodeBatch(b *testing.B) {
+	body := benchBatchBody(1000)
+	b.SetBytes(int64(len(body)))
+	b.Run("fast", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok := DecodeBatch(body); !ok {
+				b.Fatal("declined")
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := strictDecode(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func benchBatchBody(n int) []byte {
+	var batch Batch
+	for i := range n {
+		batch.Commands = append(batch.Commands, Command{Op: "transfer", From: "ACC-000123", To: "ACC-000456", Amount: uint64(i + 1)})
+	}
+	body, _ := json.Marshal(batch)
+	return body
+}
