@@ -71,6 +71,72 @@ func FuzzDecodeBatch(f *testing.F) {
 	})
 }
 
+var plainSeeds = []string{
+	`{"from":"1001","to":"1002","amount":5}`,
+	`{"amount":7}`,
+	`{"account":"A-1","name":"Ada","balance":100}`,
+	`{"name":"Zoë"}`,
+	`{}`,
+	`{"from":"1001","to":"1002","amount":5,"op":"transfer"}`,
+	`{"amount":7,"amount":8}`,
+	`{"amount":7,"to":"1002"}`,
+	`{"name":"Ada","balance":1,"from":"x"}`,
+	`{"Name":"Ada"}`,
+	`{"amount":1e3}`,
+	`{"amount":null}`,
+	`[]`,
+}
+
+// FuzzDecodePlain: whatever DecodePlain accepts for each body type,
+// encoding/json accepts and decodes to the same value.
+func FuzzDecodePlain(f *testing.F) {
+	for _, s := range plainSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, newV := range []func() any{
+			func() any { return &Transfer{} }, func() any { return &Amount{} },
+			func() any { return &CreateAccount{} }, func() any { return &Rename{} },
+		} {
+			fast := newV()
+			if !DecodePlain(body, fast) {
+				continue
+			}
+			slow := newV()
+			dec := json.NewDecoder(bytes.NewReader(body))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(slow); err != nil {
+				t.Fatalf("DecodePlain took %q as %T, which encoding/json refuses: %v", body, fast, err)
+			}
+			if _, err := dec.Token(); err != io.EOF {
+				t.Fatalf("DecodePlain took %q with data after it", body)
+			}
+			if !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("%q: DecodePlain gave %+v, encoding/json %+v", body, fast, slow)
+			}
+		}
+	})
+}
+
+// TestDecodePlainTakesThePlainShapes: each body type has a fast path.
+func TestDecodePlainTakesThePlainShapes(t *testing.T) {
+	var tr Transfer
+	var am Amount
+	var ca CreateAccount
+	var rn Rename
+	for i, v := range []any{&tr, &am, &ca, &rn} {
+		if !DecodePlain([]byte(plainSeeds[i]), v) {
+			t.Errorf("DecodePlain declined %q as %T", plainSeeds[i], v)
+		}
+	}
+	if tr != (Transfer{From: "1001", To: "1002", Amount: 5}) || am.Amount != 7 || ca != (CreateAccount{Account: "A-1", Name: "Ada", Balance: 100}) || rn.Name != "Zoë" {
+		t.Fatalf("decoded %+v %+v %+v %+v", tr, am, ca, rn)
+	}
+	if DecodePlain([]byte(plainSeeds[0]), &am) {
+		t.Fatal("DecodePlain took a transfer's fields as an amount body")
+	}
+}
+
 // TestDecodeBatchTakesThePlainShapes: the fast path is not a stub that
 // always declines.
 func TestDecodeBatchTakesThePlainShapes(t *testing.T) {
@@ -86,9 +152,9 @@ func TestDecodeBatchTakesThePlainShapes(t *testing.T) {
 	}
 }
 
-// TestBatchResultAppendJSONIsEncodingJSON: byte for byte what
-// json.Encoder writes, for any strings.
-func TestBatchResultAppendJSONIsEncodingJSON(t *testing.T) {
+// TestAppendJSONIsEncodingJSON: batch results, transfer results and
+// accounts, byte for byte what json.Encoder writes, for any strings.
+func TestAppendJSONIsEncodingJSON(t *testing.T) {
 	str := rapid.OneOf(rapid.StringMatching(`[A-Za-z0-9 _-]{0,12}`), rapid.String(), rapid.SampledFrom([]string{"<a&b>", "\u2028", "\xff", "\"\\\n"}))
 	account := rapid.Custom(func(t *rapid.T) Account {
 		return Account{Account: str.Draw(t, "account"), Name: str.Draw(t, "name"), Balance: rapid.Uint64().Draw(t, "balance"),
@@ -109,8 +175,20 @@ func TestBatchResultAppendJSONIsEncodingJSON(t *testing.T) {
 		if got := r.AppendJSON(nil); !bytes.Equal(got, want.Bytes()) {
 			t.Fatalf("AppendJSON:\n%s\nencoding/json:\n%s", got, want.Bytes())
 		}
+		tr := TransferResult{From: account.Draw(t, "from"), To: account.Draw(t, "to")}
+		for _, v := range []jsonAppender{tr, tr.From} {
+			want.Reset()
+			if err := json.NewEncoder(&want).Encode(v); err != nil {
+				t.Fatal(err)
+			}
+			if got := v.AppendJSON(nil); !bytes.Equal(got, want.Bytes()) {
+				t.Fatalf("%T.AppendJSON:\n%s\nencoding/json:\n%s", v, got, want.Bytes())
+			}
+		}
 	})
 }
+
+type jsonAppender interface{ AppendJSON([]byte) []byte }
 
 func BenchmarkDecodeBatch(b *testing.B) {
 	body := benchBatchBody(1000)

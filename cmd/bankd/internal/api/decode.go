@@ -27,8 +27,11 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool 
 
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, v any) *wire.Problem {
 	body, p := s.readJSON(w, r)
-	if p != nil {
+	switch {
+	case p != nil:
 		return p
+	case wire.DecodePlain(body, v): // the common shapes, by hand
+		return nil
 	}
 	return decodeJSON(body, v)
 }

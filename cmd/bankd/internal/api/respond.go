@@ -14,9 +14,16 @@ import (
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
+	if a, ok := v.(jsonAppender); ok { // the common answers, by hand
+		w.Write(a.AppendJSON(make([]byte, 0, 512)))
+		return
+	}
 	enc := json.NewEncoder(w)
 	enc.Encode(v) // the client may be gone; nothing to do about it
 }
+
+// jsonAppender appends itself as encoding/json's Encoder writes it.
+type jsonAppender interface{ AppendJSON([]byte) []byte }
 
 // writeBatchResult is writeJSON for a batch's answer, encoded by hand
 // (byte for byte what encoding/json writes).
