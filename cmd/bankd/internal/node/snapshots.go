@@ -12,10 +12,11 @@ import (
 )
 
 // maybeSnapshot takes a snapshot every SnapshotEveryEntries entries or
-// SnapshotEveryBytes of log, whichever comes first. The replica loop only freezes the state (an engine.Capture: microseconds,
-// under the write lock); encoding it into a file, the checksum, fsync and
-// rename run beside the loop, one snapshot at a time, while entries go on
-// being applied.
+// SnapshotEveryBytes of log, whichever comes first. The replica loop only
+// freezes the state (an engine.Capture: microseconds, under the write
+// lock); encoding it into a file, the checksum, fsync and rename run
+// beside the loop, one snapshot at a time, while entries go on being
+// applied.
 func (n *Node) maybeSnapshot(applied uint64) {
 	if !n.snapshotDue(applied) || n.snapBusy.Load() {
 		return
@@ -38,6 +39,8 @@ func (n *Node) maybeSnapshot(applied uint64) {
 	})
 }
 
+// snapshotDue: enough entries, or enough bytes of them, since the last
+// capture.
 func (n *Node) snapshotDue(applied uint64) bool {
 	if applied >= n.snapTaken+n.cfg.SnapshotEveryEntries {
 		return true
