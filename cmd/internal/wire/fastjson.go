@@ -196,13 +196,19 @@ func (s *scanner) command() (Command, int, bool) {
 	}
 }
 
-// DecodePlain is DecodeBatch for the single-command bodies: v is a
+// DecodePlain is DecodeBatch for any write body: v is a *Batch,
 // *Transfer, *Amount, *CreateAccount or *Rename. It sets the fields the
 // body has, as encoding/json does, and reports false, leaving v alone,
 // for anything else.
 func DecodePlain(body []byte, v any) bool {
 	var allowed int
-	switch v.(type) {
+	switch v := v.(type) {
+	case *Batch:
+		b, ok := DecodeBatch(body)
+		if ok {
+			*v = b
+		}
+		return ok
 	case *Transfer:
 		allowed = fieldFrom | fieldTo | fieldAmount
 	case *Amount:
@@ -220,31 +226,29 @@ func DecodePlain(body []byte, v any) bool {
 	if !ok || seen&^allowed != 0 || s.i != len(s.b) {
 		return false
 	}
-	setString := func(bit int, dst *string, v string) {
-		if seen&bit != 0 {
-			*dst = v
-		}
-	}
-	setUint := func(bit int, dst *uint64, v uint64) {
-		if seen&bit != 0 {
-			*dst = v
-		}
-	}
 	switch v := v.(type) {
 	case *Transfer:
-		setString(fieldFrom, &v.From, c.From)
-		setString(fieldTo, &v.To, c.To)
-		setUint(fieldAmount, &v.Amount, c.Amount)
+		setIf(seen, fieldFrom, &v.From, c.From)
+		setIf(seen, fieldTo, &v.To, c.To)
+		setIf(seen, fieldAmount, &v.Amount, c.Amount)
 	case *Amount:
-		setUint(fieldAmount, &v.Amount, c.Amount)
+		setIf(seen, fieldAmount, &v.Amount, c.Amount)
 	case *CreateAccount:
-		setString(fieldAccount, &v.Account, c.Account)
-		setString(fieldName, &v.Name, c.Name)
-		setUint(fieldBalance, &v.Balance, c.Balance)
+		setIf(seen, fieldAccount, &v.Account, c.Account)
+		setIf(seen, fieldName, &v.Name, c.Name)
+		setIf(seen, fieldBalance, &v.Balance, c.Balance)
 	case *Rename:
-		setString(fieldName, &v.Name, c.Name)
+		setIf(seen, fieldName, &v.Name, c.Name)
 	}
 	return true
+}
+
+// setIf sets *dst to v when the body had the field: encoding/json leaves
+// the others as they were.
+func setIf[T any](seen, field int, dst *T, v T) {
+	if seen&field != 0 {
+		*dst = v
+	}
 }
 
 // field reads one "name": value pair into c and says which it was.

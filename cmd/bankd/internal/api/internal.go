@@ -16,8 +16,8 @@ import (
 // nodes of earlier versions send it. It never forwards again: a node that
 // is not the leader says so, and the sender looks for the leader anew.
 func (s *Server) internalSubmit(w http.ResponseWriter, r *http.Request) {
-	body, ok := s.decodeBatch(w, r)
-	if !ok {
+	var body wire.Batch
+	if !s.decodeBody(w, r, &body) {
 		return
 	}
 	cmds := make([]engine.Command, len(body.Commands))
@@ -30,7 +30,7 @@ func (s *Server) internalSubmit(w http.ResponseWriter, r *http.Request) {
 		cmds[i] = c
 	}
 	if index, out, ok := s.submitForPeer(w, r, cmds); ok {
-		writeBatchResult(w, toBatchResult(submitted{index, out}))
+		writeJSON(w, http.StatusOK, toBatchResult(submitted{index, out}))
 	}
 }
 

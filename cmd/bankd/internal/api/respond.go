@@ -25,14 +25,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // jsonAppender appends itself as encoding/json's Encoder writes it.
 type jsonAppender interface{ AppendJSON([]byte) []byte }
 
-// writeBatchResult is writeJSON for a batch's answer, encoded by hand
-// (byte for byte what encoding/json writes).
-func writeBatchResult(w http.ResponseWriter, res wire.BatchResult) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	w.Write(res.AppendJSON(make([]byte, 0, 64+128*len(res.Results)))) // the client may be gone
-}
-
 func writeProblem(w http.ResponseWriter, p *wire.Problem) {
 	w.Header().Set("Content-Type", wire.ContentProblem)
 	if p.Retryable {

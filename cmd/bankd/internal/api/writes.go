@@ -98,8 +98,8 @@ func (s *Server) writeOne(w http.ResponseWriter, r *http.Request, cmd engine.Com
 }
 
 func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
-	body, ok := s.decodeBatch(w, r)
-	if !ok {
+	var body wire.Batch
+	if !s.decodeBody(w, r, &body) {
 		return
 	}
 	cmds, p := s.batchCommands(r, body.Commands)
@@ -113,7 +113,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setIndex(w, res.index)
-	writeBatchResult(w, toBatchResult(res))
+	writeJSON(w, http.StatusOK, toBatchResult(res))
 }
 
 // batchCommands converts and checks every command before any is sent: a
