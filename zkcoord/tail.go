@@ -21,6 +21,8 @@ type Tailer struct {
 	recheck time.Duration
 	out     chan *engine.Entry
 	err     error
+	watch   <-chan zk.Event // a pending exists-watch on entry watchAt
+	watchAt uint64
 }
 
 // Tail starts reading the entries after `after` (index and hash of an entry
@@ -49,100 +51,86 @@ func (t *Tailer) run(ctx context.Context) {
 	defer close(t.out)
 	events := t.l.s.Subscribe()
 	defer t.l.s.unsubscribe(events)
-	var watch <-chan zk.Event // exists-watch on entry t.next, if set
-	missing := false          // a read just found no entry t.next: watch it at once
 	for ctx.Err() == nil {
-		err := ErrNotFound
-		if !missing {
-			err = t.readFrom(ctx)
-		}
-		switch {
-		case err == nil:
-			watch, missing = nil, true
-			continue
-		case errors.Is(err, ErrTrimmed), errors.Is(err, ErrDiverged):
+		err := t.follow(ctx)
+		if errors.Is(err, ErrTrimmed) || errors.Is(err, ErrDiverged) {
 			t.err = err
 			return
-		case errors.Is(err, ErrNotFound):
-			var appeared bool
-			if watch, appeared = t.watchNext(watch); appeared {
-				missing = false
-				continue
-			}
 		}
 		select { // not there yet, or ZooKeeper unreachable: wait for a reason to look again
-		case <-watch:
-			watch = nil
+		case <-t.watch:
+			t.watch = nil
 		case <-events:
-			watch = nil // a reconnect or expiry may have dropped the watch
+			t.watch = nil // a reconnect or expiry may have dropped the watch
 		case <-time.After(t.recheck):
 		case <-ctx.Done():
 		}
-		missing = false
 	}
 	t.err = ctx.Err()
 }
 
-// readFrom reads entry t.next, which also tells whether it was trimmed,
-// delivers it and reads ahead. It returns nil once a read ahead found no
-// next entry (so the caller can watch for it without reading it again),
-// and ErrNotFound when entry t.next itself is missing. Per entry, a tailer
-// that keeps up asks ZooKeeper three times: the read, the read of the next
-// that finds nothing, and the exists-watch on it.
-func (t *Tailer) readFrom(ctx context.Context) error {
+// follow delivers the entries from t.next on and leaves an exists-watch on
+// the first one missing. It starts with a read, which also tells a trimmed
+// entry from one not written yet. Per entry, a tailer that keeps up asks
+// ZooKeeper twice: the exists-watch that finds nothing (and fires when the
+// entry is created), and the read. Errors other than a trim or a
+// divergence mean: look again later.
+func (t *Tailer) follow(ctx context.Context) error {
 	e, err := t.l.Read(t.next)
-	if err != nil {
+	switch {
+	case err == nil:
+		if err := t.deliver(ctx, e); err != nil {
+			return err
+		}
+	case !errors.Is(err, ErrNotFound):
 		return err
+	case t.watch != nil && t.watchAt == t.next:
+		return nil // still missing, and the watch on it is still set
 	}
-	if err := t.deliver(ctx, e); err != nil {
-		return err
+	for {
+		exists, _, w, err := t.l.s.Conn.ExistsW(t.l.EntryPath(t.next))
+		if err != nil {
+			t.watch = nil
+			return nil
+		}
+		if !exists {
+			t.watch, t.watchAt = w, t.next
+			return nil
+		}
+		if n, err := t.readAhead(ctx); err != nil || n == 0 {
+			return err
+		}
 	}
-	return t.readAhead(ctx)
-}
-
-// watchNext sets an exists-watch on the next entry unless one is set, and
-// reports whether the entry appeared meanwhile.
-func (t *Tailer) watchNext(watch <-chan zk.Event) (<-chan zk.Event, bool) {
-	if watch != nil {
-		return watch, false
-	}
-	exists, _, w, err := t.l.s.Conn.ExistsW(t.l.EntryPath(t.next))
-	if err != nil {
-		return nil, false // read again after the recheck
-	}
-	return w, exists
 }
 
 // readAheadMax is how many entries the tailer reads at once when it is
 // behind: one round trip per entry would cap it near 1,000 entries/s.
 const readAheadMax = 64
 
-// readAhead reads the entries after the one just delivered, in windows
-// that double while every entry of a window exists (the tailer is behind)
-// and end at the first missing one. Errors other than a divergence are
-// left for the next single read, which classifies them.
-func (t *Tailer) readAhead(ctx context.Context) error {
+// readAhead reads the entries from t.next on, in windows that double while
+// every entry of a window exists (the tailer is behind) and end at the
+// first missing one, and returns how many it delivered. Errors other than
+// a divergence are left for the next read, which classifies them.
+func (t *Tailer) readAhead(ctx context.Context) (int, error) {
+	delivered := 0
 	for w := 1; ; w = min(2*w, readAheadMax) {
 		got, errs := make([]*engine.Entry, w), make([]error, w)
 		var wg sync.WaitGroup
 		for i := range w {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				got[i], errs[i] = t.l.get(t.next + uint64(i))
-			}()
+			wg.Go(func() { got[i], errs[i] = t.l.get(t.next + uint64(i)) })
 		}
 		wg.Wait()
 		for i, e := range got {
 			if errs[i] != nil {
 				if errors.Is(errs[i], ErrDiverged) {
-					return errs[i]
+					return delivered, errs[i]
 				}
-				return nil
+				return delivered, nil
 			}
 			if err := t.deliver(ctx, e); err != nil {
-				return err
+				return delivered, err
 			}
+			delivered++
 		}
 	}
 }
