@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -18,11 +19,31 @@ type Tailer struct {
 	l       *Log
 	next    uint64
 	prev    engine.Hash
-	recheck time.Duration
+	opts    TailOptions
 	out     chan *engine.Entry
 	err     error
 	watch   <-chan zk.Event // a pending exists-watch on entry watchAt
 	watchAt uint64
+	hintAt  time.Time // when a hint last arrived
+}
+
+// TailOptions tune a Tailer; zero values take the defaults.
+type TailOptions struct {
+	// Recheck is how often a tailer waiting for the next entry reads it
+	// again, in case a watch was lost (default 1s).
+	Recheck time.Duration
+	// Hints are entries that the sender vouches ZooKeeper has committed,
+	// every one before them too: the leader pushes each entry once its
+	// append is confirmed. A hint that is the next entry and continues
+	// the chain is delivered without asking ZooKeeper; one already
+	// delivered is skipped; any other sends the tailer to ZooKeeper at
+	// once. While hints arrive the tailer reads nothing and waits for them
+	// even when a watch fires; HintQuiet after the last one it reads
+	// ZooKeeper as usual, so lost or late hints only cost that delay.
+	Hints     <-chan *engine.Entry
+	HintQuiet time.Duration // default 50ms
+	// Hinted, if set, counts the entries delivered from Hints.
+	Hinted *atomic.Uint64
 }
 
 // Tail starts reading the entries after `after` (index and hash of an entry
@@ -33,10 +54,18 @@ type Tailer struct {
 // ends or on an error (see Err): ErrTrimmed (a snapshot is needed) or
 // ErrDiverged (stop the replica).
 func (l *Log) Tail(ctx context.Context, after Head, recheck time.Duration) *Tailer {
-	if recheck <= 0 {
-		recheck = time.Second
+	return l.TailWith(ctx, after, TailOptions{Recheck: recheck})
+}
+
+// TailWith is Tail with hints and other options.
+func (l *Log) TailWith(ctx context.Context, after Head, opts TailOptions) *Tailer {
+	if opts.Recheck <= 0 {
+		opts.Recheck = time.Second
 	}
-	t := &Tailer{l: l, next: after.Index + 1, prev: after.Hash, recheck: recheck, out: make(chan *engine.Entry, 64)}
+	if opts.HintQuiet <= 0 {
+		opts.HintQuiet = 50 * time.Millisecond
+	}
+	t := &Tailer{l: l, next: after.Index + 1, prev: after.Hash, opts: opts, out: make(chan *engine.Entry, 64)}
 	go t.run(ctx)
 	return t
 }
@@ -51,22 +80,71 @@ func (t *Tailer) run(ctx context.Context) {
 	defer close(t.out)
 	events := t.l.s.Subscribe()
 	defer t.l.s.unsubscribe(events)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for ctx.Err() == nil {
-		err := t.follow(ctx)
-		if errors.Is(err, ErrTrimmed) || errors.Is(err, ErrDiverged) {
-			t.err = err
-			return
+		if !t.hinting() {
+			err := t.follow(ctx)
+			if errors.Is(err, ErrTrimmed) || errors.Is(err, ErrDiverged) {
+				t.err = err
+				return
+			}
 		}
-		select { // not there yet, or ZooKeeper unreachable: wait for a reason to look again
-		case <-t.watch:
-			t.watch = nil
-		case <-events:
-			t.watch = nil // a reconnect or expiry may have dropped the watch
-		case <-time.After(t.recheck):
-		case <-ctx.Done():
+		timer.Reset(t.wait())
+	waiting: // for a reason to look at ZooKeeper again
+		for {
+			select {
+			case e := <-t.opts.Hints:
+				if !t.takeHint(ctx, e) {
+					t.hintAt = time.Time{} // a gap or a stranger: read ZooKeeper now
+					break waiting
+				}
+				timer.Reset(t.wait())
+			case <-t.watch:
+				t.watch = nil
+				if t.watchAt == t.next && !t.hinting() {
+					break waiting
+				}
+			case <-events:
+				t.watch, t.hintAt = nil, time.Time{} // a reconnect or expiry may have dropped the watch
+				break waiting
+			case <-timer.C:
+				break waiting
+			case <-ctx.Done():
+				break waiting
+			}
 		}
 	}
 	t.err = ctx.Err()
+}
+
+// hinting reports whether a hint came recently: the next one is expected
+// soon, so ZooKeeper is left alone.
+func (t *Tailer) hinting() bool { return time.Since(t.hintAt) < t.opts.HintQuiet }
+
+// wait is how long to wait before looking at ZooKeeper again.
+func (t *Tailer) wait() time.Duration {
+	if d := t.opts.HintQuiet - time.Since(t.hintAt); d > 0 {
+		return d
+	}
+	return t.opts.Recheck
+}
+
+// takeHint delivers e if it is the next entry and continues the chain,
+// and skips it if it was delivered already; false means: read ZooKeeper.
+func (t *Tailer) takeHint(ctx context.Context, e *engine.Entry) bool {
+	if e.Index < t.next {
+		t.hintAt = time.Now() // the pushes are live, only behind ZooKeeper
+		return true
+	}
+	if e.Index != t.next || e.PrevHash != t.prev || t.deliver(ctx, e) != nil {
+		return false
+	}
+	t.hintAt = time.Now()
+	if t.opts.Hinted != nil {
+		t.opts.Hinted.Add(1)
+	}
+	return true
 }
 
 // follow delivers the entries from t.next on and leaves an exists-watch on

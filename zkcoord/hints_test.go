@@ -1,0 +1,85 @@
+package zkcoord
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/zkcoord/zktest"
+)
+
+// TestTailerTakesHintsAndFallsBackToZooKeeper: a hint that continues the
+// chain is delivered without ZooKeeper (here one ZooKeeper never gets);
+// one that does not is dropped for ZooKeeper's entry; once hints stop, the
+// tailer reads ZooKeeper again.
+func TestTailerTakesHintsAndFallsBackToZooKeeper(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	term, log, head := lead(t, ctx, connect(t, zktest.Start(t, 1), nil), 10)
+	a := log.NewAppender(term, head, 4)
+	hints := make(chan *engine.Entry, 8)
+	var hinted atomic.Uint64
+	tl := log.TailWith(ctx, Head{}, TailOptions{Recheck: 100 * time.Millisecond, Hints: hints, HintQuiet: 300 * time.Millisecond, Hinted: &hinted})
+
+	first := appendAll(t, a, 3, "zk")
+	expectEntries(t, tl, first...)
+
+	stranger := &engine.Entry{Index: 4, Epoch: term.Epoch, PrevHash: engine.Hash{7}, Commands: cmds(1, "stranger")}
+	mustEncode(t, stranger)
+	hints <- stranger
+	fourth := appendAll(t, a, 1, "zk4")
+	expectEntries(t, tl, fourth...)
+	if hinted.Load() != 0 {
+		t.Fatalf("%d hints delivered, want the stranger dropped", hinted.Load())
+	}
+
+	// An entry ZooKeeper never saw, vouched for by the hint alone.
+	pushed := &engine.Entry{Index: 5, Epoch: term.Epoch, PrevHash: fourth[0].Hash(), Commands: cmds(1, "pushed")}
+	mustEncode(t, pushed)
+	hints <- pushed
+	expectEntries(t, tl, pushed)
+	if hinted.Load() != 1 {
+		t.Fatalf("%d hints delivered, want 1", hinted.Load())
+	}
+	// Once hints stop, the tailer reads ZooKeeper again, where entry 5 is
+	// another one: entry 6 does not continue the tailer's chain.
+	appendAll(t, a, 2, "zk5")
+	select {
+	case e, ok := <-tl.Entries():
+		if ok {
+			t.Fatalf("tailer delivered entry %d after the hint", e.Index)
+		}
+		if !errors.Is(tl.Err(), ErrDiverged) {
+			t.Fatalf("tailer stopped with %v, want ErrDiverged", tl.Err())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the tailer never read ZooKeeper after the hints stopped")
+	}
+}
+
+func mustEncode(t *testing.T, e *engine.Entry) {
+	t.Helper()
+	if _, err := engine.EncodeEntry(e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func expectEntries(t *testing.T, tl *Tailer, want ...*engine.Entry) {
+	t.Helper()
+	for _, w := range want {
+		select {
+		case got, ok := <-tl.Entries():
+			if !ok {
+				t.Fatalf("tailer stopped before %d: %v", w.Index, tl.Err())
+			}
+			if got.Index != w.Index || got.Hash() != w.Hash() {
+				t.Fatalf("got entry %d (%s), want %d (%s)", got.Index, got.Hash(), w.Index, w.Hash())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("tailer stuck before %d", w.Index)
+		}
+	}
+}
