@@ -97,6 +97,7 @@ func (s *Server) routes() {
 		"POST " + submitPeerPath:               s.internalSubmitPeer,
 		"POST " + readIndexPath:                s.internalReadIndex,
 		"GET " + node.SnapshotPath:             s.internalSnapshot,
+		"GET " + node.EntriesPath:              s.node.ServeEntries,
 	}
 	paths := map[string]bool{}
 	for pattern, fn := range h {

@@ -98,6 +98,9 @@ func (m *Metrics) Watch(status func() node.Status) {
 			return float64(max(s.AppendHead, s.Applied))
 		}),
 		gauge("zkbank_snapshot_index", "Index of the newest snapshot on disk.", func(s node.Status) float64 { return float64(s.SnapshotIndex) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "zkbank_entries_pushed_total",
+			Help: "Entries a follower took from the leader's push stream instead of reading them from ZooKeeper."},
+			func() float64 { return float64(status().Pushed) }),
 		gauge("zkbank_leader", "1 while this node leads.", func(s node.Status) float64 { return b2f(s.Leader) }),
 		gauge("zkbank_ready", "1 while this node is ready.", func(s node.Status) float64 { return b2f(s.Ready) }),
 		gauge("zkbank_zookeeper_session_connected", "1 while the ZooKeeper session is established.", func(s node.Status) float64 {

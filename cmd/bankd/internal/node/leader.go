@@ -23,6 +23,7 @@ type leaderState struct {
 	mu     sync.Mutex
 	closed bool
 	queue  chan *request
+	push   pushHub // streams of confirmed entries to the followers
 	// feed hands each started append, in order, to the replica loop,
 	// which applies the entry as soon as ZooKeeper confirms it, instead of
 	// reading it back. Its capacity bounds how far appends run ahead.
@@ -51,6 +52,7 @@ func (ls *leaderState) close() {
 	ls.mu.Lock()
 	ls.closed = true
 	ls.mu.Unlock()
+	ls.push.close()
 	for {
 		select {
 		case r := <-ls.queue:

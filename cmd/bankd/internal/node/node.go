@@ -45,8 +45,10 @@ type Node struct {
 	ready       atomic.Bool
 	stopping    atomic.Bool
 	leading     atomic.Pointer[leaderState]
-	leadStarted chan struct{} // signalled when a term starts
-	appendHead  atomic.Uint64 // last index appended while leading
+	leadStarted chan struct{}      // signalled when a term starts
+	appendHead  atomic.Uint64      // last index appended while leading
+	hints       chan *engine.Entry // entries the leader pushed, for the tailer
+	hinted      atomic.Uint64      // entries the tailer took from hints
 
 	waiters waiters
 
@@ -62,7 +64,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.withDefaults(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, applied: make(chan struct{}), done: make(chan struct{}), leadStarted: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, applied: make(chan struct{}), done: make(chan struct{}), leadStarted: make(chan struct{}, 1),
+		hints: make(chan *engine.Entry, hintQueueMax)}
 	if err := n.openDataDir(); err != nil {
 		return nil, err
 	}
@@ -128,6 +131,7 @@ func (n *Node) joinCluster(ctx context.Context) error {
 func (n *Node) run(ctx context.Context) {
 	defer close(n.done)
 	go n.leadTerms(ctx)
+	go n.receivePushes(ctx)
 	n.markReadyWhenCaughtUp()
 	err := n.replicate(ctx)
 	n.stopping.Store(true)
@@ -175,7 +179,12 @@ func (n *Node) ID() string { return n.cfg.ID }
 func (n *Node) Ready() bool { return n.ready.Load() && !n.stopping.Load() }
 
 // Drain marks the node not ready, ahead of a graceful shutdown.
-func (n *Node) Drain() { n.stopping.Store(true) }
+func (n *Node) Drain() {
+	n.stopping.Store(true)
+	if ls := n.leading.Load(); ls != nil {
+		ls.push.close() // streams would hold the HTTP server's shutdown
+	}
+}
 
 func (n *Node) markReadyWhenCaughtUp() {
 	if n.Applied() >= n.startHead {

@@ -73,12 +73,14 @@ type Status struct {
 	SnapshotIndex uint64
 	Ready         bool
 	Session       string
+	Pushed        uint64 // entries taken from the leader's pushes instead of ZooKeeper
 }
 
 // Status reports this node's state.
 func (n *Node) Status() Status {
 	st := Status{ID: n.cfg.ID, Applied: n.Applied(), SnapshotIndex: n.snapIndex.Load(),
-		Ready: n.Ready(), Session: n.sess.State().String(), AppendHead: n.appendHead.Load()}
+		Ready: n.Ready(), Session: n.sess.State().String(), AppendHead: n.appendHead.Load(),
+		Pushed: n.hinted.Load()}
 	if l := n.leading.Load(); l != nil && l.term.Err() == nil {
 		st.Leader, st.Epoch = true, l.term.Epoch
 	}

@@ -48,7 +48,7 @@ func (n *Node) tailOnce(ctx context.Context) error {
 	n.mu.RLock()
 	from := zkcoord.Head{Index: n.eng.Index(), Hash: n.eng.LastHash()}
 	n.mu.RUnlock()
-	t := n.log.Tail(ctx, from, time.Second)
+	t := n.log.TailWith(ctx, from, zkcoord.TailOptions{Hints: n.hints, Hinted: &n.hinted})
 	for {
 		select {
 		case e, ok := <-t.Entries():
@@ -99,6 +99,7 @@ func (n *Node) applyOwn(ctx context.Context, ls *leaderState) error {
 		batch, waiting, more := n.collectOwn(ctx, p, ls.feed)
 		next = waiting
 		if len(batch) > 0 {
+			ls.push.publish(batch) // before the journal: ZooKeeper holds them already
 			if err := n.persistAndApply(batch); err != nil {
 				return err
 			}
