@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zkbank/zkbank/engine"
@@ -31,10 +32,12 @@ const EntriesPath = "/internal/v1/entries"
 
 // Limits of the push path.
 const (
-	pushQueueMax   = 256 // batches a stream may fall behind before the leader drops it
-	hintQueueMax   = 128 // pushed entries a follower holds for its tailer
-	pushRetryDelay = 200 * time.Millisecond
-	pushLeaderPoll = 500 * time.Millisecond // how often a follower checks that it streams from the leader
+	pushQueueMax      = 256      // batches a stream may fall behind before the leader drops it
+	pushQueueBytesMax = 16 << 20 // or bytes of entries
+	pushWriteTimeout  = 10 * time.Second
+	hintQueueMax      = 64 // pushed entries a follower holds for its tailer
+	pushRetryDelay    = 200 * time.Millisecond
+	pushLeaderPoll    = 500 * time.Millisecond // how often a follower checks that it streams from the leader
 )
 
 // pushHub hands each confirmed batch to every follower's stream.
@@ -44,8 +47,11 @@ type pushHub struct {
 	closed bool
 }
 
+// pushSub is one follower's stream. It queues the entries' bytes, not the
+// decoded entries, which are several times larger.
 type pushSub struct {
-	batches chan []*engine.Entry
+	batches chan [][]byte
+	queued  atomic.Int64  // bytes in batches
 	gone    chan struct{} // closed when the hub drops the stream
 }
 
@@ -58,7 +64,7 @@ func (h *pushHub) subscribe() (*pushSub, bool) {
 	if h.subs == nil {
 		h.subs = map[*pushSub]struct{}{}
 	}
-	s := &pushSub{batches: make(chan []*engine.Entry, pushQueueMax), gone: make(chan struct{})}
+	s := &pushSub{batches: make(chan [][]byte, pushQueueMax), gone: make(chan struct{})}
 	h.subs[s] = struct{}{}
 	return s, true
 }
@@ -78,16 +84,33 @@ func (h *pushHub) dropLocked(s *pushSub) {
 
 // publish queues batch on every stream; a stream too far behind is
 // dropped (its follower reads ZooKeeper and connects again).
-func (h *pushHub) publish(batch []*engine.Entry) {
+func (h *pushHub) publish(entries []*engine.Entry) {
+	batch := make([][]byte, len(entries))
+	for i, e := range entries {
+		batch[i] = e.Raw()
+	}
+	size := int64(batchBytes(batch))
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.subs {
+		if s.queued.Add(size) > pushQueueBytesMax {
+			h.dropLocked(s)
+			continue
+		}
 		select {
 		case s.batches <- batch:
 		default:
 			h.dropLocked(s)
 		}
 	}
+}
+
+func batchBytes(batch [][]byte) int {
+	n := 0
+	for _, raw := range batch {
+		n += len(raw)
+	}
+	return n
 }
 
 // close drops every stream and refuses new ones: the term is over or the
@@ -122,6 +145,8 @@ func (n *Node) ServeEntries(w http.ResponseWriter, r *http.Request) {
 	for err := rc.Flush(); err == nil; err = rc.Flush() {
 		select {
 		case batch := <-sub.batches:
+			sub.queued.Add(-int64(batchBytes(batch)))
+			rc.SetWriteDeadline(time.Now().Add(pushWriteTimeout)) // a follower gone silent frees the handler
 			if err := writeFrames(w, batch); err != nil {
 				return
 			}
@@ -133,14 +158,14 @@ func (n *Node) ServeEntries(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func writeFrames(w io.Writer, batch []*engine.Entry) error {
+func writeFrames(w io.Writer, batch [][]byte) error {
 	var size [4]byte
-	for _, e := range batch {
-		binary.BigEndian.PutUint32(size[:], uint32(len(e.Raw())))
+	for _, raw := range batch {
+		binary.BigEndian.PutUint32(size[:], uint32(len(raw)))
 		if _, err := w.Write(size[:]); err != nil {
 			return err
 		}
-		if _, err := w.Write(e.Raw()); err != nil {
+		if _, err := w.Write(raw); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,85 @@
+package node
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+
+	"github.com/zkbank/zkbank/engine"
+)
+
+func testEntry(t *testing.T, index uint64, payload int) *engine.Entry {
+	t.Helper()
+	e := &engine.Entry{Index: index, Epoch: 1, Commands: []engine.Command{
+		{Op: engine.OpCreateAccount, Key: "k", Account: "A-1", Name: string(bytes.Repeat([]byte("n"), payload))}}}
+	if _, err := engine.EncodeEntry(e); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func dropped(s *pushSub) bool {
+	select {
+	case <-s.gone:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestPushHubDropsStreamsThatFallBehind: a stream is dropped once it lags
+// by too many batches or bytes; the others keep theirs; a closed hub
+// drops all and takes no new ones.
+func TestPushHubDropsStreamsThatFallBehind(t *testing.T) {
+	var h pushHub
+	slow, _ := h.subscribe()
+	fast, _ := h.subscribe()
+	small := []*engine.Entry{testEntry(t, 1, 10)}
+	for range pushQueueMax {
+		h.publish(small)
+		<-fast.batches
+		fast.queued.Add(-int64(len(small[0].Raw())))
+	}
+	if dropped(slow) || dropped(fast) {
+		t.Fatal("dropped within the queue's limit")
+	}
+	h.publish(small)
+	if !dropped(slow) || dropped(fast) {
+		t.Fatalf("one batch past the limit: slow dropped %v, fast dropped %v", dropped(slow), dropped(fast))
+	}
+
+	big := []*engine.Entry{testEntry(t, 2, 100)}
+	heavy, _ := h.subscribe()
+	heavy.queued.Add(pushQueueBytesMax - int64(len(big[0].Raw())) + 1)
+	h.publish(big)
+	if !dropped(heavy) {
+		t.Fatal("a stream over the byte limit was kept")
+	}
+
+	h.close()
+	if !dropped(fast) {
+		t.Fatal("close kept a stream")
+	}
+	if _, ok := h.subscribe(); ok {
+		t.Fatal("a closed hub took a stream")
+	}
+}
+
+func TestFramesRoundTripAndRefuseOversizedOnes(t *testing.T) {
+	var buf bytes.Buffer
+	want := []*engine.Entry{testEntry(t, 1, 5), testEntry(t, 2, 500)}
+	if err := writeFrames(&buf, [][]byte{want[0].Raw(), want[1].Raw()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range want {
+		got, err := readFrame(&buf)
+		if err != nil || got.Hash() != w.Hash() || got.Index != w.Index {
+			t.Fatalf("read entry %v (%v), want %d", got, err, w.Index)
+		}
+	}
+	var size [4]byte
+	binary.BigEndian.PutUint32(size[:], engine.EntryBytesMax+1)
+	if _, err := readFrame(bytes.NewReader(size[:])); err == nil {
+		t.Fatal("a frame over the entry limit was read")
+	}
+}
