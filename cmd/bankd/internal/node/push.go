@@ -51,9 +51,15 @@ type pushHub struct {
 // pushSub is one follower's stream. It queues the entries' bytes, not the
 // decoded entries, which are several times larger.
 type pushSub struct {
-	batches chan [][]byte
+	batches chan pushBatch
 	queued  atomic.Int64  // bytes in batches
 	gone    chan struct{} // closed when the hub drops the stream
+}
+
+// pushBatch is the bytes of the entries of one publish, and their sum.
+type pushBatch struct {
+	raws [][]byte
+	size int64
 }
 
 func (h *pushHub) subscribe() (*pushSub, bool) {
@@ -65,7 +71,7 @@ func (h *pushHub) subscribe() (*pushSub, bool) {
 	if h.subs == nil {
 		h.subs = map[*pushSub]struct{}{}
 	}
-	s := &pushSub{batches: make(chan [][]byte, pushQueueMax), gone: make(chan struct{})}
+	s := &pushSub{batches: make(chan pushBatch, pushQueueMax), gone: make(chan struct{})}
 	h.subs[s] = struct{}{}
 	return s, true
 }
@@ -86,15 +92,15 @@ func (h *pushHub) dropLocked(s *pushSub) {
 // publish queues batch on every stream; a stream too far behind is
 // dropped (its follower reads ZooKeeper and connects again).
 func (h *pushHub) publish(entries []*engine.Entry) {
-	batch := make([][]byte, len(entries))
+	batch := pushBatch{raws: make([][]byte, len(entries))}
 	for i, e := range entries {
-		batch[i] = e.Raw()
+		batch.raws[i] = e.Raw()
+		batch.size += int64(len(e.Raw()))
 	}
-	size := int64(batchBytes(batch))
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.subs {
-		if s.queued.Add(size) > pushQueueBytesMax {
+		if s.queued.Add(batch.size) > pushQueueBytesMax {
 			h.dropLocked(s)
 			continue
 		}
@@ -104,14 +110,6 @@ func (h *pushHub) publish(entries []*engine.Entry) {
 			h.dropLocked(s)
 		}
 	}
-}
-
-func batchBytes(batch [][]byte) int {
-	n := 0
-	for _, raw := range batch {
-		n += len(raw)
-	}
-	return n
 }
 
 // close drops every stream and refuses new ones: the term is over or the
@@ -146,9 +144,9 @@ func (n *Node) ServeEntries(w http.ResponseWriter, r *http.Request) {
 	for err := rc.Flush(); err == nil; err = rc.Flush() {
 		select {
 		case batch := <-sub.batches:
-			sub.queued.Add(-int64(batchBytes(batch)))
+			sub.queued.Add(-batch.size)
 			rc.SetWriteDeadline(time.Now().Add(pushWriteTimeout)) // a follower gone silent frees the handler
-			if err := writeFrames(w, batch); err != nil {
+			if err := writeFrames(w, batch.raws); err != nil {
 				return
 			}
 		case <-sub.gone:
