@@ -170,10 +170,11 @@ func (n *Node) recoverHead(term *zkcoord.Term) (zkcoord.Head, error) {
 // Small entries wait for the pipeline: while smallEntryInflight appends
 // are in flight, an entry of fewer than smallEntryCommands commands is not
 // sent until one of them lands, and takes what queued meanwhile. Each
-// entry costs ZooKeeper a quorum write and every follower a read and an
-// fsync whatever its size, so on a busy machine a few larger entries beat
-// many tiny ones (docs/benchmarks.md); big entries (the batch API) still
-// use every slot.
+// entry costs ZooKeeper a quorum write (three fsyncs) and every node a
+// journal fsync whatever its size, so on a busy machine a few larger
+// entries beat many tiny ones, and the shorter CPU queues more than repay
+// the wait (docs/benchmarks.md); big entries (the batch API) still use
+// every slot.
 func (n *Node) batch(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState) {
 	var carry *request
 	var lastMs int64
@@ -214,7 +215,7 @@ func (n *Node) batch(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState)
 // Small-entry batching (see batch).
 const (
 	smallEntryCommands = 64
-	smallEntryInflight = 2
+	smallEntryInflight = 1
 )
 
 // appendPipe counts the appends in flight and signals when one lands.
