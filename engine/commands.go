@@ -32,6 +32,14 @@ func DecodeCommands(raw []byte) ([]Command, error) {
 	if len(raw) > EntryBytesMax {
 		return nil, fmt.Errorf("%w: commands of %d bytes, limit %d", ErrMalformedEntry, len(raw), EntryBytesMax)
 	}
+	if cmds, ok := scanCommands(raw); ok {
+		return cmds, nil
+	}
+	return readCommands(raw)
+}
+
+// readCommands is DecodeCommands with the msgpack Decoder (see readEntry).
+func readCommands(raw []byte) ([]Command, error) {
 	rd := bytes.NewReader(raw)
 	r := fieldReader{dec: msgpack.NewDecoder(rd)}
 	cmds, err := r.commands()

@@ -160,6 +160,21 @@ func DecodeEntry(raw []byte) (*Entry, error) {
 	if len(raw) > EntryBytesMax {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformedEntry, len(raw), EntryBytesMax)
 	}
+	e, ok := scanEntry(raw)
+	if !ok {
+		var err error
+		if e, err = readEntry(raw); err != nil {
+			return nil, err
+		}
+	}
+	e.raw = raw
+	e.hash = HashBytes(raw)
+	return e, nil
+}
+
+// readEntry decodes raw with the msgpack Decoder: the reference for what
+// is an entry, and the judge of whatever scanEntry does not take.
+func readEntry(raw []byte) (*Entry, error) {
 	rd := bytes.NewReader(raw)
 	r := fieldReader{dec: msgpack.NewDecoder(rd)}
 	e := &Entry{}
@@ -169,8 +184,6 @@ func DecodeEntry(raw []byte) (*Entry, error) {
 	if rd.Len() != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformedEntry, rd.Len())
 	}
-	e.raw = raw
-	e.hash = HashBytes(raw)
 	return e, nil
 }
 
@@ -238,8 +251,7 @@ func (r *fieldReader) envelopeField(k string, e *Entry) (uint8, error) {
 	return 0, errors.New("unknown field")
 }
 
-// key reads a map key into a reusable buffer. Converting the returned
-// string in a switch does not allocate.
+// key reads a map key of at most 16 bytes.
 func (r *fieldReader) key() (string, error) {
 	n, err := r.dec.DecodeBytesLen()
 	if err != nil {

@@ -44,6 +44,7 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 		"missing index":   func(m map[string]any) { delete(m, "index") },
 		"unknown field":   func(m map[string]any) { m["extra"] = 1 },
 		"short hash":      func(m map[string]any) { m["prev_hash"] = []byte{1} },
+		"long hash":       func(m map[string]any) { m["prev_hash"] = make([]byte, 33) },
 		"index as string": func(m map[string]any) { m["index"] = "1" },
 		"unknown op":      func(m map[string]any) { m["commands"] = []any{map[string]any{"op": 99, "key": "k"}} },
 		"command no key":  func(m map[string]any) { m["commands"] = []any{map[string]any{"op": 2}} },
