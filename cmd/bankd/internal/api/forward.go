@@ -133,23 +133,32 @@ func toEngineAccounts(in []wire.Account) []engine.Account {
 }
 
 // readIndex gets a linearizable read index from the leader (this node
-// when it leads).
+// when it leads). A follower's concurrent reads share each call to the
+// leader (leaderReads), as the leader's share its confirmations: a call
+// that starts after a read arrived answers for it.
 func (s *Server) readIndex(ctx context.Context) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 	defer cancel()
 	return untilLeader(ctx, func(ctx context.Context) (uint64, error) {
-		index, err := s.node.ReadIndex()
+		index, err := s.node.ReadIndex(ctx)
 		if !errors.Is(err, node.ErrNotLeader) {
 			return index, err
 		}
-		leader, ok := s.node.Leader()
-		if !ok || leader.ID == s.node.ID() {
-			return 0, fmt.Errorf("%w: %w", errRetry, errNoLeader)
-		}
-		var res wire.ReadIndex
-		err = s.callPeer(ctx, http.MethodPost, leader.Addr+readIndexPath, struct{}{}, &res)
-		return res.Index, err
+		return s.leaderReads.Join(ctx)
 	})
+}
+
+// askLeader is one round of leaderReads.
+func (s *Server) askLeader() (uint64, error) {
+	leader, ok := s.node.Leader()
+	if !ok || leader.ID == s.node.ID() {
+		return 0, fmt.Errorf("%w: %w", errRetry, errNoLeader)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+	defer cancel()
+	var res wire.ReadIndex
+	err := s.callPeer(ctx, http.MethodPost, leader.Addr+readIndexPath, struct{}{}, &res)
+	return res.Index, err
 }
 
 // callPeer sends a JSON request to another node and decodes the answer

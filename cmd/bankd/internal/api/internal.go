@@ -75,7 +75,7 @@ func (s *Server) submitForPeer(w http.ResponseWriter, r *http.Request, cmds []en
 }
 
 func (s *Server) internalReadIndex(w http.ResponseWriter, r *http.Request) {
-	index, err := s.node.ReadIndex()
+	index, err := s.node.ReadIndex(r.Context())
 	if err != nil {
 		writeProblem(w, wire.NewProblem(wire.CodeNotLeader, err.Error()))
 		return

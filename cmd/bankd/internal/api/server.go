@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
+	"github.com/zkbank/zkbank/cmd/bankd/internal/rounds"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 )
 
@@ -50,6 +51,8 @@ type Server struct {
 	peers *http.Client
 	mux   *http.ServeMux
 	fwd   *forwarder
+	// leaderReads shares a follower's calls for read indexes (readIndex).
+	leaderReads *rounds.Runner[uint64]
 }
 
 // New builds the API for n.
@@ -74,6 +77,7 @@ func New(n *node.Node, cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, node: n, peers: cfg.PeerClient, mux: http.NewServeMux()}
 	s.fwd = newForwarder(s)
+	s.leaderReads = rounds.New(s.askLeader)
 	s.routes()
 	return s
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zkbank/zkbank/cmd/bankd/internal/rounds"
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/zkcoord"
 )
@@ -24,6 +25,8 @@ type leaderState struct {
 	closed bool
 	queue  chan *request
 	push   pushHub // streams of confirmed entries to the followers
+	// confirm proves, for linearizable reads, that the term still holds.
+	confirm *rounds.Runner[struct{}]
 	// feed hands each started append, in order, to the replica loop,
 	// which applies the entry as soon as ZooKeeper confirms it, instead of
 	// reading it back. Its capacity bounds how far appends run ahead.
@@ -92,7 +95,9 @@ func (n *Node) Submit(ctx context.Context, cmds []engine.Command) (uint64, []Out
 // ReadIndex is the leader's half of a linearizable read: an index that
 // covers every write acknowledged before the call, confirmed by a quorum
 // round that this node still leads. The reader waits until it applied it.
-func (n *Node) ReadIndex() (uint64, error) {
+// Concurrent calls share confirmations: each waits for the next round to
+// start, which proves leadership at a moment after the index was taken.
+func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	ls := n.leading.Load()
 	if ls == nil {
 		return 0, ErrNotLeader
@@ -100,10 +105,20 @@ func (n *Node) ReadIndex() (uint64, error) {
 	// Every write this leader acknowledged is applied here; writes of
 	// earlier terms are at or below the head it recovered.
 	at := max(n.Applied(), ls.startHead)
-	if err := n.el.Confirm(ls.term); err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrNotLeader, err)
+	if _, err := ls.confirm.Join(ctx); err != nil {
+		return 0, err
 	}
 	return at, nil
+}
+
+// confirmRound is one confirmation that the term still holds.
+func (n *Node) confirmRound(term *zkcoord.Term) func() (struct{}, error) {
+	return func() (struct{}, error) {
+		if err := n.el.Confirm(term); err != nil {
+			return struct{}{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
+		}
+		return struct{}{}, nil
+	}
 }
 
 // leadTerms runs each term this node wins.
@@ -128,7 +143,7 @@ func (n *Node) lead(term *zkcoord.Term) {
 		return
 	}
 	ls := &leaderState{term: term, startHead: head.Index, queue: make(chan *request, n.cfg.QueueMax),
-		feed: make(chan *zkcoord.Pending, 2*n.cfg.InflightMax)}
+		feed: make(chan *zkcoord.Pending, 2*n.cfg.InflightMax), confirm: rounds.New(n.confirmRound(term))}
 	n.appendHead.Store(head.Index)
 	n.leading.Store(ls)
 	select { // wake the replica loop: it switches from tailing to the feed
