@@ -3,6 +3,8 @@ package engine
 import (
 	"strings"
 	"testing"
+
+	"github.com/zkbank/zkbank/engine/entry"
 )
 
 // TestCommands covers every command and every rejection. Each case starts
@@ -196,18 +198,18 @@ func TestApplyRefusesEntriesOutOfOrder(t *testing.T) {
 	if _, err := e.Apply(first); err == nil {
 		t.Fatal("applied the same entry twice")
 	}
-	skip := &Entry{Index: 3, Epoch: 1, PrevHash: e.LastHash()}
+	skip := &Entry{Envelope: entry.Envelope{Index: 3, Epoch: 1, PrevHash: e.LastHash()}}
 	if _, err := EncodeEntry(skip); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.Apply(skip); err == nil {
 		t.Fatal("applied an entry past a gap")
 	}
-	fork := &Entry{Index: 2, Epoch: 1, PrevHash: Hash{1}}
+	fork := &Entry{Envelope: entry.Envelope{Index: 2, Epoch: 1, PrevHash: Hash{1}}}
 	if _, err := e.Apply(fork); err == nil {
 		t.Fatal("applied an entry with a wrong prev_hash")
 	}
-	old := &Entry{Index: 2, Epoch: 0, PrevHash: e.LastHash()}
+	old := &Entry{Envelope: entry.Envelope{Index: 2, Epoch: 0, PrevHash: e.LastHash()}}
 	if _, err := e.Apply(old); err == nil {
 		t.Fatal("applied an entry from an older epoch")
 	}

@@ -5,6 +5,8 @@ import (
 	"hash/maphash"
 	"runtime"
 	"testing"
+
+	"github.com/zkbank/zkbank/engine/entry"
 )
 
 // BenchmarkApplyTransfers applies entries of 1000 transfers among 10,000
@@ -59,7 +61,7 @@ func BenchmarkDecodeEntry(b *testing.B) {
 	for i := range cmds {
 		cmds[i] = Command{Op: OpTransfer, Key: fmt.Sprintf("9b1deb4d-3b7d-4bad-9bdd-2b0d7b3d%04d", i), Account: "0000000001", To: "0000000002", Amount: 12345}
 	}
-	raw, err := EncodeEntry(&Entry{Index: 1, Epoch: 1, Commands: cmds})
+	raw, err := EncodeEntry(&Entry{Envelope: entry.Envelope{Index: 1, Epoch: 1}, Commands: cmds})
 	if err != nil {
 		b.Fatal(err)
 	}

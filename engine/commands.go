@@ -1,29 +1,27 @@
 package engine
 
 import (
-	"bytes"
 	"fmt"
 
-	"github.com/vmihailenco/msgpack/v5"
+	"github.com/zkbank/zkbank/engine/internal/pack"
 )
 
-// EncodeCommands encodes cmds as an entry holds them (an array of command
-// maps), for carrying commands between nodes before they are in the log.
+// EncodeCommands encodes cmds as a version 1 body holds them (an array of
+// command maps); nodes also carry commands this way before they are in
+// the log.
 func EncodeCommands(cmds []Command) ([]byte, error) {
 	if len(cmds) > EntryCommandsMax {
 		return nil, fmt.Errorf("engine: encode commands: %d commands, limit %d", len(cmds), EntryCommandsMax)
 	}
-	var buf bytes.Buffer
-	buf.Grow(8 + 48*len(cmds))
-	w := fieldWriter{enc: msgpack.NewEncoder(&buf)}
-	w.arrayLen(len(cmds))
+	w := pack.NewWriter(8 + 48*len(cmds))
+	w.ArrayLen(len(cmds))
 	for i := range cmds {
-		encodeCommand(&w, &cmds[i])
+		encodeCommand(w, &cmds[i])
 	}
-	if w.err != nil {
-		return nil, fmt.Errorf("engine: encode commands: %w", w.err)
+	if w.Err != nil {
+		return nil, fmt.Errorf("engine: encode commands: %w", w.Err)
 	}
-	return buf.Bytes(), nil
+	return w.Buf.Bytes(), nil
 }
 
 // DecodeCommands decodes what EncodeCommands wrote, with the checks
@@ -38,16 +36,15 @@ func DecodeCommands(raw []byte) ([]Command, error) {
 	return readCommands(raw)
 }
 
-// readCommands is DecodeCommands with the msgpack Decoder (see readEntry).
+// readCommands is DecodeCommands with the msgpack Decoder.
 func readCommands(raw []byte) ([]Command, error) {
-	rd := bytes.NewReader(raw)
-	r := fieldReader{dec: msgpack.NewDecoder(rd)}
-	cmds, err := r.commands()
+	r := pack.NewReader(raw)
+	cmds, err := readCommandList(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedEntry, err)
 	}
-	if rd.Len() != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes after commands", ErrMalformedEntry, rd.Len())
+	if r.Left() != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes after commands", ErrMalformedEntry, r.Left())
 	}
 	return cmds, nil
 }

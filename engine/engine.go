@@ -131,7 +131,7 @@ func (e *Engine) Apply(ent *Entry) ([]Result, error) {
 	}
 	e.index = ent.Index
 	e.epoch = ent.Epoch
-	e.lastHash = ent.hash
+	e.lastHash = ent.Hash()
 	e.timeMs = ent.TimeMs
 	e.keys.expire(ent.Index, e.cfg)
 	return results, nil

@@ -1,284 +1,133 @@
 package engine
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 
-	"github.com/vmihailenco/msgpack/v5"
+	"github.com/zkbank/zkbank/engine/entry"
+	"github.com/zkbank/zkbank/engine/internal/pack"
 )
 
-// EntryVersion is the envelope version this package writes and reads.
-const EntryVersion = 1
-
 // Hash is a SHA-256 digest: of an encoded entry, or of a canonical state.
-type Hash [sha256.Size]byte
+type Hash = entry.Hash
 
-// String renders the hash in hex.
-func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+// ParseHash reads a hash rendered by Hash.String.
+func ParseHash(s string) (Hash, error) { return entry.ParseHash(s) }
 
-// ParseHash reads a hash rendered by String.
-func ParseHash(s string) (Hash, error) {
-	var h Hash
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != len(h) {
-		return h, fmt.Errorf("engine: bad hash %q", s)
-	}
-	copy(h[:], b)
-	return h, nil
-}
+// HashBytes returns the hash of an encoded entry.
+func HashBytes(raw []byte) Hash { return entry.Sum(raw) }
 
 // ErrMalformedEntry marks bytes that are not a valid entry of a known
 // version. A replica that reads one must stop: it cannot apply what it
 // cannot understand.
 var ErrMalformedEntry = errors.New("engine: malformed entry")
 
-// Entry is one batch in the operations log: the unit the leader appends and
-// every node applies. Index is the cluster's own contiguous 1-based log
-// position; PrevHash is the Hash of the entry at Index-1 (zero for index 1),
-// so that any reader detects a gap, a fork or tampering. TimeMs is the
-// leader's clock when it built the entry; the engine only records it.
-type Entry struct {
-	Index    uint64
-	Epoch    uint64
-	PrevHash Hash
-	TimeMs   int64
-	Commands []Command
+// ErrUnknownBodyVersion marks an entry whose body is of a version this
+// binary cannot read: the cluster moved on, and this node needs a newer
+// bankd.
+var ErrUnknownBodyVersion = errors.New("engine: body version unknown to this binary")
 
-	raw  []byte // the bytes this entry was decoded from or encoded to
-	hash Hash   // SHA-256 of raw
+// Entry is one batch in the operations log: the envelope (index, epoch,
+// prev_hash, time, body version; package entry) and the commands its body
+// holds. The engine only records TimeMs.
+type Entry struct {
+	entry.Envelope
+	Commands []Command
 }
 
-// Hash returns the SHA-256 of the entry's encoding. It is set by
-// EncodeEntry and DecodeEntry.
-func (e *Entry) Hash() Hash { return e.hash }
-
-// Raw returns the encoding the entry was decoded from or encoded to, as it
-// is in the log. Callers must not modify it.
-func (e *Entry) Raw() []byte { return e.raw }
-
-// HashBytes returns the hash of an encoded entry.
-func HashBytes(raw []byte) Hash { return sha256.Sum256(raw) }
-
-// EncodeEntry encodes e as a msgpack map and records its hash in e. The
-// encoding of a given Entry is always the same bytes.
+// EncodeEntry encodes e's commands as a body of its BodyVersion (BodyV1
+// when unset) and the envelope around them, and records the bytes and
+// their hash in e. The encoding of a given Entry is always the same bytes.
 func EncodeEntry(e *Entry) ([]byte, error) {
-	if len(e.Commands) > EntryCommandsMax {
-		return nil, fmt.Errorf("engine: encode entry %d: %d commands, limit %d", e.Index, len(e.Commands), EntryCommandsMax)
+	if e.BodyVersion == 0 {
+		e.BodyVersion = entry.BodyV1
 	}
-	var buf bytes.Buffer
-	buf.Grow(64 + 48*len(e.Commands))
-	enc := msgpack.NewEncoder(&buf)
-	if err := encodeEnvelope(enc, e); err != nil {
+	body, err := EncodeBody(e.BodyVersion, e.Commands)
+	if err != nil {
 		return nil, fmt.Errorf("engine: encode entry %d: %w", e.Index, err)
 	}
-	if buf.Len() > EntryBytesMax {
-		return nil, fmt.Errorf("engine: encode entry %d: %d bytes, limit %d", e.Index, buf.Len(), EntryBytesMax)
+	e.Body = body
+	raw, err := entry.Encode(&e.Envelope)
+	if err != nil {
+		return nil, fmt.Errorf("engine: encode entry %d: %w", e.Index, err)
 	}
-	e.raw = buf.Bytes()
-	e.hash = HashBytes(e.raw)
-	return e.raw, nil
+	return raw, nil
 }
 
-func encodeEnvelope(enc *msgpack.Encoder, e *Entry) error {
-	w := fieldWriter{enc: enc}
-	w.mapLen(6)
-	w.str("v")
-	w.uint(EntryVersion)
-	w.str("index")
-	w.uint(e.Index)
-	w.str("epoch")
-	w.uint(e.Epoch)
-	w.str("prev_hash")
-	w.bytes(e.PrevHash[:])
-	w.str("time_ms")
-	w.int(e.TimeMs)
-	w.str("commands")
-	w.arrayLen(len(e.Commands))
-	for i := range e.Commands {
-		encodeCommand(&w, &e.Commands[i])
+// DecodeEntry decodes an entry and keeps raw and its hash in it (raw must
+// not be modified afterwards). Anything but a well-formed entry of a known
+// version, within the size limits, is an error wrapping ErrMalformedEntry
+// (or ErrUnknownBodyVersion); it never panics.
+func DecodeEntry(raw []byte) (*Entry, error) {
+	env, err := entry.Decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformedEntry, err)
 	}
-	return w.err
+	return Open(env)
+}
+
+// Open decodes the body of an envelope into the entry it carries.
+func Open(env *entry.Envelope) (*Entry, error) {
+	cmds, err := DecodeBody(env.BodyVersion, env.Body)
+	if err != nil {
+		return nil, fmt.Errorf("entry %d: %w", env.Index, err)
+	}
+	return &Entry{Envelope: *env, Commands: cmds}, nil
+}
+
+// Body versions this binary reads and writes: what each adds is in
+// docs/format.md.
+const (
+	BodyV1 = entry.BodyV1 // commands: op, key, account, to, name, amount
+	// BodyVersionMax is the newest body version this binary reads.
+	BodyVersionMax = BodyV1
+)
+
+// EncodeBody encodes cmds as a body of the given version.
+func EncodeBody(version uint32, cmds []Command) ([]byte, error) {
+	if version < BodyV1 || version > BodyVersionMax {
+		return nil, fmt.Errorf("%w: %d (this binary writes 1 to %d)", ErrUnknownBodyVersion, version, BodyVersionMax)
+	}
+	return EncodeCommands(cmds)
+}
+
+// DecodeBody decodes a body of the given version with the checks of that
+// version; it never panics.
+func DecodeBody(version uint32, body []byte) ([]Command, error) {
+	if version < BodyV1 || version > BodyVersionMax {
+		return nil, fmt.Errorf("%w: %d (this binary reads 1 to %d)", ErrUnknownBodyVersion, version, BodyVersionMax)
+	}
+	return DecodeCommands(body)
 }
 
 // encodeCommand writes a command as a map holding only the fields that are
 // set, so that the encoding is canonical and compact.
-func encodeCommand(w *fieldWriter, c *Command) {
+func encodeCommand(w *pack.Writer, c *Command) {
 	n := 2
 	for _, set := range []bool{c.Account != "", c.To != "", c.Name != "", c.Amount != 0} {
 		if set {
 			n++
 		}
 	}
-	w.mapLen(n)
-	w.str("op")
-	w.uint(uint64(c.Op))
-	w.str("key")
-	w.str(c.Key)
-	w.optStr("account", c.Account)
-	w.optStr("to", c.To)
-	w.optStr("name", c.Name)
+	w.MapLen(n)
+	w.Str("op")
+	w.Uint(uint64(c.Op))
+	w.Str("key")
+	w.Str(c.Key)
+	w.OptStr("account", c.Account)
+	w.OptStr("to", c.To)
+	w.OptStr("name", c.Name)
 	if c.Amount != 0 {
-		w.str("amount")
-		w.uint(c.Amount)
+		w.Str("amount")
+		w.Uint(c.Amount)
 	}
 }
 
-// fieldWriter keeps the first encoding error so that the encoders read as a
-// plain list of fields.
-type fieldWriter struct {
-	enc *msgpack.Encoder
-	err error
-}
-
-func (w *fieldWriter) do(err error) {
-	if w.err == nil {
-		w.err = err
-	}
-}
-
-func (w *fieldWriter) mapLen(n int)   { w.do(w.enc.EncodeMapLen(n)) }
-func (w *fieldWriter) arrayLen(n int) { w.do(w.enc.EncodeArrayLen(n)) }
-func (w *fieldWriter) str(s string)   { w.do(w.enc.EncodeString(s)) }
-func (w *fieldWriter) uint(v uint64)  { w.do(w.enc.EncodeUint(v)) }
-func (w *fieldWriter) int(v int64)    { w.do(w.enc.EncodeInt(v)) }
-func (w *fieldWriter) bytes(b []byte) { w.do(w.enc.EncodeBytes(b)) }
-func (w *fieldWriter) optStr(k, v string) {
-	if v != "" {
-		w.str(k)
-		w.str(v)
-	}
-}
-
-// DecodeEntry decodes an entry and keeps raw and its hash in it (raw must
-// not be modified afterwards). Anything
-// but a well-formed entry of a known version, within the size limits, is an
-// error wrapping ErrMalformedEntry; it never panics.
-func DecodeEntry(raw []byte) (*Entry, error) {
-	if len(raw) > EntryBytesMax {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformedEntry, len(raw), EntryBytesMax)
-	}
-	e, ok := scanEntry(raw)
-	if !ok {
-		var err error
-		if e, err = readEntry(raw); err != nil {
-			return nil, err
-		}
-	}
-	e.raw = raw
-	e.hash = HashBytes(raw)
-	return e, nil
-}
-
-// readEntry decodes raw with the msgpack Decoder: the reference for what
-// is an entry, and the judge of whatever scanEntry does not take.
-func readEntry(raw []byte) (*Entry, error) {
-	rd := bytes.NewReader(raw)
-	r := fieldReader{dec: msgpack.NewDecoder(rd)}
-	e := &Entry{}
-	if err := r.envelope(e); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedEntry, err)
-	}
-	if rd.Len() != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformedEntry, rd.Len())
-	}
-	return e, nil
-}
-
-// fieldReader decodes the envelope with the low-level msgpack API: no
-// reflection, no allocation for map keys, explicit limits.
-type fieldReader struct {
-	dec     *msgpack.Decoder
-	keyBuf  [16]byte
-	scratch []byte
-}
-
-func (r *fieldReader) envelope(e *Entry) error {
-	n, err := r.dec.DecodeMapLen()
-	if err != nil {
-		return err
-	}
-	var seen uint8
-	for i := 0; i < n; i++ {
-		k, err := r.key()
-		if err != nil {
-			return err
-		}
-		bit, err := r.envelopeField(k, e)
-		if err != nil {
-			return fmt.Errorf("field %q: %w", k, err)
-		}
-		if seen&bit != 0 {
-			return fmt.Errorf("field %q repeated", k)
-		}
-		seen |= bit
-	}
-	if seen != 0x3f {
-		return fmt.Errorf("missing fields (have %06b)", seen)
-	}
-	return nil
-}
-
-func (r *fieldReader) envelopeField(k string, e *Entry) (uint8, error) {
-	switch k {
-	case "v":
-		v, err := r.dec.DecodeUint64()
-		if err == nil && v != EntryVersion {
-			err = fmt.Errorf("unknown version %d", v)
-		}
-		return 1, err
-	case "index":
-		v, err := r.dec.DecodeUint64()
-		e.Index = v
-		return 2, err
-	case "epoch":
-		v, err := r.dec.DecodeUint64()
-		e.Epoch = v
-		return 4, err
-	case "prev_hash":
-		return 8, r.hash(&e.PrevHash)
-	case "time_ms":
-		v, err := r.dec.DecodeInt64()
-		e.TimeMs = v
-		return 16, err
-	case "commands":
-		cmds, err := r.commands()
-		e.Commands = cmds
-		return 32, err
-	}
-	return 0, errors.New("unknown field")
-}
-
-// key reads a map key of at most 16 bytes.
-func (r *fieldReader) key() (string, error) {
-	n, err := r.dec.DecodeBytesLen()
-	if err != nil {
-		return "", err
-	}
-	if n < 0 || n > len(r.keyBuf) {
-		return "", fmt.Errorf("bad key length %d", n)
-	}
-	if err := r.dec.ReadFull(r.keyBuf[:n]); err != nil {
-		return "", err
-	}
-	return string(r.keyBuf[:n]), nil
-}
-
-func (r *fieldReader) hash(h *Hash) error {
-	n, err := r.dec.DecodeBytesLen()
-	if err != nil {
-		return err
-	}
-	if n != len(h) {
-		return fmt.Errorf("hash of %d bytes", n)
-	}
-	return r.dec.ReadFull(h[:])
-}
-
-func (r *fieldReader) commands() ([]Command, error) {
-	n, err := r.dec.DecodeArrayLen()
+// readCommandList decodes an array of commands with the msgpack Decoder:
+// the reference for what a body is, and the judge of whatever the scanner
+// does not take.
+func readCommandList(r *pack.Reader) ([]Command, error) {
+	n, err := r.ArrayLen()
 	if err != nil {
 		return nil, err
 	}
@@ -287,25 +136,25 @@ func (r *fieldReader) commands() ([]Command, error) {
 	}
 	cmds := make([]Command, n)
 	for i := range cmds {
-		if err := r.command(&cmds[i]); err != nil {
+		if err := readCommand(r, &cmds[i]); err != nil {
 			return nil, fmt.Errorf("command %d: %w", i, err)
 		}
 	}
 	return cmds, nil
 }
 
-func (r *fieldReader) command(c *Command) error {
-	n, err := r.dec.DecodeMapLen()
+func readCommand(r *pack.Reader, c *Command) error {
+	n, err := r.MapLen()
 	if err != nil {
 		return err
 	}
 	var seen uint8
 	for i := 0; i < n; i++ {
-		k, err := r.key()
+		k, err := r.Key()
 		if err != nil {
 			return err
 		}
-		bit, err := r.commandField(k, c)
+		bit, err := readCommandField(r, k, c)
 		if err != nil {
 			return fmt.Errorf("field %q: %w", k, err)
 		}
@@ -320,52 +169,32 @@ func (r *fieldReader) command(c *Command) error {
 	return nil
 }
 
-func (r *fieldReader) commandField(k string, c *Command) (uint8, error) {
+func readCommandField(r *pack.Reader, k string, c *Command) (uint8, error) {
 	var err error
 	switch k {
 	case "op":
 		var v uint64
-		v, err = r.dec.DecodeUint64()
+		v, err = r.Uint()
 		c.Op = Op(v)
 		if err == nil && (v >= opEnd || !c.Op.Valid()) {
 			err = fmt.Errorf("unknown op %d", v)
 		}
 		return 1, err
 	case "key":
-		c.Key, err = r.str()
+		c.Key, err = r.Str(fieldBytesMax)
 		return 2, err
 	case "account":
-		c.Account, err = r.str()
+		c.Account, err = r.Str(fieldBytesMax)
 		return 4, err
 	case "to":
-		c.To, err = r.str()
+		c.To, err = r.Str(fieldBytesMax)
 		return 8, err
 	case "name":
-		c.Name, err = r.str()
+		c.Name, err = r.Str(fieldBytesMax)
 		return 16, err
 	case "amount":
-		c.Amount, err = r.dec.DecodeUint64()
+		c.Amount, err = r.Uint()
 		return 32, err
 	}
 	return 0, errors.New("unknown field")
-}
-
-// str reads a string no longer than fieldBytesMax. The length is checked
-// before anything is allocated.
-func (r *fieldReader) str() (string, error) {
-	n, err := r.dec.DecodeBytesLen()
-	if err != nil {
-		return "", err
-	}
-	if n < 0 || n > fieldBytesMax {
-		return "", fmt.Errorf("string of %d bytes, limit %d", n, fieldBytesMax)
-	}
-	if cap(r.scratch) < n {
-		r.scratch = make([]byte, n, fieldBytesMax)
-	}
-	b := r.scratch[:n]
-	if err := r.dec.ReadFull(b); err != nil {
-		return "", err
-	}
-	return string(b), nil
 }

@@ -7,10 +7,12 @@ import (
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/zkbank/zkbank/engine/entry"
 )
 
 func TestEntryRoundTripAndHash(t *testing.T) {
-	ent := &Entry{Index: 7, Epoch: 3, PrevHash: Hash{9}, TimeMs: -1, Commands: []Command{create("", "Ada", 0), transfer("A", "B", 5)}}
+	ent := &Entry{Envelope: entry.Envelope{Index: 7, Epoch: 3, PrevHash: Hash{9}, TimeMs: -1}, Commands: []Command{create("", "Ada", 0), transfer("A", "B", 5)}}
 	raw, err := EncodeEntry(ent)
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +87,7 @@ func TestEncodeRefusesOversizedEntry(t *testing.T) {
 	for i := range big {
 		big[i] = Command{Op: OpCreateAccount, Key: strings.Repeat("k", 64), Name: strings.Repeat("n", 800)}
 	}
-	if _, err := EncodeEntry(&Entry{Index: 1, Commands: big}); err == nil {
+	if _, err := EncodeEntry(&Entry{Envelope: entry.Envelope{Index: 1}, Commands: big}); err == nil {
 		t.Fatal("encoded an entry over EntryBytesMax")
 	}
 }

@@ -3,11 +3,13 @@ package engine
 import (
 	"bytes"
 	"testing"
+
+	"github.com/zkbank/zkbank/engine/entry"
 )
 
 func seedEntries(f *testing.F) {
 	e, _ := New(DefaultConfig())
-	ent := &Entry{Index: 1, Epoch: 1, TimeMs: 5, Commands: []Command{
+	ent := &Entry{Envelope: entry.Envelope{Index: 1, Epoch: 1, TimeMs: 5}, Commands: []Command{
 		create("A", "Ada", 100), create("", "Bob", 0), transfer("A", "0000000001", 7),
 		deposit("A", 1), withdraw("A", 2), rename("A", "Ann"), remove("0000000001"),
 	}}

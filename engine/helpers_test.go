@@ -2,13 +2,15 @@ package engine
 
 import (
 	"fmt"
+
+	"github.com/zkbank/zkbank/engine/entry"
 )
 
 // nextEntry builds the entry that extends e's log with cmds, encoded and
 // decoded again so that every test also exercises the wire format.
 func nextEntry(t tb, e *Engine, cmds ...Command) *Entry {
 	t.Helper()
-	ent := &Entry{Index: e.Index() + 1, Epoch: max(e.Epoch(), 1), PrevHash: e.LastHash(), TimeMs: 1_700_000_000_000, Commands: cmds}
+	ent := &Entry{Envelope: entry.Envelope{Index: e.Index() + 1, Epoch: max(e.Epoch(), 1), PrevHash: e.LastHash(), TimeMs: 1_700_000_000_000}, Commands: cmds}
 	raw, err := EncodeEntry(ent)
 	if err != nil {
 		t.Fatalf("encode: %v", err)

@@ -22,12 +22,22 @@ var allowedImports = map[string]bool{
 	"hash/maphash":                      true,
 	"github.com/google/btree":           true,
 	"github.com/vmihailenco/msgpack/v5": true,
+	// The envelope and the msgpack primitives, held to the same list.
+	"github.com/zkbank/zkbank/engine/entry":         true,
+	"github.com/zkbank/zkbank/engine/internal/pack": true,
 }
 
+// pureDirs are the packages the list applies to.
+var pureDirs = []string{".", "entry", "internal/pack"}
+
 func TestEngineImportsNothingImpure(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
+	var files []string
+	for _, dir := range pureDirs {
+		in, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, in...)
 	}
 	checked := 0
 	for _, name := range files {

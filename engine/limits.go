@@ -1,6 +1,10 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/zkbank/zkbank/engine/entry"
+)
 
 // Money and size limits. They are part of the replicated protocol: every
 // node must run with the same values.
@@ -23,7 +27,7 @@ const (
 
 	// EntryBytesMax is the hard cap on one encoded log entry; ZooKeeper
 	// refuses requests near 1 MB (jute.maxbuffer).
-	EntryBytesMax = 900 << 10
+	EntryBytesMax = entry.BytesMax
 	// EntryCommandsMax caps the commands one entry may carry.
 	EntryCommandsMax = 50_000
 	// fieldBytesMax caps any string field at decode time. Tighter semantic

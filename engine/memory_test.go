@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+
+	"github.com/zkbank/zkbank/engine/entry"
 )
 
 // BenchmarkMillionAccountsHeap measures the live heap of an engine holding
@@ -21,7 +23,7 @@ func BenchmarkMillionAccountsHeap(b *testing.B) {
 				acct := fmt.Sprintf("M-%07d", start+i)
 				cmds[i] = Command{Op: OpCreateAccount, Key: "m-" + acct, Account: acct, Name: "bench", Amount: 100}
 			}
-			ent := &Entry{Index: e.Index() + 1, Epoch: 1, PrevHash: e.LastHash(), Commands: cmds}
+			ent := &Entry{Envelope: entry.Envelope{Index: e.Index() + 1, Epoch: 1, PrevHash: e.LastHash()}, Commands: cmds}
 			if _, err := e.Apply(ent); err != nil {
 				b.Fatal(err)
 			}

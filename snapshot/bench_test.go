@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/entry"
 )
 
 // millionAccounts builds an engine holding 1,000,000 accounts (and a full
@@ -21,7 +22,7 @@ func millionAccounts(b *testing.B) *engine.Engine {
 			n := i + k
 			cmds[k] = engine.Command{Op: engine.OpCreateAccount, Key: fmt.Sprintf("create-%d", n), Name: fmt.Sprintf("Customer %d", n), Amount: uint64(n % 100_000)}
 		}
-		ent := &engine.Entry{Index: e.Index() + 1, Epoch: 1, PrevHash: e.LastHash(), Commands: cmds}
+		ent := &engine.Entry{Envelope: entry.Envelope{Index: e.Index() + 1, Epoch: 1, PrevHash: e.LastHash()}, Commands: cmds}
 		if _, err := engine.EncodeEntry(ent); err != nil {
 			b.Fatal(err)
 		}

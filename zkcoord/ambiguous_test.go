@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zkbank/zkbank/engine/entry"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
 
@@ -32,7 +33,7 @@ func TestAmbiguousAppendsAreResolvedByReading(t *testing.T) {
 	a := log.NewAppender(term, Head{Index: 5, Hash: base[4].Hash()}, 16)
 	var pend []*Pending
 	for i := 0; i < 16; i++ {
-		p, err := a.Append(ctx, cmds(50, "inflight"), 0)
+		p, err := a.Append(ctx, entry.BodyV1, body(50, "inflight"), 0)
 		if err != nil {
 			break
 		}
@@ -51,7 +52,7 @@ func TestAmbiguousAppendsAreResolvedByReading(t *testing.T) {
 	}
 	<-term.Done()
 	t.Logf("%d appends in flight, %d ambiguous; term ended: %v", len(pend), ambiguous, term.Err())
-	if _, err := a.Append(ctx, cmds(1, "after"), 0); err == nil {
+	if _, err := a.Append(ctx, entry.BodyV1, body(1, "after"), 0); err == nil {
 		t.Fatal("appender accepted an append after a failure")
 	}
 

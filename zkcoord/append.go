@@ -8,7 +8,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/entry"
 )
 
 // Appender appends entries for one term: it numbers and chains them, and
@@ -22,14 +22,14 @@ type Appender struct {
 
 	mu       sync.Mutex
 	next     uint64
-	prevHash engine.Hash
+	prevHash entry.Hash
 	seg      uint64 // highest segment known to exist, plus one (0: none)
 	failed   error
 }
 
 // Pending is one append in flight.
 type Pending struct {
-	Entry *engine.Entry
+	Entry *entry.Envelope
 	done  chan struct{}
 	err   error
 }
@@ -55,11 +55,11 @@ func (a *Appender) Next() uint64 {
 	return a.next
 }
 
-// Append builds the next entry from cmds and starts appending it. It blocks
-// while maxInflight appends are in flight, and fails at once if an earlier
-// append failed or the term is over. Call it from one goroutine: entries
-// are numbered in call order.
-func (a *Appender) Append(ctx context.Context, cmds []engine.Command, timeMs int64) (*Pending, error) {
+// Append builds the next entry around a body of the given version and
+// starts appending it. It blocks while maxInflight appends are in flight,
+// and fails at once if an earlier append failed or the term is over. Call
+// it from one goroutine: entries are numbered in call order.
+func (a *Appender) Append(ctx context.Context, bodyVersion uint32, body []byte, timeMs int64) (*Pending, error) {
 	select {
 	case a.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -67,7 +67,7 @@ func (a *Appender) Append(ctx context.Context, cmds []engine.Command, timeMs int
 	case <-a.term.Done():
 		return nil, a.term.Err()
 	}
-	p, err := a.start(cmds, timeMs)
+	p, err := a.start(bodyVersion, body, timeMs)
 	if err != nil {
 		<-a.sem
 		return nil, err
@@ -76,7 +76,7 @@ func (a *Appender) Append(ctx context.Context, cmds []engine.Command, timeMs int
 	return p, nil
 }
 
-func (a *Appender) start(cmds []engine.Command, timeMs int64) (*Pending, error) {
+func (a *Appender) start(bodyVersion uint32, body []byte, timeMs int64) (*Pending, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.failed != nil {
@@ -85,8 +85,8 @@ func (a *Appender) start(cmds []engine.Command, timeMs int64) (*Pending, error) 
 	if err := a.term.Err(); err != nil {
 		return nil, err
 	}
-	e := &engine.Entry{Index: a.next, Epoch: a.term.Epoch, PrevHash: a.prevHash, TimeMs: timeMs, Commands: cmds}
-	if _, err := engine.EncodeEntry(e); err != nil {
+	e := &entry.Envelope{Index: a.next, Epoch: a.term.Epoch, PrevHash: a.prevHash, TimeMs: timeMs, BodyVersion: bodyVersion, Body: body}
+	if _, err := entry.Encode(e); err != nil {
 		return nil, fmt.Errorf("zkcoord: append %d: %w", a.next, err)
 	}
 	if err := a.ensureSegment(a.l.segment(e.Index)); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/entry"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
 
@@ -31,7 +32,7 @@ func BenchmarkLogThroughput(b *testing.B) {
 	}
 	defer s.Close()
 	one := transferCommand(0)
-	single, _ := engine.EncodeEntry(&engine.Entry{Index: 1, Commands: []engine.Command{one}})
+	single, _ := engine.EncodeEntry(&engine.Entry{Envelope: entry.Envelope{Index: 1}, Commands: []engine.Command{one}}) // engine: a realistic payload
 
 	for _, conc := range []int{1, 64} {
 		rate := baseline(b, s, single, conc)
@@ -94,6 +95,10 @@ func batched(b *testing.B, a *Appender, per int) (float64, float64, float64) {
 	for i := range cmds {
 		cmds[i] = transferCommand(i)
 	}
+	body, err := engine.EncodeBody(engine.BodyV1, cmds)
+	if err != nil {
+		b.Fatal(err)
+	}
 	var entries, bytes int64
 	pending := make(chan *Pending, 64)
 	done := make(chan struct{})
@@ -108,7 +113,7 @@ func batched(b *testing.B, a *Appender, per int) (float64, float64, float64) {
 	}()
 	start := time.Now()
 	for time.Since(start) < benchWindow {
-		p, err := a.Append(context.Background(), cmds, time.Now().UnixMilli())
+		p, err := a.Append(context.Background(), entry.BodyV1, body, time.Now().UnixMilli())
 		if err != nil {
 			b.Fatal(err)
 		}

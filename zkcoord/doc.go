@@ -1,7 +1,8 @@
 // Package zkcoord is everything zkbank needs from ZooKeeper: the session,
 // leader election with an epoch fence, membership, and the operations log
 // (fenced pipelined appends, an in-order tailer, trimming). It knows nothing
-// about accounts: log entries are engine.Entry values it moves and checks.
+// about accounts: log entries are envelopes (package engine/entry) whose
+// place in the chain it checks and whose bodies it never reads.
 //
 // Layout under the root (default /zkbank):
 //

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/zkbank/zkbank/engine/entry"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
 
@@ -98,7 +99,7 @@ func TestFenceStopsACutOffLeader(t *testing.T) {
 	stale := &Term{Epoch: oldTerm.Epoch, epochVersion: oldTerm.epochVersion}
 	stale.ctx, stale.cancel = context.WithCancelCause(context.Background())
 	a := log.NewAppender(stale, Head{Index: 3, Hash: head.Hash}, 4)
-	p, err := a.Append(ctx, cmds(2, "zombie"), 0)
+	p, err := a.Append(ctx, entry.BodyV1, body(2, "zombie"), 0)
 	if err == nil {
 		<-p.Done()
 		err = p.Err()
@@ -107,7 +108,7 @@ func TestFenceStopsACutOffLeader(t *testing.T) {
 		t.Fatalf("zombie append: %v, want ErrFenced", err)
 	}
 	z := log.NewAppender(stale, Head{Index: 5}, 4) // past the new leader's entries
-	if p, err := z.Append(ctx, cmds(2, "zombie2"), 0); err == nil {
+	if p, err := z.Append(ctx, entry.BodyV1, body(2, "zombie2"), 0); err == nil {
 		<-p.Done()
 		if !errors.Is(p.Err(), ErrFenced) {
 			t.Fatalf("zombie append past the head: %v", p.Err())

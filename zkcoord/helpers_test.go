@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkbank/zkbank/engine"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/zkbank/zkbank/engine/entry"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
 
@@ -65,26 +67,42 @@ func awaitTerm(t *testing.T, within time.Duration, els ...*Election) (int, *Term
 	}
 }
 
-func cmds(n int, tag string) []engine.Command {
-	out := make([]engine.Command, n)
-	for i := range out {
-		out[i] = engine.Command{Op: engine.OpDeposit, Key: fmt.Sprintf("%s-%d", tag, i), Account: "A", Amount: 1}
+// body is a version 1 body of n items: zkcoord carries bodies without
+// reading them, so any one msgpack value will do.
+func body(n int, tag string) []byte {
+	items := make([]string, n)
+	for i := range items {
+		items[i] = fmt.Sprintf("%s-%d", tag, i)
 	}
-	return out
+	b, err := msgpack.Marshal(items)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// envelope encodes an entry that no appender wrote, as an outsider would.
+func envelope(t *testing.T, index, epoch uint64, prev entry.Hash, tag string) *entry.Envelope {
+	t.Helper()
+	e := &entry.Envelope{Index: index, Epoch: epoch, PrevHash: prev, BodyVersion: entry.BodyV1, Body: body(1, tag)}
+	if _, err := entry.Encode(e); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 // appendAll appends count entries through a and waits for each.
-func appendAll(t *testing.T, a *Appender, count int, tag string) []*engine.Entry {
+func appendAll(t *testing.T, a *Appender, count int, tag string) []*entry.Envelope {
 	t.Helper()
 	var pend []*Pending
 	for i := 0; i < count; i++ {
-		p, err := a.Append(context.Background(), cmds(3, fmt.Sprintf("%s-%d", tag, i)), int64(i))
+		p, err := a.Append(context.Background(), entry.BodyV1, body(3, fmt.Sprintf("%s-%d", tag, i)), int64(i))
 		if err != nil {
 			t.Fatalf("append %d: %v", i, err)
 		}
 		pend = append(pend, p)
 	}
-	var out []*engine.Entry
+	var out []*entry.Envelope
 	for _, p := range pend {
 		<-p.Done()
 		if p.Err() != nil {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/entry"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
 
@@ -20,15 +20,14 @@ func TestTailerTakesHintsAndFallsBackToZooKeeper(t *testing.T) {
 	defer cancel()
 	term, log, head := lead(t, ctx, connect(t, zktest.Start(t, 1), nil), 10)
 	a := log.NewAppender(term, head, 4)
-	hints := make(chan *engine.Entry, 8)
+	hints := make(chan *entry.Envelope, 8)
 	var hinted atomic.Uint64
 	tl := log.TailWith(ctx, Head{}, TailOptions{Recheck: 100 * time.Millisecond, Hints: hints, HintQuiet: 300 * time.Millisecond, Hinted: &hinted})
 
 	first := appendAll(t, a, 3, "zk")
 	expectEntries(t, tl, first...)
 
-	stranger := &engine.Entry{Index: 4, Epoch: term.Epoch, PrevHash: engine.Hash{7}, Commands: cmds(1, "stranger")}
-	mustEncode(t, stranger)
+	stranger := envelope(t, 4, term.Epoch, entry.Hash{7}, "stranger")
 	hints <- stranger
 	fourth := appendAll(t, a, 1, "zk4")
 	expectEntries(t, tl, fourth...)
@@ -37,8 +36,7 @@ func TestTailerTakesHintsAndFallsBackToZooKeeper(t *testing.T) {
 	}
 
 	// An entry ZooKeeper never saw, vouched for by the hint alone.
-	pushed := &engine.Entry{Index: 5, Epoch: term.Epoch, PrevHash: fourth[0].Hash(), Commands: cmds(1, "pushed")}
-	mustEncode(t, pushed)
+	pushed := envelope(t, 5, term.Epoch, fourth[0].Hash(), "pushed")
 	hints <- pushed
 	expectEntries(t, tl, pushed)
 	if hinted.Load() != 1 {
@@ -60,14 +58,7 @@ func TestTailerTakesHintsAndFallsBackToZooKeeper(t *testing.T) {
 	}
 }
 
-func mustEncode(t *testing.T, e *engine.Entry) {
-	t.Helper()
-	if _, err := engine.EncodeEntry(e); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func expectEntries(t *testing.T, tl *Tailer, want ...*engine.Entry) {
+func expectEntries(t *testing.T, tl *Tailer, want ...*entry.Envelope) {
 	t.Helper()
 	for _, w := range want {
 		select {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/entry"
 )
 
 // DefaultSegmentSize is how many entries one segment znode holds: well
@@ -60,7 +60,7 @@ func (l *Log) EntryPath(index uint64) string {
 
 // Read returns entry index, checking that the index inside it is the one
 // its name promised.
-func (l *Log) Read(index uint64) (*engine.Entry, error) {
+func (l *Log) Read(index uint64) (*entry.Envelope, error) {
 	e, err := l.get(index)
 	if errors.Is(err, ErrNotFound) {
 		if below, terr := l.TrimmedBelow(); terr == nil && index < below {
@@ -72,7 +72,7 @@ func (l *Log) Read(index uint64) (*engine.Entry, error) {
 
 // get reads entry index without asking, when it is missing, whether it
 // was trimmed.
-func (l *Log) get(index uint64) (*engine.Entry, error) {
+func (l *Log) get(index uint64) (*entry.Envelope, error) {
 	data, _, err := l.s.Conn.Get(l.EntryPath(index))
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil, fmt.Errorf("zkcoord: read %d: %w", index, ErrNotFound)
@@ -83,8 +83,8 @@ func (l *Log) get(index uint64) (*engine.Entry, error) {
 	return decodeAt(index, data)
 }
 
-func decodeAt(index uint64, data []byte) (*engine.Entry, error) {
-	e, err := engine.DecodeEntry(data)
+func decodeAt(index uint64, data []byte) (*entry.Envelope, error) {
+	e, err := entry.Decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("zkcoord: entry %d: %w: %w", index, ErrDiverged, err)
 	}
@@ -110,7 +110,7 @@ func (l *Log) TrimmedBelow() (uint64, error) {
 // Head is the end of the log: the last entry's index and hash.
 type Head struct {
 	Index uint64
-	Hash  engine.Hash
+	Hash  entry.Hash
 	Epoch uint64
 }
 
@@ -335,7 +335,7 @@ func (l *Log) deleteSegment(seg uint64) error {
 // Landed reports whether e is in the log: the entry at its index exists and
 // has its hash. This is how an ambiguous append is resolved, by reading,
 // after Recover in a new term (the fence guarantees the answer is final).
-func (l *Log) Landed(e *engine.Entry) (bool, error) {
+func (l *Log) Landed(e *entry.Envelope) (bool, error) {
 	got, err := l.Read(e.Index)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil

@@ -8,7 +8,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/entry"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
 
@@ -30,7 +30,7 @@ type logFixture struct {
 	s       *Session
 	term    *Term
 	log     *Log
-	written []*engine.Entry
+	written []*entry.Envelope
 }
 
 // newLogFixture starts an ensemble of servers, makes one session the
@@ -178,10 +178,7 @@ func TestTrimAroundMissingEntries(t *testing.T) {
 func TestRecoverDeletesOrphansPastAHole(t *testing.T) {
 	f := newLogFixture(t, 3, 10, 3)
 	ctx, s, term, log, written := f.ctx, f.s, f.term, f.log, f.written
-	orphan := &engine.Entry{Index: 5, Epoch: term.Epoch, PrevHash: engine.Hash{1}, Commands: cmds(1, "orphan")}
-	if _, err := engine.EncodeEntry(orphan); err != nil {
-		t.Fatal(err)
-	}
+	orphan := envelope(t, 5, term.Epoch, entry.Hash{1}, "orphan")
 	if _, err := s.Conn.Create(log.EntryPath(5), orphan.Raw(), 0, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +202,7 @@ func TestRecoverDeletesOrphansPastAHole(t *testing.T) {
 // error, never delivered.
 func TestTailerRefusesADivergentEntry(t *testing.T) {
 	f := newLogFixture(t, 1, 10, 2)
-	tl := f.log.Tail(f.ctx, Head{Index: 1, Hash: engine.Hash{9}}, 100*time.Millisecond)
+	tl := f.log.Tail(f.ctx, Head{Index: 1, Hash: entry.Hash{9}}, 100*time.Millisecond)
 	for e := range tl.Entries() {
 		t.Fatalf("delivered %d", e.Index)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/entry"
 )
 
 // Tailer delivers the log's entries after a starting point, in index
@@ -18,9 +18,9 @@ import (
 type Tailer struct {
 	l       *Log
 	next    uint64
-	prev    engine.Hash
+	prev    entry.Hash
 	opts    TailOptions
-	out     chan *engine.Entry
+	out     chan *entry.Envelope
 	err     error
 	watch   <-chan zk.Event // a pending exists-watch on entry watchAt
 	watchAt uint64
@@ -40,7 +40,7 @@ type TailOptions struct {
 	// once. While hints arrive the tailer reads nothing and waits for them
 	// even when a watch fires; HintQuiet after the last one it reads
 	// ZooKeeper as usual, so lost or late hints only cost that delay.
-	Hints     <-chan *engine.Entry
+	Hints     <-chan *entry.Envelope
 	HintQuiet time.Duration // default 50ms
 	// Hinted, if set, counts the entries delivered from Hints.
 	Hinted *atomic.Uint64
@@ -65,13 +65,13 @@ func (l *Log) TailWith(ctx context.Context, after Head, opts TailOptions) *Taile
 	if opts.HintQuiet <= 0 {
 		opts.HintQuiet = 50 * time.Millisecond
 	}
-	t := &Tailer{l: l, next: after.Index + 1, prev: after.Hash, opts: opts, out: make(chan *engine.Entry, 64)}
+	t := &Tailer{l: l, next: after.Index + 1, prev: after.Hash, opts: opts, out: make(chan *entry.Envelope, 64)}
 	go t.run(ctx)
 	return t
 }
 
 // Entries is the stream of entries.
-func (t *Tailer) Entries() <-chan *engine.Entry { return t.out }
+func (t *Tailer) Entries() <-chan *entry.Envelope { return t.out }
 
 // Err is why the stream ended; read it after Entries is closed.
 func (t *Tailer) Err() error { return t.err }
@@ -132,7 +132,7 @@ func (t *Tailer) wait() time.Duration {
 
 // takeHint delivers e if it is the next entry and continues the chain,
 // and skips it if it was delivered already; false means: read ZooKeeper.
-func (t *Tailer) takeHint(ctx context.Context, e *engine.Entry) bool {
+func (t *Tailer) takeHint(ctx context.Context, e *entry.Envelope) bool {
 	if e.Index < t.next {
 		t.hintAt = time.Now() // the pushes are live, only behind ZooKeeper
 		return true
@@ -192,7 +192,7 @@ const readAheadMax = 64
 func (t *Tailer) readAhead(ctx context.Context) (int, error) {
 	delivered := 0
 	for w := 1; ; w = min(2*w, readAheadMax) {
-		got, errs := make([]*engine.Entry, w), make([]error, w)
+		got, errs := make([]*entry.Envelope, w), make([]error, w)
 		var wg sync.WaitGroup
 		for i := range w {
 			wg.Go(func() { got[i], errs[i] = t.l.get(t.next + uint64(i)) })
@@ -213,7 +213,7 @@ func (t *Tailer) readAhead(ctx context.Context) (int, error) {
 	}
 }
 
-func (t *Tailer) deliver(ctx context.Context, e *engine.Entry) error {
+func (t *Tailer) deliver(ctx context.Context, e *entry.Envelope) error {
 	if e.PrevHash != t.prev {
 		return fmt.Errorf("zkcoord: tail %d: %w: prev_hash %s, local chain has %s", e.Index, ErrDiverged, e.PrevHash, t.prev)
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/entry"
 )
 
 // Log builds a chain of entries, each continuing the one before. The
@@ -42,7 +43,7 @@ func (l *Log) Next(n int) *engine.Entry {
 	for i := range cmds {
 		cmds[i] = l.command()
 	}
-	e := &engine.Entry{Index: l.index + 1, Epoch: l.Epoch, PrevHash: l.prevHash, TimeMs: int64(l.index) * 10, Commands: cmds}
+	e := &engine.Entry{Envelope: entry.Envelope{Index: l.index + 1, Epoch: l.Epoch, PrevHash: l.prevHash, TimeMs: int64(l.index) * 10}, Commands: cmds}
 	if _, err := engine.EncodeEntry(e); err != nil {
 		panic(fmt.Sprintf("enginetest: encode: %v", err)) // a generator bug
 	}

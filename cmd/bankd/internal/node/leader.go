@@ -30,7 +30,19 @@ type leaderState struct {
 	// feed hands each started append, in order, to the replica loop,
 	// which applies the entry as soon as ZooKeeper confirms it, instead of
 	// reading it back. Its capacity bounds how far appends run ahead.
-	feed chan *zkcoord.Pending
+	feed chan ownAppend
+}
+
+// ownAppend is an append in flight and the commands of its entry, so the
+// leader applies its own entries without decoding them.
+type ownAppend struct {
+	*zkcoord.Pending
+	cmds []engine.Command
+}
+
+// entry is the appended entry with its commands.
+func (o ownAppend) entry() *engine.Entry {
+	return &engine.Entry{Envelope: *o.Entry, Commands: o.cmds}
 }
 
 // enqueue hands r to the batcher, or fails at once if the term is over or
@@ -143,7 +155,7 @@ func (n *Node) lead(term *zkcoord.Term) {
 		return
 	}
 	ls := &leaderState{term: term, startHead: head.Index, queue: make(chan *request, n.cfg.QueueMax),
-		feed: make(chan *zkcoord.Pending, 2*n.cfg.InflightMax), confirm: rounds.New(n.confirmRound(term))}
+		feed: make(chan ownAppend, 2*n.cfg.InflightMax), confirm: rounds.New(n.confirmRound(term))}
 	n.appendHead.Store(head.Index)
 	n.leading.Store(ls)
 	select { // wake the replica loop: it switches from tailing to the feed
@@ -205,7 +217,11 @@ func (n *Node) batch(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState)
 		index := app.Next()
 		n.waiters.add(index, &entryWaiter{epoch: term.Epoch, reqs: reqs})
 		lastMs = max(lastMs, time.Now().UnixMilli()) // never backwards in the log
-		p, err := app.Append(term.Context(), cmds, lastMs)
+		body, err := engine.EncodeBody(engine.BodyV1, cmds)
+		var p *zkcoord.Pending
+		if err == nil {
+			p, err = app.Append(term.Context(), engine.BodyV1, body, lastMs)
+		}
 		if err != nil { // nothing was sent: a retry elsewhere is safe
 			n.waiters.fail(index, fmt.Errorf("%w: %w", ErrNotLeader, err))
 			if carry != nil {
@@ -221,7 +237,7 @@ func (n *Node) batch(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState)
 			pipe.land()
 		}()
 		select {
-		case ls.feed <- p:
+		case ls.feed <- ownAppend{p, cmds}:
 		case <-term.Done(): // the tailer reads what landed
 		}
 	}

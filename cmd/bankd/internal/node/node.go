@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/entry"
 	"github.com/zkbank/zkbank/journal/datadir"
 	"github.com/zkbank/zkbank/zkcoord"
 )
@@ -45,10 +46,10 @@ type Node struct {
 	ready       atomic.Bool
 	stopping    atomic.Bool
 	leading     atomic.Pointer[leaderState]
-	leadStarted chan struct{}      // signalled when a term starts
-	appendHead  atomic.Uint64      // last index appended while leading
-	hints       chan *engine.Entry // entries the leader pushed, for the tailer
-	hinted      atomic.Uint64      // entries the tailer took from hints
+	leadStarted chan struct{}        // signalled when a term starts
+	appendHead  atomic.Uint64        // last index appended while leading
+	hints       chan *entry.Envelope // entries the leader pushed, for the tailer
+	hinted      atomic.Uint64        // entries the tailer took from hints
 
 	waiters waiters
 
@@ -65,7 +66,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, applied: make(chan struct{}), done: make(chan struct{}), leadStarted: make(chan struct{}, 1),
-		hints: make(chan *engine.Entry, hintQueueMax)}
+		hints: make(chan *entry.Envelope, hintQueueMax)}
 	if err := n.openDataDir(); err != nil {
 		return nil, err
 	}

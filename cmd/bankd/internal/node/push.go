@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/entry"
 	"github.com/zkbank/zkbank/zkcoord"
 )
 
@@ -217,7 +218,7 @@ func (n *Node) readPushes(ctx context.Context, client *http.Client, leader zkcoo
 	}
 }
 
-func readFrame(r io.Reader) (*engine.Entry, error) {
+func readFrame(r io.Reader) (*entry.Envelope, error) {
 	var size [4]byte
 	if _, err := io.ReadFull(r, size[:]); err != nil {
 		return nil, err
@@ -230,7 +231,7 @@ func readFrame(r io.Reader) (*engine.Entry, error) {
 	if _, err := io.ReadFull(r, raw); err != nil {
 		return nil, err
 	}
-	return engine.DecodeEntry(raw)
+	return entry.Decode(raw)
 }
 
 func (n *Node) cancelOnLeaderChange(ctx context.Context, cancel context.CancelFunc, id string) {

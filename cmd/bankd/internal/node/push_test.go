@@ -6,11 +6,12 @@ import (
 	"testing"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/entry"
 )
 
 func testEntry(t *testing.T, index uint64, payload int) *engine.Entry {
 	t.Helper()
-	e := &engine.Entry{Index: index, Epoch: 1, Commands: []engine.Command{
+	e := &engine.Entry{Envelope: entry.Envelope{Index: index, Epoch: 1}, Commands: []engine.Command{
 		{Op: engine.OpCreateAccount, Key: "k", Account: "A-1", Name: string(bytes.Repeat([]byte("n"), payload))}}}
 	if _, err := engine.EncodeEntry(e); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/entry"
 	"github.com/zkbank/zkbank/zkcoord"
 )
 
@@ -55,7 +56,11 @@ func (n *Node) tailOnce(ctx context.Context) error {
 			if !ok {
 				return t.Err()
 			}
-			if err := n.persistAndApply(drain(e, t.Entries())); err != nil {
+			batch, err := open(drain(e, t.Entries()))
+			if err != nil {
+				return err
+			}
+			if err := n.persistAndApply(batch); err != nil {
 				return err
 			}
 		case <-n.leadStarted:
@@ -84,10 +89,10 @@ func (n *Node) ownTerm() *leaderState {
 // until the term ends or an append fails; then the tailer takes over from
 // what was applied, reading whatever else landed.
 func (n *Node) applyOwn(ctx context.Context, ls *leaderState) error {
-	var next *zkcoord.Pending // taken from the feed, not yet landed
+	var next ownAppend // taken from the feed, not yet landed
 	for {
 		p := next
-		if p == nil {
+		if p.Pending == nil {
 			select {
 			case p = <-ls.feed:
 			case <-ls.term.Done():
@@ -114,12 +119,12 @@ func (n *Node) applyOwn(ctx context.Context, ls *leaderState) error {
 // behind it that have landed too (takeLanded), skipping those the tailer
 // applied before the switch; next is the first append still in flight.
 // more is false once an append failed.
-func (n *Node) collectOwn(ctx context.Context, p *zkcoord.Pending, feed <-chan *zkcoord.Pending) (batch []*engine.Entry, next *zkcoord.Pending, more bool) {
+func (n *Node) collectOwn(ctx context.Context, p ownAppend, feed <-chan ownAppend) (batch []*engine.Entry, next ownAppend, more bool) {
 	landed, next, ok := takeLanded(ctx, p, feed, journalBatchMax)
 	base := n.Applied()
 	for _, l := range landed {
 		if l.Entry.Index > base {
-			batch = append(batch, l.Entry)
+			batch = append(batch, l.entry())
 		}
 	}
 	return batch, next, ok
@@ -167,8 +172,8 @@ func takeLanded[P landing](ctx context.Context, first P, feed <-chan P, limit in
 
 // drain takes first and whatever else is already waiting, so that one
 // journal sync covers them all.
-func drain(first *engine.Entry, ch <-chan *engine.Entry) []*engine.Entry {
-	batch := []*engine.Entry{first}
+func drain(first *entry.Envelope, ch <-chan *entry.Envelope) []*entry.Envelope {
+	batch := []*entry.Envelope{first}
 	for len(batch) < journalBatchMax {
 		select {
 		case e, ok := <-ch:
@@ -181,6 +186,20 @@ func drain(first *engine.Entry, ch <-chan *engine.Entry) []*engine.Entry {
 		}
 	}
 	return batch
+}
+
+// open decodes the bodies of tailed entries. A body this binary cannot
+// read stops the replica (ErrUnknownBodyVersion says: upgrade).
+func open(envs []*entry.Envelope) ([]*engine.Entry, error) {
+	out := make([]*engine.Entry, len(envs))
+	for i, env := range envs {
+		e, err := engine.Open(env)
+		if err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		out[i] = e
+	}
+	return out, nil
 }
 
 // persistAndApply makes the entries durable, then applies them and answers
