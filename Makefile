@@ -35,11 +35,14 @@ lint:
 	$(GO) vet ./...
 	$(GO) test -count=1 -run TestEngineImportsNothingImpure ./engine
 
-## fuzz: run each fuzz target for FUZZTIME (default 60s)
+## fuzz: run every fuzz target of every package for FUZZTIME each (default 60s)
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEntry$$' -fuzztime $(FUZZTIME) ./engine
-	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./engine
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeResult$$' -fuzztime $(FUZZTIME) ./cmd/bankd/internal/peerwire
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
 
 ## bench: print the benchmark figures recorded in docs/benchmarks.md
 bench: zookeeper

@@ -48,3 +48,14 @@ func readCommands(raw []byte) ([]Command, error) {
 	}
 	return cmds, nil
 }
+
+// EncodedBytesMax bounds from above the bytes cmds take in a body: what
+// batchers count to keep an entry or a forwarded call under its limit.
+func EncodedBytesMax(cmds []Command) int {
+	n := 0
+	for i := range cmds {
+		c := &cmds[i]
+		n += 48 + len(c.Key) + len(c.Account) + len(c.To) + len(c.Name)
+	}
+	return n
+}

@@ -17,7 +17,7 @@ import (
 // to its end, and Landed tells, for every pending entry, whether it is in
 // the log. The landed ones form a prefix, and nothing else was written.
 func TestAmbiguousAppendsAreResolvedByReading(t *testing.T) {
-	ens := zktest.Start(t, 3)
+	ens := zktest.Shared(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cutter := &zktest.Cutter{}

@@ -13,7 +13,7 @@ import (
 )
 
 func TestElectionFailover(t *testing.T) {
-	ens := zktest.Start(t, 3)
+	ens := zktest.Shared(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var sessions []*Session
@@ -55,7 +55,7 @@ func TestElectionFailover(t *testing.T) {
 // if it ignored losing leadership. It first shows the hazard is real: an
 // unfenced create from the old leader's connection does land.
 func TestFenceStopsACutOffLeader(t *testing.T) {
-	ens := zktest.Start(t, 3)
+	ens := zktest.Shared(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cutter := &zktest.Cutter{}
@@ -149,7 +149,7 @@ func waitConnected(t *testing.T, s *Session) {
 }
 
 func TestMembership(t *testing.T) {
-	ens := zktest.Start(t, 3)
+	ens := zktest.Shared(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	watcher := connect(t, ens, nil)

@@ -20,7 +20,7 @@ const testTimeout = 2 * time.Second // session timeout in tests
 func connect(t *testing.T, ens *zktest.Ensemble, cutter *zktest.Cutter) *Session {
 	t.Helper()
 	cfg := Config{
-		Servers: ens.Connect(), Root: "/" + strings.ReplaceAll(t.Name(), "/", "-"),
+		Servers: ens.Connect(), Root: zktest.Root(t),
 		SessionTimeout: testTimeout, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
 	if cutter != nil {

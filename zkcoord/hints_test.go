@@ -18,7 +18,7 @@ import (
 func TestTailerTakesHintsAndFallsBackToZooKeeper(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	term, log, head := lead(t, ctx, connect(t, zktest.Start(t, 1), nil), 10)
+	term, log, head := lead(t, ctx, connect(t, zktest.Shared(t, 1), nil), 10)
 	a := log.NewAppender(term, head, 4)
 	hints := make(chan *entry.Envelope, 8)
 	var hinted atomic.Uint64

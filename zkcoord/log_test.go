@@ -37,7 +37,7 @@ type logFixture struct {
 // leader of a log with segments of seg entries, and appends count entries.
 func newLogFixture(t *testing.T, servers int, seg uint64, count int) *logFixture {
 	t.Helper()
-	ens := zktest.Start(t, servers)
+	ens := zktest.Shared(t, servers)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	f := &logFixture{ctx: ctx, s: connect(t, ens, nil)}
@@ -79,8 +79,8 @@ func TestTailersAgreeAcrossSegmentsAndAServerRestart(t *testing.T) {
 	}
 	victim.Stop()
 	written = append(written, appendAll(t, a, total/4, "second")...)
-	victim.Start()
-	victim.WaitReady()
+	victim.Start(t)
+	victim.WaitReady(t)
 	written = append(written, appendAll(t, a, total/4, "third")...)
 
 	for i, tl := range tailers {

@@ -13,11 +13,17 @@ import (
 	"github.com/go-zookeeper/zk"
 )
 
+// Defaults of Config.
+const (
+	DefaultRoot           = "/zkbank"
+	DefaultSessionTimeout = 4 * time.Second
+)
+
 // Config configures a Session.
 type Config struct {
 	Servers        []string      // host:port of each ZooKeeper server
-	Root           string        // namespace root; default /zkbank
-	SessionTimeout time.Duration // default 4s
+	Root           string        // namespace root; default DefaultRoot
+	SessionTimeout time.Duration // default DefaultSessionTimeout
 	Logger         *slog.Logger  // default discards
 	// Dialer replaces net.DialTimeout; tests use it to cut a node off.
 	Dialer func(network, address string, timeout time.Duration) (net.Conn, error)
@@ -28,13 +34,13 @@ func (c *Config) withDefaults() error {
 		return errors.New("zkcoord: no ZooKeeper servers configured")
 	}
 	if c.Root == "" {
-		c.Root = "/zkbank"
+		c.Root = DefaultRoot
 	}
 	if !path.IsAbs(c.Root) || path.Clean(c.Root) != c.Root || c.Root == "/" {
 		return fmt.Errorf("zkcoord: root %q must be an absolute, clean path below /", c.Root)
 	}
 	if c.SessionTimeout == 0 {
-		c.SessionTimeout = 4 * time.Second
+		c.SessionTimeout = DefaultSessionTimeout
 	}
 	if c.SessionTimeout < time.Second {
 		return fmt.Errorf("zkcoord: session timeout %v is under 1s", c.SessionTimeout)

@@ -10,6 +10,9 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/zkbank/zkbank/cmd/bankd/internal/api"
+	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 )
 
 // options are bankd's settings, from flags or BANKD_* variables.
@@ -41,31 +44,7 @@ Flags:
 
 func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
-	fs := flag.NewFlagSet("bankd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.id, "id", "", "node id, unique in the cluster (required; letters, digits, - and _)")
-	fs.StringVar(&o.dataDir, "data-dir", "", "data directory for the journal and snapshots (required)")
-	fs.StringVar(&o.zk, "zk", "127.0.0.1:2181", "ZooKeeper servers, comma-separated host:port")
-	fs.StringVar(&o.zkRoot, "zk-root", "/zkbank", "ZooKeeper namespace of this bank")
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP listen address")
-	fs.StringVar(&o.advertise, "advertise", "", "base URL peers use to reach this node (default http://<listen>)")
-	fs.DurationVar(&o.sessionTimeout, "session-timeout", 4*time.Second, "ZooKeeper session timeout: a dead leader is replaced after about this long")
-	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "how long a write waits for a leader before answering 503 no_leader")
-	fs.DurationVar(&o.readTimeout, "read-timeout", 5*time.Second, "how long a read waits for min_index before answering 504 timeout")
-	fs.Uint64Var(&o.snapshotEvery, "snapshot-every", 10_000, "log entries between snapshots")
-	fs.Uint64Var(&o.snapshotEveryMB, "snapshot-every-mb", 32, "or MiB of log entries between snapshots, whichever comes first")
-	fs.IntVar(&o.snapshotRetain, "snapshot-retain", 3, "snapshot files kept")
-	fs.Uint64Var(&o.logRetain, "log-retain", 10_000, "entries kept in ZooKeeper below what every node has (leader trims the rest)")
-	fs.Uint64Var(&o.logRetainMB, "log-retain-mb", 32, "and at most this many MiB of them")
-	fs.Uint64Var(&o.logLagMaxMB, "log-lag-max-mb", 128, "MiB of log kept in ZooKeeper for a node that lags; one further behind installs a snapshot (bounds ZooKeeper's heap)")
-	fs.DurationVar(&o.trimInterval, "trim-interval", 5*time.Second, "how often the leader trims the log in ZooKeeper")
-	fs.Uint64Var(&o.segmentSize, "segment-size", 50_000, "log entries per ZooKeeper segment (same on every node)")
-	fs.IntVar(&o.batchCommands, "batch-commands", 4096, "most commands in one log entry")
-	fs.IntVar(&o.batchBytes, "batch-bytes", 512<<10, "most bytes in one log entry (under ZooKeeper's 1 MB limit)")
-	fs.IntVar(&o.inflight, "inflight", 8, "log appends in flight at once")
-	fs.IntVar(&o.gcPercent, "gc-percent", defaultGCPercent, "how far (percent) the heap may grow above live data before the Go collector runs; GOGC in the environment replaces the default")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs := newFlagSet(o, stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHeader)
 		fs.PrintDefaults()
@@ -81,6 +60,38 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	o.keepGOGC = gogcWins(fs, os.LookupEnv)
 	return o, o.validate()
+}
+
+// newFlagSet defines bankd's flags on o, with their defaults from
+// node.DefaultConfig and api.DefaultConfig: the one place defaults live.
+func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
+	def, adef := node.DefaultConfig(), api.DefaultConfig()
+	fs := flag.NewFlagSet("bankd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.id, "id", "", "node id, unique in the cluster (required; letters, digits, - and _)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "data directory for the journal and snapshots (required)")
+	fs.StringVar(&o.zk, "zk", strings.Join(def.ZooKeeper.Servers, ","), "ZooKeeper servers, comma-separated host:port")
+	fs.StringVar(&o.zkRoot, "zk-root", def.ZooKeeper.Root, "ZooKeeper namespace of this bank")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&o.advertise, "advertise", "", "base URL peers use to reach this node (default http://<listen>)")
+	fs.DurationVar(&o.sessionTimeout, "session-timeout", def.ZooKeeper.SessionTimeout, "ZooKeeper session timeout: a dead leader is replaced after about this long")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", adef.WriteTimeout, "how long a write waits for a leader before answering 503 no_leader")
+	fs.DurationVar(&o.readTimeout, "read-timeout", adef.ReadTimeout, "how long a read waits for min_index before answering 504 timeout")
+	fs.Uint64Var(&o.snapshotEvery, "snapshot-every", def.SnapshotEveryEntries, "log entries between snapshots")
+	fs.Uint64Var(&o.snapshotEveryMB, "snapshot-every-mb", def.SnapshotEveryBytes>>20, "or MiB of log entries between snapshots, whichever comes first")
+	fs.IntVar(&o.snapshotRetain, "snapshot-retain", def.SnapshotRetain, "snapshot files kept")
+	fs.Uint64Var(&o.logRetain, "log-retain", def.LogRetainEntries, "entries kept in ZooKeeper below what every node has (leader trims the rest)")
+	fs.Uint64Var(&o.logRetainMB, "log-retain-mb", def.LogRetainBytes>>20, "and at most this many MiB of them")
+	fs.Uint64Var(&o.logLagMaxMB, "log-lag-max-mb", def.LogLagMaxBytes>>20, "MiB of log kept in ZooKeeper for a node that lags; one further behind installs a snapshot (bounds ZooKeeper's heap)")
+	fs.DurationVar(&o.trimInterval, "trim-interval", def.TrimInterval, "how often the leader trims the log in ZooKeeper")
+	fs.Uint64Var(&o.segmentSize, "segment-size", def.SegmentSize, "log entries per ZooKeeper segment (same on every node)")
+	fs.IntVar(&o.batchCommands, "batch-commands", def.BatchCommandsMax, "most commands in one log entry")
+	fs.IntVar(&o.batchBytes, "batch-bytes", def.BatchBytesMax, "most bytes in one log entry (under ZooKeeper's 1 MB limit)")
+	fs.IntVar(&o.inflight, "inflight", def.InflightMax, "log appends in flight at once")
+	fs.IntVar(&o.gcPercent, "gc-percent", defaultGCPercent, "how far (percent) the heap may grow above live data before the Go collector runs; GOGC in the environment replaces the default")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	return fs
 }
 
 // defaultGCPercent is below Go's 100 because bankd's heap is mostly

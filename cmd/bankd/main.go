@@ -18,6 +18,7 @@ import (
 	"github.com/zkbank/zkbank/cmd/bankd/internal/api"
 	"github.com/zkbank/zkbank/cmd/bankd/internal/metrics"
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
+	"github.com/zkbank/zkbank/cmd/bankd/internal/peer"
 	"github.com/zkbank/zkbank/zkcoord"
 )
 
@@ -52,14 +53,7 @@ func run(o *options, log *slog.Logger) error {
 	m := metrics.New()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	n, err := node.Start(ctx, node.Config{
-		ID: o.id, Addr: advertise, DataDir: o.dataDir,
-		ZooKeeper:   zkcoord.Config{Servers: o.servers(), Root: o.zkRoot, SessionTimeout: o.sessionTimeout, Logger: log},
-		SegmentSize: o.segmentSize, SnapshotEveryEntries: o.snapshotEvery, SnapshotEveryBytes: o.snapshotEveryMB << 20,
-		SnapshotRetain: o.snapshotRetain, LogRetainEntries: o.logRetain, LogRetainBytes: o.logRetainMB << 20,
-		LogLagMaxBytes: o.logLagMaxMB << 20, TrimInterval: o.trimInterval, BatchCommandsMax: o.batchCommands, BatchBytesMax: o.batchBytes,
-		InflightMax: o.inflight, Logger: log, Hooks: m.Hooks(),
-	})
+	n, err := node.Start(ctx, o.nodeConfig(advertise, log, m))
 	if err != nil {
 		ln.Close()
 		return err
@@ -68,7 +62,7 @@ func run(o *options, log *slog.Logger) error {
 	srv := &http.Server{
 		Handler: api.New(n, api.Config{
 			WriteTimeout: o.writeTimeout, ReadTimeout: o.readTimeout,
-			MetricsHandle: m.Handler(), Observe: m.Observe, Stage: m.Stage,
+			Internal: peer.Handler(n), MetricsHandle: m.Handler(), Observe: m.Observe,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -87,6 +81,19 @@ func run(o *options, log *slog.Logger) error {
 		return fmt.Errorf("http: %w", err)
 	}
 	return shutdown(srv, n, o.writeTimeout)
+}
+
+// nodeConfig is the node's configuration from the options.
+func (o *options) nodeConfig(advertise string, log *slog.Logger, m *metrics.Metrics) node.Config {
+	return node.Config{
+		ID: o.id, Addr: advertise, DataDir: o.dataDir,
+		ZooKeeper:   zkcoord.Config{Servers: o.servers(), Root: o.zkRoot, SessionTimeout: o.sessionTimeout, Logger: log},
+		SegmentSize: o.segmentSize, SnapshotEveryEntries: o.snapshotEvery, SnapshotEveryBytes: o.snapshotEveryMB << 20,
+		SnapshotRetain: o.snapshotRetain, LogRetainEntries: o.logRetain, LogRetainBytes: o.logRetainMB << 20,
+		LogLagMaxBytes: o.logLagMaxMB << 20, TrimInterval: o.trimInterval, BatchCommandsMax: o.batchCommands, BatchBytesMax: o.batchBytes,
+		InflightMax: o.inflight, PeerTimeout: o.writeTimeout, Logger: log, Hooks: m.Hooks(),
+		Transport: peer.NewTransport(peer.Config{CallTimeout: o.writeTimeout + time.Second, Stage: m.Stage}),
+	}
 }
 
 // shutdown stops taking requests, lets those in flight finish, then closes

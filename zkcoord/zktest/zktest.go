@@ -13,9 +13,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -31,7 +34,6 @@ const TickTime = 500 * time.Millisecond
 
 // Ensemble is a running set of ZooKeeper servers.
 type Ensemble struct {
-	t       testing.TB
 	Servers []*Server
 }
 
@@ -40,24 +42,40 @@ type Server struct {
 	ID         int
 	ClientPort int
 	spec       zkserver.Server
-	t          testing.TB
+	logf       func(string, ...any)
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
-// Start launches an ensemble of n servers (1 or 3, say) and waits until
-// every server serves clients. It fails the test with a clear message when
-// ZooKeeper is not installed.
+// Start launches a private ensemble of n servers (1 or 3, say) and waits
+// until every server serves clients; it is killed when the test ends. It
+// fails the test with a clear message when ZooKeeper is not installed.
+// Tests that stop or kill servers need their own; the others can share
+// one (Shared).
 func Start(t testing.TB, n int) *Ensemble {
 	t.Helper()
-	if err := zkserver.Installed(); err != nil {
+	e, err := launch(t.TempDir(), n, t.Logf)
+	if e != nil {
+		t.Cleanup(e.Kill)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	ports := freePorts(t, 3*n)
-	e := &Ensemble{t: t}
+	return e
+}
+
+// launch starts n servers under dir, logging their output with logf.
+func launch(dir string, n int, logf func(string, ...any)) (*Ensemble, error) {
+	if err := zkserver.Installed(); err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(3 * n)
+	if err != nil {
+		return nil, err
+	}
+	e := &Ensemble{}
 	specs := make([]zkserver.Server, n)
 	for i := range specs {
 		specs[i] = zkserver.Server{ID: i + 1, Dir: filepath.Join(dir, fmt.Sprint(i+1)),
@@ -65,18 +83,122 @@ func Start(t testing.TB, n int) *Ensemble {
 	}
 	for _, spec := range specs {
 		if err := zkserver.WriteConfig(spec, specs, TickTime); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
-		e.Servers = append(e.Servers, &Server{ID: spec.ID, ClientPort: spec.ClientPort, spec: spec, t: t})
-	}
-	t.Cleanup(e.Kill)
-	for _, s := range e.Servers {
-		s.Start()
+		e.Servers = append(e.Servers, &Server{ID: spec.ID, ClientPort: spec.ClientPort, spec: spec, logf: logf})
 	}
 	for _, s := range e.Servers {
-		s.WaitReady()
+		if err := s.start(); err != nil {
+			return e, err
+		}
 	}
+	for _, s := range e.Servers {
+		if err := s.waitReady(); err != nil {
+			return e, err
+		}
+	}
+	return e, nil
+}
+
+// shared are the ensembles Shared started, by size.
+var shared struct {
+	sync.Mutex
+	dir  string
+	byN  map[int]*Ensemble
+	logs *tail
+}
+
+// Shared is an ensemble of n servers shared by every test of the package
+// that asks for one: started on first use, killed when Main returns.
+// Tests share it by keeping to a ZooKeeper root of their own, and must not
+// stop its servers. The package's TestMain must call Main.
+func Shared(t testing.TB, n int) *Ensemble {
+	t.Helper()
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.dir == "" {
+		t.Fatal("zktest: Shared needs the package's TestMain to call zktest.Main")
+	}
+	if e, ok := shared.byN[n]; ok {
+		return e
+	}
+	e, err := launch(filepath.Join(shared.dir, fmt.Sprint(n)), n, shared.logs.logf)
+	if err != nil {
+		if e != nil {
+			e.Kill()
+		}
+		t.Fatalf("zktest: start a shared ensemble of %d: %v", n, err)
+	}
+	shared.byN[n] = e
 	return e
+}
+
+// Main runs the package's tests (m.Run) with shared ensembles available,
+// then kills them; when a test failed, it prints the servers' last lines.
+// Use it as: func TestMain(m *testing.M) { os.Exit(zktest.Main(m)) }.
+func Main(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "zktest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "zktest:", err)
+		return 1
+	}
+	shared.Lock()
+	shared.dir, shared.byN, shared.logs = dir, map[int]*Ensemble{}, &tail{max: 200}
+	shared.Unlock()
+	code := m.Run()
+	shared.Lock()
+	for _, e := range shared.byN {
+		e.Kill()
+	}
+	shared.Unlock()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "zktest: the shared ZooKeeper servers' last lines:\n%s", shared.logs)
+	}
+	os.RemoveAll(dir)
+	return code
+}
+
+// roots are the roots Root handed out, by test, and their count.
+var roots struct {
+	byTest sync.Map // testing.TB -> string
+	n      atomic.Uint64
+}
+
+// Root is a ZooKeeper root of the test's own: the same for every call in
+// one test, and new for every test run in the process (so that -count=N
+// runs on a shared ensemble never meet old data).
+func Root(t testing.TB) string {
+	if r, ok := roots.byTest.Load(t); ok {
+		return r.(string)
+	}
+	name := strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())
+	r, loaded := roots.byTest.LoadOrStore(t, fmt.Sprintf("/%s-%d", name, roots.n.Add(1)))
+	if !loaded {
+		t.Cleanup(func() { roots.byTest.Delete(t) })
+	}
+	return r.(string)
+}
+
+// tail keeps the last lines logged.
+type tail struct {
+	mu    sync.Mutex
+	max   int
+	lines []string
+}
+
+func (t *tail) logf(format string, args ...any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, fmt.Sprintf(format, args...))
+	if len(t.lines) > t.max {
+		t.lines = t.lines[len(t.lines)-t.max:]
+	}
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n") + "\n"
 }
 
 // Connect is the client connect string for every server.
@@ -98,25 +220,33 @@ func (e *Ensemble) Kill() {
 // Addr is the server's client address.
 func (s *Server) Addr() string { return s.spec.Addr() }
 
-// Start launches the server process (again, after Stop or Kill).
-func (s *Server) Start() {
+// Start launches the server process again, after Stop or Kill.
+func (s *Server) Start(t testing.TB) {
+	t.Helper()
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd != nil {
-		return
+		return nil
 	}
 	cmd := zkserver.Command(s.spec, 512)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		s.t.Fatal(err)
+		return err
 	}
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("zktest: start server %d: %v", s.ID, err)
+		return fmt.Errorf("zktest: start server %d: %w", s.ID, err)
 	}
 	s.cmd, s.done = cmd, make(chan struct{})
 	go s.relay(cmd, out, s.done)
+	return nil
 }
 
 // relay copies the server's output to the test log and reaps the process.
@@ -125,7 +255,7 @@ func (s *Server) Start() {
 func (s *Server) relay(cmd *exec.Cmd, out io.Reader, done chan struct{}) {
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
-		s.logf("zk%d: %s", s.ID, sc.Text())
+		s.log("zk%d: %s", s.ID, sc.Text())
 	}
 	cmd.Wait()
 	s.mu.Lock()
@@ -136,10 +266,10 @@ func (s *Server) relay(cmd *exec.Cmd, out io.Reader, done chan struct{}) {
 	close(done)
 }
 
-// logf logs unless the test has finished (t.Logf panics after that).
-func (s *Server) logf(format string, args ...any) {
+// log logs unless the test has finished (t.Logf panics after that).
+func (s *Server) log(format string, args ...any) {
 	defer func() { recover() }()
-	s.t.Logf(format, args...)
+	s.logf(format, args...)
 }
 
 // PID is the server's process id, 0 when stopped.
@@ -174,18 +304,24 @@ func (s *Server) signal(sig syscall.Signal) {
 	}
 }
 
-// WaitReady waits until the server answers `srvr` as a member of a working
-// ensemble (leader, follower or standalone).
-func (s *Server) WaitReady() {
-	s.t.Helper()
+// WaitReady waits until the server answers `srvr` as a member of a
+// working ensemble (leader, follower or standalone), for up to 60 s.
+func (s *Server) WaitReady(t testing.TB) {
+	t.Helper()
+	if err := s.waitReady(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *Server) waitReady() error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if zkserver.Serving(s.Mode()) {
-			return
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	s.t.Fatalf("zktest: server %d not ready after 60s", s.ID)
+	return fmt.Errorf("zktest: server %d not ready after 60s", s.ID)
 }
 
 // Mode asks the server for its role with `srvr`; "" when it does not
@@ -194,20 +330,21 @@ func (s *Server) Mode() string { return zkserver.Mode(s.Addr()) }
 
 // freePorts reserves n distinct free loopback ports. They are released
 // before use, so a race with another process is possible but rare.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
+func freePorts(n int) ([]int, error) {
 	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
 	var ports []int
 	for i := 0; i < n; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
+	return ports, nil
 }

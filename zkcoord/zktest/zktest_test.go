@@ -18,6 +18,6 @@ func TestEnsembleStartsAndSurvivesAServerStop(t *testing.T) {
 	if s.Mode() != "" || s.PID() != 0 {
 		t.Fatal("stopped server still answers")
 	}
-	s.Start()
-	s.WaitReady()
+	s.Start(t)
+	s.WaitReady(t)
 }

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -88,4 +89,15 @@ func NewProblem(code, detail string) *Problem {
 		Type: "urn:zkbank:problem:" + code, Title: http.StatusText(status),
 		Status: status, Code: code, Detail: detail, Retryable: retryable[code],
 	}
+}
+
+// WriteProblem answers with p as application/problem+json; a retryable
+// problem says when to retry.
+func WriteProblem(w http.ResponseWriter, p *Problem) {
+	w.Header().Set("Content-Type", ContentProblem)
+	if p.Retryable {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(p) // the client may be gone; nothing to do about it
 }

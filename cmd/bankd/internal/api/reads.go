@@ -26,7 +26,9 @@ func (s *Server) consistent(r *http.Request) *wire.Problem {
 	switch c := q.Get("consistency"); c {
 	case "", "local":
 	case "linearizable":
-		index, err := s.readIndex(r.Context())
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
+		index, err := s.node.LinearizableIndex(ctx)
+		cancel()
 		if err != nil {
 			return problemFor(err)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/engine"
 )
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -25,21 +26,25 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // jsonAppender appends itself as encoding/json's Encoder writes it.
 type jsonAppender interface{ AppendJSON([]byte) []byte }
 
-func writeProblem(w http.ResponseWriter, p *wire.Problem) {
-	w.Header().Set("Content-Type", wire.ContentProblem)
-	if p.Retryable {
-		w.Header().Set("Retry-After", "1")
-	}
-	w.WriteHeader(p.Status)
-	json.NewEncoder(w).Encode(p)
+func writeProblem(w http.ResponseWriter, p *wire.Problem) { wire.WriteProblem(w, p) }
+
+// submitted is what the log made of a request.
+type submitted struct {
+	index    uint64
+	outcomes []node.Outcome
+}
+
+// submit runs cmds through the leader within the write timeout.
+func (s *Server) submit(ctx context.Context, cmds []engine.Command) (submitted, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	index, out, err := s.node.Write(ctx, cmds)
+	return submitted{index, out}, err
 }
 
 func setIndex(w http.ResponseWriter, index uint64) {
 	w.Header().Set(wire.HeaderIndex, strconv.FormatUint(index, 10))
 }
-
-// errNoLeader: no leader could be reached within the write timeout.
-var errNoLeader = errors.New("api: no leader reachable")
 
 // problemFor maps the errors of submitting and reading to problems.
 func problemFor(err error) *wire.Problem {
@@ -53,10 +58,11 @@ func problemFor(err error) *wire.Problem {
 		return wire.NewProblem(wire.CodeBatchTooLarge, err.Error())
 	case errors.Is(err, node.ErrOverloaded):
 		return wire.NewProblem(wire.CodeOverloaded, "too many requests are waiting for the log; retry shortly")
-	case errors.Is(err, node.ErrLeadershipLost), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return wire.NewProblem(wire.CodeOutcomeUnknown, "the outcome is not known ("+err.Error()+"); retry with the same Idempotency-Key, it will not apply twice")
-	case errors.Is(err, errNoLeader), errors.Is(err, node.ErrNotLeader):
+	case errors.Is(err, node.ErrNoLeader), errors.Is(err, node.ErrNotLeader):
 		return wire.NewProblem(wire.CodeNoLeader, "no leader answered in time ("+err.Error()+"); retry with the same Idempotency-Key")
+	case errors.Is(err, node.ErrOutcomeUnknown), errors.Is(err, node.ErrLeadershipLost),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return wire.NewProblem(wire.CodeOutcomeUnknown, "the outcome is not known ("+err.Error()+"); retry with the same Idempotency-Key, it will not apply twice")
 	case errors.Is(err, node.ErrStopped):
 		return wire.NewProblem(wire.CodeNotReady, "this node is shutting down; use another")
 	}

@@ -1,8 +1,7 @@
-// Package api is bankd's HTTP face: the v1 API of DESIGN.md (accounts,
-// transfers, batches, cluster, digest, health, metrics) and the internal
-// endpoints nodes call on each other (submit to the leader, linearizable
-// read index, snapshot download). Errors are RFC 9457 problems with a
-// stable code; bad input never reaches the log.
+// Package api is bankd's HTTP face: the v1 API (accounts, transfers,
+// batches, cluster, digest, health, metrics), with the internal endpoints
+// of package peer mounted under /internal/. Errors are RFC 9457 problems
+// with a stable code; bad input never reaches the log.
 package api
 
 import (
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
-	"github.com/zkbank/zkbank/cmd/bankd/internal/rounds"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 )
 
@@ -23,61 +21,33 @@ type Config struct {
 	BodyBytesMax  int64         // request body limit (default 1 MiB)
 	BatchMax      int           // commands per batch request (default 1000)
 	ListLimitMax  int           // accounts per page (default 1000)
-	PeerClient    *http.Client  // for calls to other nodes
+	Internal      http.Handler  // serves /internal/ (peer.Handler); nil for none
 	MetricsHandle http.Handler  // serves /metrics; nil for none
 	Observe       func(route string, status int, took time.Duration)
-	// Stage reports the follower's forwarding stages: StageForwardWait
-	// (queued behind earlier forwards) and StageForwardCall (the call to
-	// the leader). Nil for none.
-	Stage func(stage string, took time.Duration)
 }
 
-// Stages reported to Config.Stage.
-const (
-	StageForwardWait = "forward_wait"
-	StageForwardCall = "forward_call"
-)
-
-func (c Config) stage(stage string, started time.Time) {
-	if c.Stage != nil {
-		c.Stage(stage, time.Since(started))
-	}
+// DefaultConfig is the API's configuration unless told otherwise; bankd's
+// flags take their defaults from it.
+func DefaultConfig() Config {
+	return Config{WriteTimeout: 10 * time.Second, ReadTimeout: 5 * time.Second, BodyBytesMax: 1 << 20, BatchMax: 1000, ListLimitMax: 1000}
 }
 
 // Server serves the API of one node.
 type Server struct {
-	cfg   Config
-	node  *node.Node
-	peers *http.Client
-	mux   *http.ServeMux
-	fwd   *forwarder
-	// leaderReads shares a follower's calls for read indexes (readIndex).
-	leaderReads *rounds.Runner[uint64]
+	cfg  Config
+	node *node.Node
+	mux  *http.ServeMux
 }
 
 // New builds the API for n.
 func New(n *node.Node, cfg Config) *Server {
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = 10 * time.Second
-	}
-	if cfg.ReadTimeout <= 0 {
-		cfg.ReadTimeout = 5 * time.Second
-	}
-	if cfg.BodyBytesMax <= 0 {
-		cfg.BodyBytesMax = 1 << 20
-	}
-	if cfg.BatchMax <= 0 {
-		cfg.BatchMax = 1000
-	}
-	if cfg.ListLimitMax <= 0 {
-		cfg.ListLimitMax = 1000
-	}
-	if cfg.PeerClient == nil {
-		cfg.PeerClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-	}
-	s := &Server{cfg: cfg, node: n, peers: cfg.PeerClient, mux: http.NewServeMux()}
-	s.fwd = newForwarder(s)
-	s.leaderReads = rounds.New(s.askLeader)
+	def := DefaultConfig()
+	setDefault(&cfg.WriteTimeout, def.WriteTimeout)
+	setDefault(&cfg.ReadTimeout, def.ReadTimeout)
+	setDefault(&cfg.BodyBytesMax, def.BodyBytesMax)
+	setDefault(&cfg.BatchMax, def.BatchMax)
+	setDefault(&cfg.ListLimitMax, def.ListLimitMax)
+	s := &Server{cfg: cfg, node: n, mux: http.NewServeMux()}
 	s.routes()
 	return s
 }
@@ -97,11 +67,6 @@ func (s *Server) routes() {
 		"GET /v1/digest":                       s.digest,
 		"GET /livez":                           s.livez,
 		"GET /readyz":                          s.readyz,
-		"POST " + submitPath:                   s.internalSubmit,
-		"POST " + submitPeerPath:               s.internalSubmitPeer,
-		"POST " + readIndexPath:                s.internalReadIndex,
-		"GET " + node.SnapshotPath:             s.internalSnapshot,
-		"GET " + node.EntriesPath:              s.node.ServeEntries,
 	}
 	paths := map[string]bool{}
 	for pattern, fn := range h {
@@ -110,6 +75,9 @@ func (s *Server) routes() {
 	}
 	for p := range paths {
 		s.mux.HandleFunc(p, methodNotAllowed)
+	}
+	if s.cfg.Internal != nil {
+		s.mux.Handle("/internal/", s.cfg.Internal)
 	}
 	if s.cfg.MetricsHandle != nil {
 		s.mux.Handle("GET /metrics", s.cfg.MetricsHandle)
@@ -154,3 +122,9 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func setDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}

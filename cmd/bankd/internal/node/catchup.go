@@ -3,17 +3,12 @@ package node
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/zkbank/zkbank/snapshot"
 	"github.com/zkbank/zkbank/zkcoord"
 )
-
-// SnapshotPath is where every node serves its newest snapshot to peers.
-const SnapshotPath = "/internal/v1/snapshot"
 
 // catchUp installs the newest snapshot a live peer has, when the log no
 // longer holds the entries after this node's applied index.
@@ -45,19 +40,14 @@ func (n *Node) catchUp(ctx context.Context) error {
 // fetchSnapshot streams a peer's newest snapshot into the store, checked
 // as it arrives (the state is never held in memory).
 func (n *Node) fetchSnapshot(ctx context.Context, peer zkcoord.MemberRecord) (snapshot.Info, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(peer.Addr, "/")+SnapshotPath, nil)
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.SnapshotTimeout)
+	defer cancel()
+	body, err := n.cfg.Transport.Snapshot(ctx, peer.Addr)
 	if err != nil {
-		return snapshot.Info{}, err
+		return snapshot.Info{}, fmt.Errorf("node: snapshot from %s: %w", peer.ID, err)
 	}
-	resp, err := n.cfg.Client.Do(req)
-	if err != nil {
-		return snapshot.Info{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return snapshot.Info{}, fmt.Errorf("node: snapshot from %s: HTTP %s", peer.ID, resp.Status)
-	}
-	info, err := n.dir.Snapshots.Receive(resp.Body)
+	defer body.Close()
+	info, err := n.dir.Snapshots.Receive(body)
 	if err != nil {
 		return snapshot.Info{}, fmt.Errorf("node: snapshot from %s: %w", peer.ID, err)
 	}

@@ -12,46 +12,75 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/zkcoord"
 )
 
-// Config configures a Node. Zero values take the defaults documented on
-// each field.
+// Config configures a Node. Zero values take DefaultConfig's.
 type Config struct {
 	ID        string // stable node id, unique in the cluster
-	Addr      string // base URL of this node's API as peers reach it
+	Addr      string // this node's address as peers reach it (the Transport's)
 	DataDir   string
 	ZooKeeper zkcoord.Config
 	Engine    engine.Config // must be the same on every node
 	// SegmentSize is the number of log entries per ZooKeeper segment; the
-	// same on every node (default zkcoord.DefaultSegmentSize).
+	// same on every node.
 	SegmentSize uint64
 
-	SnapshotEveryEntries uint64 // entries between snapshots (default 10,000)
-	SnapshotEveryBytes   uint64 // or log bytes between snapshots, whichever comes first (default 32 MiB)
-	SnapshotRetain       int    // snapshot files kept (default 3)
-	LogRetainEntries     uint64 // entries kept in ZooKeeper below the trim point (default 10,000)
-	LogRetainBytes       uint64 // and at most so many bytes of them (default 32 MiB)
+	SnapshotEveryEntries uint64 // entries between snapshots
+	SnapshotEveryBytes   uint64 // or log bytes between snapshots, whichever comes first
+	SnapshotRetain       int    // snapshot files kept
+	LogRetainEntries     uint64 // entries kept in ZooKeeper below the trim point
+	LogRetainBytes       uint64 // and at most so many bytes of them
 	// LogLagMaxBytes is how much log ZooKeeper keeps for a live member
 	// that lags behind the newest entry; one further behind installs a
-	// snapshot instead (default 128 MiB). With the two limits above it
-	// bounds ZooKeeper's memory: every server holds the log in its heap.
+	// snapshot instead. With the two limits above it bounds ZooKeeper's
+	// memory: every server holds the log in its heap.
 	LogLagMaxBytes uint64
-	TrimInterval   time.Duration // how often the leader trims (default 5s)
+	TrimInterval   time.Duration // how often the leader trims
 
-	BatchCommandsMax int           // commands per log entry (default 4096)
-	BatchBytesMax    int           // estimated bytes per log entry (default 512 KiB)
-	InflightMax      int           // appends in flight (default 8)
-	QueueMax         int           // requests waiting for the batcher (default 10,000)
-	ProgressInterval time.Duration // membership progress updates (default 500ms)
+	BatchCommandsMax int           // commands per log entry
+	BatchBytesMax    int           // estimated bytes per log entry
+	InflightMax      int           // appends in flight
+	QueueMax         int           // requests waiting for the batcher
+	ProgressInterval time.Duration // membership progress updates
+
+	Transport       Transport     // how this node reaches the others (required)
+	PeerTimeout     time.Duration // one call to the leader for a read index
+	SnapshotTimeout time.Duration // one snapshot download from a peer
 
 	Logger *slog.Logger
-	Client *http.Client // for peer snapshot transfer (default: 60s timeout)
 	Hooks  Hooks
+}
+
+// DefaultConfig is the configuration bankd runs with unless told
+// otherwise: bankd's flags take their defaults from it, and a test holds
+// docs/operations.md to them.
+func DefaultConfig() Config {
+	return Config{
+		ZooKeeper:   zkcoord.Config{Servers: []string{"127.0.0.1:2181"}, Root: zkcoord.DefaultRoot, SessionTimeout: zkcoord.DefaultSessionTimeout},
+		Engine:      engine.DefaultConfig(),
+		SegmentSize: zkcoord.DefaultSegmentSize,
+
+		SnapshotEveryEntries: 10_000,
+		SnapshotEveryBytes:   32 << 20,
+		SnapshotRetain:       3,
+		LogRetainEntries:     10_000,
+		LogRetainBytes:       32 << 20,
+		LogLagMaxBytes:       128 << 20,
+		TrimInterval:         5 * time.Second,
+
+		BatchCommandsMax: 4096,
+		BatchBytesMax:    512 << 10,
+		InflightMax:      8,
+		QueueMax:         10_000,
+		ProgressInterval: 500 * time.Millisecond,
+
+		PeerTimeout:     10 * time.Second,
+		SnapshotTimeout: 60 * time.Second,
+	}
 }
 
 // Hooks receive events for metrics; each may be nil. They run on the
@@ -85,27 +114,27 @@ const (
 )
 
 func (c *Config) withDefaults() error {
-	setDefault(&c.SegmentSize, zkcoord.DefaultSegmentSize)
-	setDefault(&c.SnapshotEveryEntries, 10_000)
-	setDefault(&c.SnapshotRetain, 3)
-	setDefault(&c.LogRetainEntries, 10_000)
-	setDefault(&c.SnapshotEveryBytes, 32<<20)
-	setDefault(&c.LogRetainBytes, 32<<20)
-	setDefault(&c.LogLagMaxBytes, 128<<20)
-	setDefault(&c.TrimInterval, 5*time.Second)
-	setDefault(&c.BatchCommandsMax, 4096)
-	setDefault(&c.BatchBytesMax, 512<<10)
-	setDefault(&c.InflightMax, 8)
-	setDefault(&c.QueueMax, 10_000)
-	setDefault(&c.ProgressInterval, 500*time.Millisecond)
+	def := DefaultConfig()
+	setDefault(&c.SegmentSize, def.SegmentSize)
+	setDefault(&c.SnapshotEveryEntries, def.SnapshotEveryEntries)
+	setDefault(&c.SnapshotEveryBytes, def.SnapshotEveryBytes)
+	setDefault(&c.SnapshotRetain, def.SnapshotRetain)
+	setDefault(&c.LogRetainEntries, def.LogRetainEntries)
+	setDefault(&c.LogRetainBytes, def.LogRetainBytes)
+	setDefault(&c.LogLagMaxBytes, def.LogLagMaxBytes)
+	setDefault(&c.TrimInterval, def.TrimInterval)
+	setDefault(&c.BatchCommandsMax, def.BatchCommandsMax)
+	setDefault(&c.BatchBytesMax, def.BatchBytesMax)
+	setDefault(&c.InflightMax, def.InflightMax)
+	setDefault(&c.QueueMax, def.QueueMax)
+	setDefault(&c.ProgressInterval, def.ProgressInterval)
+	setDefault(&c.PeerTimeout, def.PeerTimeout)
+	setDefault(&c.SnapshotTimeout, def.SnapshotTimeout)
 	if c.Engine == (engine.Config{}) {
-		c.Engine = engine.DefaultConfig()
+		c.Engine = def.Engine
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Client == nil {
-		c.Client = &http.Client{Timeout: 60 * time.Second}
 	}
 	return c.validate()
 }
@@ -118,6 +147,8 @@ func (c *Config) validate() error {
 		return errors.New("node: advertised address is empty")
 	case c.DataDir == "":
 		return errors.New("node: data dir is empty")
+	case c.Transport == nil:
+		return errors.New("node: no transport to reach the other nodes")
 	case c.BatchCommandsMax > batchCommandsLimit:
 		return fmt.Errorf("node: batch commands %d over the limit %d", c.BatchCommandsMax, batchCommandsLimit)
 	case c.BatchBytesMax > batchBytesLimit:

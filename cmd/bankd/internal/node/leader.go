@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/zkbank/zkbank/cmd/bankd/internal/groupcommit"
 	"github.com/zkbank/zkbank/cmd/bankd/internal/rounds"
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/zkcoord"
@@ -100,7 +100,7 @@ func (n *Node) Submit(ctx context.Context, cmds []engine.Command) (uint64, []Out
 	case <-r.done:
 		return r.index, r.out, r.err
 	case <-ctx.Done():
-		return 0, nil, fmt.Errorf("node: outcome unknown: %w", ctx.Err())
+		return 0, nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
 	}
 }
 
@@ -191,55 +191,26 @@ func (n *Node) recoverHead(term *zkcoord.Term) (zkcoord.Head, error) {
 	}
 }
 
-// batch is the group commit: while appends are in flight, requests pile
-// up in the queue, and the next entry takes all of them (within limits).
-//
-// Small entries wait for the pipeline: while smallEntryInflight appends
-// are in flight, an entry of fewer than smallEntryCommands commands is not
-// sent until one of them lands, and takes what queued meanwhile. Each
-// entry costs ZooKeeper a quorum write (three fsyncs) and every node a
-// journal fsync whatever its size, so on a busy machine a few larger
+// batch is the group commit (package groupcommit): while appends are in
+// flight, requests pile up in the queue, and the next entry takes all of
+// them (within limits). Small entries wait for the pipeline: while an
+// append is in flight, an entry of fewer than smallEntryCommands
+// commands is not sent until it lands, and takes what queued meanwhile.
+// Each entry costs ZooKeeper a quorum write (three fsyncs) and every node
+// a journal fsync whatever its size, so on a busy machine a few larger
 // entries beat many tiny ones, and the shorter CPU queues more than repay
 // the wait (docs/benchmarks.md); big entries (the batch API) still use
 // every slot.
 func (n *Node) batch(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState) {
-	var carry *request
+	lim := groupcommit.Limits{Items: n.cfg.BatchCommandsMax, Bytes: n.cfg.BatchBytesMax, Inflight: n.cfg.InflightMax,
+		SmallItems: smallEntryCommands, SmallInflight: smallEntryInflight}
 	var lastMs int64
-	pipe := appendPipe{landed: make(chan struct{}, 1)}
-	for {
-		reqs, cmds, bytes := collect(term, ls.queue, &carry, n.cfg.BatchCommandsMax, n.cfg.BatchBytesMax)
-		if reqs == nil {
-			return
-		}
-		for carry == nil && len(cmds) < smallEntryCommands && pipe.busy() && pipe.waitLanded(term) {
-			reqs, cmds, bytes = topUp(ls.queue, &carry, reqs, cmds, bytes, n.cfg.BatchCommandsMax, n.cfg.BatchBytesMax)
-		}
-		index := app.Next()
-		n.waiters.add(index, &entryWaiter{epoch: term.Epoch, reqs: reqs})
+	unsent := groupcommit.Run(term.Done(), ls.queue, lim, func(g groupcommit.Group[*request], landed func()) error {
 		lastMs = max(lastMs, time.Now().UnixMilli()) // never backwards in the log
-		body, err := engine.EncodeBody(engine.BodyV1, cmds)
-		var p *zkcoord.Pending
-		if err == nil {
-			p, err = app.Append(term.Context(), engine.BodyV1, body, lastMs)
-		}
-		if err != nil { // nothing was sent: a retry elsewhere is safe
-			n.waiters.fail(index, fmt.Errorf("%w: %w", ErrNotLeader, err))
-			if carry != nil {
-				carry.finish(0, nil, ErrNotLeader)
-			}
-			return
-		}
-		n.appendHead.Store(index)
-		n.cfg.Hooks.batchSent(reqs, len(cmds), bytes)
-		pipe.inflight.Add(1)
-		go func() {
-			n.awaitAppend(index, p, time.Now())
-			pipe.land()
-		}()
-		select {
-		case ls.feed <- ownAppend{p, cmds}:
-		case <-term.Done(): // the tailer reads what landed
-		}
+		return n.appendGroup(term, app, ls, g, lastMs, landed)
+	})
+	for _, r := range unsent { // never appended: a retry elsewhere is safe
+		r.finish(0, nil, ErrNotLeader)
 	}
 }
 
@@ -249,30 +220,36 @@ const (
 	smallEntryInflight = 1
 )
 
-// appendPipe counts the appends in flight and signals when one lands.
-type appendPipe struct {
-	inflight atomic.Int32
-	landed   chan struct{} // capacity 1: a landing since the last wait
-}
-
-func (p *appendPipe) busy() bool { return p.inflight.Load() >= smallEntryInflight }
-
-func (p *appendPipe) land() {
-	p.inflight.Add(-1)
-	select {
-	case p.landed <- struct{}{}:
-	default:
+// appendGroup starts the append of one entry holding g's commands and
+// hands it to the replica loop; landed is called once ZooKeeper answered.
+// An error means nothing was sent.
+func (n *Node) appendGroup(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState, g groupcommit.Group[*request], timeMs int64, landed func()) error {
+	cmds := make([]engine.Command, 0, g.Items)
+	for _, r := range g.Requests {
+		cmds = append(cmds, r.cmds...)
 	}
-}
-
-// waitLanded waits for an append to land; false when the term ended.
-func (p *appendPipe) waitLanded(term *zkcoord.Term) bool {
-	select {
-	case <-p.landed:
-		return true
-	case <-term.Done():
-		return false
+	body, err := engine.EncodeBody(engine.BodyV1, cmds)
+	if err != nil {
+		return err
 	}
+	index := app.Next()
+	n.waiters.add(index, &entryWaiter{epoch: term.Epoch, reqs: g.Requests})
+	p, err := app.Append(term.Context(), engine.BodyV1, body, timeMs)
+	if err != nil {
+		n.waiters.take(index) // the batcher hands the requests back
+		return err
+	}
+	n.appendHead.Store(index)
+	n.cfg.Hooks.batchSent(g.Requests, len(cmds), g.Bytes)
+	go func() {
+		defer landed()
+		n.awaitAppend(index, p, time.Now())
+	}()
+	select {
+	case ls.feed <- ownAppend{p, cmds}:
+	case <-term.Done(): // the tailer reads what landed
+	}
+	return nil
 }
 
 // awaitAppend fails the entry's requests if its append failed; on success
@@ -282,39 +259,5 @@ func (n *Node) awaitAppend(index uint64, p *zkcoord.Pending, sent time.Time) {
 	n.cfg.Hooks.stage(StageLogAppend, sent)
 	if err := p.Err(); err != nil {
 		n.waiters.fail(index, fmt.Errorf("%w: %w", ErrLeadershipLost, err))
-	}
-}
-
-// collect takes the next requests that fit in one entry. A request that
-// does not fit is left in carry for the next entry. It returns nil when the
-// term ends.
-func collect(term *zkcoord.Term, queue <-chan *request, carry **request, cmdsMax, bytesMax int) ([]*request, []engine.Command, int) {
-	first := *carry
-	*carry = nil
-	if first == nil {
-		select {
-		case first = <-queue:
-		case <-term.Done():
-			return nil, nil, 0
-		}
-	}
-	reqs, cmds := []*request{first}, append([]engine.Command(nil), first.cmds...)
-	return topUp(queue, carry, reqs, cmds, first.bytes, cmdsMax, bytesMax)
-}
-
-// topUp adds queued requests to an entry without waiting, until the queue
-// is empty or one does not fit (it goes to carry).
-func topUp(queue <-chan *request, carry **request, reqs []*request, cmds []engine.Command, bytes, cmdsMax, bytesMax int) ([]*request, []engine.Command, int) {
-	for {
-		select {
-		case r := <-queue:
-			if len(cmds)+len(r.cmds) > cmdsMax || bytes+r.bytes > bytesMax {
-				*carry = r
-				return reqs, cmds, bytes
-			}
-			reqs, cmds, bytes = append(reqs, r), append(cmds, r.cmds...), bytes+r.bytes
-		default:
-			return reqs, cmds, bytes
-		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zkbank/zkbank/cmd/bankd/internal/rounds"
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/engine/entry"
 	"github.com/zkbank/zkbank/journal/datadir"
@@ -52,6 +53,9 @@ type Node struct {
 	hinted      atomic.Uint64        // entries the tailer took from hints
 
 	waiters waiters
+	// leaderReads shares a follower's calls to the leader for read
+	// indexes (LinearizableIndex).
+	leaderReads *rounds.Runner[uint64]
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -78,6 +82,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.cancel = cancel
 	n.el = n.sess.Campaign(runCtx, zkcoord.Candidate{ID: cfg.ID, Addr: cfg.Addr})
 	n.peers = watchPeers(runCtx, n.sess)
+	n.leaderReads = rounds.New(n.askLeader)
 	go n.run(runCtx)
 	return n, nil
 }

@@ -1,13 +1,8 @@
 package node
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
-	"fmt"
-	"io"
-	"net/http"
-	"strings"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,8 +13,9 @@ import (
 )
 
 // The leader pushes each entry to the followers as soon as ZooKeeper has
-// confirmed its append and every one before it, so that followers need
-// not read it back: each read cost a ZooKeeper server about 300 µs of
+// confirmed its append and every one before it (through the Transport's
+// Entries on the follower's side, and Node.Entries on the leader's), so
+// that followers need not read it back: each read cost a ZooKeeper server about 300 µs of
 // CPU here, and followers' reads were most of its requests
 // (docs/benchmarks.md). A follower's tailer takes a pushed entry as a
 // hint (zkcoord.TailOptions): delivered if it is the next one and
@@ -28,16 +24,11 @@ import (
 // and no confirmed entry whose predecessors are all confirmed is ever
 // removed from it but by a trim.
 
-// EntriesPath is where the leader streams its confirmed entries: frames
-// of a 4-byte big-endian length and the entry as it is in the log.
-const EntriesPath = "/internal/v1/entries"
-
 // Limits of the push path.
 const (
 	pushQueueMax      = 256      // batches a stream may fall behind before the leader drops it
 	pushQueueBytesMax = 16 << 20 // or bytes of entries
-	pushWriteTimeout  = 10 * time.Second
-	hintQueueMax      = 64 // pushed entries a follower holds for its tailer
+	hintQueueMax      = 64       // pushed entries a follower holds for its tailer
 	pushRetryDelay    = 200 * time.Millisecond
 	pushLeaderPoll    = 500 * time.Millisecond // how often a follower checks that it streams from the leader
 )
@@ -124,63 +115,58 @@ func (h *pushHub) close() {
 	}
 }
 
-// ServeEntries streams the entries this node's term confirms from now on,
-// until the term ends, the node stops or the follower goes away. A node
-// that does not lead answers 503.
-func (n *Node) ServeEntries(w http.ResponseWriter, r *http.Request) {
+// ErrStreamEnded: the leader dropped an entry stream (the follower fell
+// too far behind, the term ended, or the node is stopping). The follower
+// reads ZooKeeper and asks again.
+var ErrStreamEnded = errors.New("node: entry stream ended")
+
+// EntryStream is one follower's subscription to the entries this node's
+// term confirms, from when it was opened.
+type EntryStream struct {
+	hub *pushHub
+	sub *pushSub
+}
+
+// Entries opens a stream of the entries this node's term confirms from
+// now on; it fails with ErrNotLeader on a node that does not lead.
+func (n *Node) Entries() (*EntryStream, error) {
 	ls := n.leading.Load()
-	var sub *pushSub
-	ok := ls != nil && !n.stopping.Load()
-	if ok {
-		sub, ok = ls.push.subscribe()
+	if ls == nil || n.stopping.Load() {
+		return nil, ErrNotLeader
 	}
+	sub, ok := ls.push.subscribe()
 	if !ok {
-		http.Error(w, "not the leader", http.StatusServiceUnavailable)
-		return
+		return nil, ErrNotLeader
 	}
-	defer ls.push.drop(sub)
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	for err := rc.Flush(); err == nil; err = rc.Flush() {
-		select {
-		case batch := <-sub.batches:
-			sub.queued.Add(-batch.size)
-			rc.SetWriteDeadline(time.Now().Add(pushWriteTimeout)) // a follower gone silent frees the handler
-			if err := writeFrames(w, batch.raws); err != nil {
-				return
-			}
-		case <-sub.gone:
-			return
-		case <-r.Context().Done():
-			return
-		}
+	return &EntryStream{hub: &ls.push, sub: sub}, nil
+}
+
+// Next waits for the next batch of confirmed entries, as their bytes in
+// the log, in order. It fails with ErrStreamEnded once the leader dropped
+// the stream, or with ctx's error.
+func (s *EntryStream) Next(ctx context.Context) ([][]byte, error) {
+	select {
+	case batch := <-s.sub.batches:
+		s.sub.queued.Add(-batch.size)
+		return batch.raws, nil
+	case <-s.sub.gone:
+		return nil, ErrStreamEnded
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 
-func writeFrames(w io.Writer, batch [][]byte) error {
-	var size [4]byte
-	for _, raw := range batch {
-		binary.BigEndian.PutUint32(size[:], uint32(len(raw)))
-		if _, err := w.Write(size[:]); err != nil {
-			return err
-		}
-		if _, err := w.Write(raw); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// Close ends the subscription.
+func (s *EntryStream) Close() { s.hub.drop(s.sub) }
 
 // receivePushes keeps a stream from the leader open while this node
 // follows, and queues what arrives for the tailer. Streams end with terms
 // and leaders, so failures only mean: connect again shortly.
 func (n *Node) receivePushes(ctx context.Context) {
-	client := &http.Client{Transport: n.cfg.Client.Transport} // no timeout: the stream lasts a term
 	for ctx.Err() == nil {
 		leader, ok := n.Leader()
 		if ok && leader.ID != n.cfg.ID {
-			err := n.readPushes(ctx, client, leader)
+			err := n.readPushes(ctx, leader)
 			n.cfg.Logger.Debug("entry stream from the leader ended; tailing ZooKeeper alone until it is back", "leader", leader.ID, "err", err)
 		}
 		sleep(ctx, pushRetryDelay)
@@ -189,49 +175,16 @@ func (n *Node) receivePushes(ctx context.Context) {
 
 // readPushes reads one stream from leader until it ends or another node
 // leads.
-func (n *Node) readPushes(ctx context.Context, client *http.Client, leader zkcoord.LeaderRecord) error {
+func (n *Node) readPushes(ctx context.Context, leader zkcoord.LeaderRecord) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go n.cancelOnLeaderChange(ctx, cancel, leader.ID)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(leader.Addr, "/")+EntriesPath, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("node: entry stream: HTTP %s", resp.Status)
-	}
-	br := bufio.NewReaderSize(resp.Body, 64<<10)
-	for {
-		e, err := readFrame(br)
-		if err != nil {
-			return err
-		}
+	return n.cfg.Transport.Entries(ctx, leader.Addr, func(e *entry.Envelope) {
 		select {
 		case n.hints <- e:
 		default: // the tailer is behind: it reads ZooKeeper anyway
 		}
-	}
-}
-
-func readFrame(r io.Reader) (*entry.Envelope, error) {
-	var size [4]byte
-	if _, err := io.ReadFull(r, size[:]); err != nil {
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(size[:])
-	if n > engine.EntryBytesMax {
-		return nil, fmt.Errorf("node: entry stream: frame of %d bytes, limit %d", n, engine.EntryBytesMax)
-	}
-	raw := make([]byte, n)
-	if _, err := io.ReadFull(r, raw); err != nil {
-		return nil, err
-	}
-	return entry.Decode(raw)
+	})
 }
 
 func (n *Node) cancelOnLeaderChange(ctx context.Context, cancel context.CancelFunc, id string) {

@@ -2,7 +2,6 @@ package node
 
 import (
 	"bytes"
-	"encoding/binary"
 	"testing"
 
 	"github.com/zkbank/zkbank/engine"
@@ -63,24 +62,5 @@ func TestPushHubDropsStreamsThatFallBehind(t *testing.T) {
 	}
 	if _, ok := h.subscribe(); ok {
 		t.Fatal("a closed hub took a stream")
-	}
-}
-
-func TestFramesRoundTripAndRefuseOversizedOnes(t *testing.T) {
-	var buf bytes.Buffer
-	want := []*engine.Entry{testEntry(t, 1, 5), testEntry(t, 2, 500)}
-	if err := writeFrames(&buf, [][]byte{want[0].Raw(), want[1].Raw()}); err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range want {
-		got, err := readFrame(&buf)
-		if err != nil || got.Hash() != w.Hash() || got.Index != w.Index {
-			t.Fatalf("read entry %v (%v), want %d", got, err, w.Index)
-		}
-	}
-	var size [4]byte
-	binary.BigEndian.PutUint32(size[:], engine.EntryBytesMax+1)
-	if _, err := readFrame(bytes.NewReader(size[:])); err == nil {
-		t.Fatal("a frame over the entry limit was read")
 	}
 }

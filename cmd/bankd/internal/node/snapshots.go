@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -67,6 +68,9 @@ func (n *Node) saveSnapshot(c *engine.Capture, started time.Time) error {
 	return nil
 }
 
+// ErrNoSnapshot: this node has no snapshot to send.
+var ErrNoSnapshot = errors.New("node: no snapshot to send")
+
 // OpenSnapshot opens this node's newest snapshot file for a peer to
 // download, with its index and size. The file stays readable after a
 // prune deletes it, until closed.
@@ -81,7 +85,7 @@ func (n *Node) OpenSnapshot() (io.ReadCloser, snapshot.Info, error) {
 			return f, info, nil
 		}
 	}
-	return nil, snapshot.Info{}, fmt.Errorf("node: no snapshot to send")
+	return nil, snapshot.Info{}, ErrNoSnapshot
 }
 
 // trimWhileLeading deletes log entries that no live member still needs:

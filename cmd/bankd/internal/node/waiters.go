@@ -14,10 +14,11 @@ type Outcome struct {
 	Accounts []engine.Account // the touched accounts afterwards, on success
 }
 
-// request is one Submit call waiting for its commands' outcomes.
+// request is one Submit call waiting for its commands' outcomes; the
+// batcher packs requests into entries (groupcommit.Request).
 type request struct {
 	cmds   []engine.Command
-	bytes  int // estimated encoded size of cmds
+	bytes  int // upper bound of cmds' encoded size
 	done   chan struct{}
 	queued time.Time // when Submit took it, for the batch_wait stage
 
@@ -27,22 +28,15 @@ type request struct {
 }
 
 func newRequest(cmds []engine.Command) *request {
-	return &request{cmds: cmds, bytes: estimateBytes(cmds), done: make(chan struct{}), queued: time.Now()}
+	return &request{cmds: cmds, bytes: engine.EncodedBytesMax(cmds), done: make(chan struct{}), queued: time.Now()}
 }
+
+func (r *request) Items() int { return len(r.cmds) }
+func (r *request) Bytes() int { return r.bytes }
 
 func (r *request) finish(index uint64, out []Outcome, err error) {
 	r.index, r.out, r.err = index, out, err
 	close(r.done)
-}
-
-// estimateBytes bounds a command's msgpack size from above.
-func estimateBytes(cmds []engine.Command) int {
-	n := 0
-	for i := range cmds {
-		c := &cmds[i]
-		n += 48 + len(c.Key) + len(c.Account) + len(c.To) + len(c.Name)
-	}
-	return n
 }
 
 // entryWaiter is the set of requests whose commands went into one entry,

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
 
 // TestEveryCallThroughEveryNode drives the whole API through each of the
@@ -13,7 +14,7 @@ import (
 // read-your-writes with min_index on another node, linearizable reads, and
 // that all nodes end with the same digest.
 func TestEveryCallThroughEveryNode(t *testing.T) {
-	c := newCluster(t, 3, 3, nil)
+	c := newCluster(t, zktest.Shared(t, 3), 3, nil)
 	var total uint64
 	for i, tn := range c.nodes {
 		other := c.nodes[(i+1)%len(c.nodes)]

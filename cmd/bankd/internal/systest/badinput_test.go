@@ -5,13 +5,14 @@ import (
 	"testing"
 
 	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
 
 // TestBadInputIsRefusedAndNothingApplied sends malformed and invalid
 // requests to a follower and the leader: each gets its status and stable
 // code, the node keeps serving, and the log does not move.
 func TestBadInputIsRefusedAndNothingApplied(t *testing.T) {
-	c := newCluster(t, 1, 2, nil)
+	c := newCluster(t, zktest.Shared(t, 1), 2, nil)
 	leader, _ := c.leader()
 	mustOK(t, call(t, leader, "POST", "/v1/accounts", wire.CreateAccount{Account: "1001", Name: "Ada", Balance: 100}, nil), 201)
 	before := c.converged()

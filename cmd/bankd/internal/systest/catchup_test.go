@@ -8,13 +8,14 @@ import (
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 	"github.com/zkbank/zkbank/cmd/internal/audit"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
 
 // TestRestartAfterTrimInstallsPeerSnapshot stops a node, writes until the
 // leader has trimmed the log past it, and restarts it: it must fetch a
 // peer's snapshot, verify and install it, and converge.
 func TestRestartAfterTrimInstallsPeerSnapshot(t *testing.T) {
-	c := newCluster(t, 1, 3, func(cfg *node.Config) {
+	c := newCluster(t, zktest.Shared(t, 1), 3, func(cfg *node.Config) {
 		cfg.SnapshotEveryEntries, cfg.LogRetainEntries, cfg.SegmentSize = 20, 5, 10
 		cfg.TrimInterval = 100 * time.Millisecond
 	})

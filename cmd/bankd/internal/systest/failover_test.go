@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
 
 // TestLeaderCrashDuringWrites crashes the leader (its ZooKeeper connection
@@ -17,7 +18,7 @@ import (
 // account holds exactly the number of deposits made to it: nothing
 // acknowledged was lost and no retry applied twice.
 func TestLeaderCrashDuringWrites(t *testing.T) {
-	c := newCluster(t, 3, 3, nil)
+	c := newCluster(t, zktest.Shared(t, 3), 3, nil)
 	const workers, opsPerWorker = 4, 120
 	leader, _ := c.leader()
 	for w := range workers {

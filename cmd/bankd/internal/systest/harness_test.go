@@ -18,6 +18,7 @@ import (
 	"github.com/zkbank/zkbank/cmd/bankd/internal/api"
 	"github.com/zkbank/zkbank/cmd/bankd/internal/metrics"
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
+	"github.com/zkbank/zkbank/cmd/bankd/internal/peer"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/zkcoord"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
@@ -41,8 +42,10 @@ type testNode struct {
 	srv           *http.Server
 }
 
-func newCluster(t *testing.T, zkServers, nodes int, tune func(*node.Config)) *cluster {
-	c := &cluster{t: t, ens: zktest.Start(t, zkServers), root: "/" + strings.ReplaceAll(t.Name(), "/", "-"), tune: tune}
+// newCluster starts nodes on ens (zktest.Shared unless the test stops
+// ZooKeeper servers), under a root of the test's own.
+func newCluster(t *testing.T, ens *zktest.Ensemble, nodes int, tune func(*node.Config)) *cluster {
+	c := &cluster{t: t, ens: ens, root: zktest.Root(t), tune: tune}
 	for i := range nodes {
 		tn := &testNode{id: fmt.Sprintf("n%d", i+1), dir: filepath.Join(t.TempDir(), "data"), addr: "127.0.0.1:0"}
 		c.nodes = append(c.nodes, tn)
@@ -73,6 +76,7 @@ func (c *cluster) start(tn *testNode) {
 	}
 	m := metrics.New()
 	cfg.Hooks = m.Hooks()
+	cfg.Transport = peer.NewTransport(peer.Config{CallTimeout: 3*sessionTimeout + time.Second, Stage: m.Stage})
 	if c.tune != nil {
 		c.tune(&cfg)
 	}
@@ -84,7 +88,7 @@ func (c *cluster) start(tn *testNode) {
 	}
 	m.Watch(tn.n.Status)
 	tn.srv = &http.Server{Handler: api.New(tn.n, api.Config{
-		WriteTimeout: 3 * sessionTimeout, MetricsHandle: m.Handler(), Observe: m.Observe, Stage: m.Stage,
+		WriteTimeout: 3 * sessionTimeout, Internal: peer.Handler(tn.n), MetricsHandle: m.Handler(), Observe: m.Observe,
 	})}
 	go tn.srv.Serve(ln)
 }

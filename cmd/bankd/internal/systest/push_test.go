@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
 
 // TestFollowersApplyTheLeadersPushes: once their streams from the leader
@@ -12,7 +13,7 @@ import (
 // back from ZooKeeper; after the leader crashes, they take the new
 // leader's pushes.
 func TestFollowersApplyTheLeadersPushes(t *testing.T) {
-	c := newCluster(t, 1, 3, nil)
+	c := newCluster(t, zktest.Shared(t, 1), 3, nil)
 	leader, _ := c.leader()
 	mustOK(t, call(t, leader, "POST", "/v1/accounts", wire.CreateAccount{Account: "P-1", Name: "pushed"}, nil), 201)
 	checkPushes(t, c, leader, "first")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
 
 // TestZooKeeperHoldsBoundedLogBytes: every ZooKeeper server keeps the log
@@ -22,7 +23,7 @@ import (
 func TestZooKeeperHoldsBoundedLogBytes(t *testing.T) {
 	const lagMax = 64 << 10
 	var stall gate
-	c := newCluster(t, 1, 3, func(cfg *node.Config) {
+	c := newCluster(t, zktest.Shared(t, 1), 3, func(cfg *node.Config) {
 		cfg.SnapshotEveryEntries, cfg.LogRetainEntries = 1_000_000, 1_000_000
 		cfg.SnapshotEveryBytes, cfg.LogRetainBytes, cfg.LogLagMaxBytes = 16<<10, 8<<10, lagMax
 		cfg.TrimInterval = 100 * time.Millisecond

@@ -1,4 +1,4 @@
-package peerwire
+package peer
 
 import (
 	"reflect"

@@ -1,8 +1,9 @@
-// Package peerwire is the binary format of a write a follower forwards to
-// the leader: the commands in the log's own msgpack encoding, and the
-// answer as compact msgpack arrays. JSON cost the leader a quarter of its
-// CPU on forwarded batches (docs/benchmarks.md); the public API stays JSON.
-package peerwire
+package peer
+
+// The binary format of a write a follower forwards to the leader: the
+// commands in the log's own msgpack encoding, and the answer as compact
+// msgpack arrays. JSON cost the leader a quarter of its CPU on forwarded
+// batches (docs/benchmarks.md); the public API stays JSON.
 
 import (
 	"bytes"
