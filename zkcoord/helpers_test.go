@@ -112,3 +112,15 @@ func appendAll(t *testing.T, a *Appender, count int, tag string) []*entry.Envelo
 	}
 	return out
 }
+
+// eventually polls ok until it holds, failing the test after within.
+func eventually(t *testing.T, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for: %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

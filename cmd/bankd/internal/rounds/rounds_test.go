@@ -10,8 +10,7 @@ import (
 )
 
 // TestACallerNeverSharesARoundThatStartedBeforeIt: every caller gets the
-// result of a round that began after it arrived, and concurrent callers
-// share rounds.
+// result of a round that began after it arrived.
 func TestACallerNeverSharesARoundThatStartedBeforeIt(t *testing.T) {
 	var started atomic.Int64
 	r := New(func() (int64, error) {
@@ -39,8 +38,41 @@ func TestACallerNeverSharesARoundThatStartedBeforeIt(t *testing.T) {
 	if err := <-errs; err != nil {
 		t.Fatal(err)
 	}
-	if n := started.Load(); n > callers*calls/5 {
-		t.Fatalf("%d rounds for %d calls: concurrent callers did not share", n, callers*calls)
+}
+
+// TestCallersThatArriveDuringARoundShareTheNext: while a round runs,
+// every caller that arrives joins one next round, and no more run.
+func TestCallersThatArriveDuringARoundShareTheNext(t *testing.T) {
+	entered, release := make(chan int64, 2), make(chan struct{})
+	var rounds atomic.Int64
+	r := New(func() (int64, error) {
+		n := rounds.Add(1)
+		entered <- n
+		<-release
+		return n, nil
+	})
+	first := r.join()
+	if n := <-entered; n != 1 {
+		t.Fatalf("round %d entered first", n)
+	}
+	const callers = 20
+	var next [callers]*round[int64]
+	for i := range next {
+		next[i] = r.join() // arrives while round 1 runs
+	}
+	for _, rd := range next {
+		if rd != next[0] || rd == first {
+			t.Fatal("callers that arrived during round 1 did not share one next round")
+		}
+	}
+	release <- struct{}{}
+	if n := <-entered; n != 2 {
+		t.Fatalf("round %d entered second", n)
+	}
+	release <- struct{}{}
+	<-next[0].done
+	if next[0].v != 2 || rounds.Load() != 2 {
+		t.Fatalf("the callers got round %d after %d rounds, want 2 and 2", next[0].v, rounds.Load())
 	}
 }
 
