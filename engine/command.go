@@ -59,14 +59,17 @@ func ParseOp(name string) (Op, bool) {
 //	delete_account  Account
 //	rename          Account, Name
 //
-// Key is the idempotency key; every command must carry one.
+// Key is the idempotency key; every command must carry one. Principal
+// names who sent it, compactly (a token's id, a certificate's serial);
+// bodies of version 2 and later carry it.
 type Command struct {
-	Op      Op
-	Key     string
-	Account string
-	To      string
-	Name    string
-	Amount  uint64
+	Op        Op
+	Key       string
+	Account   string
+	To        string
+	Name      string
+	Amount    uint64
+	Principal string
 }
 
 // Check validates what can be validated without state, returning the code

@@ -11,6 +11,7 @@ var (
 	ErrOutOfOrder     = errors.New("engine: entry out of order")
 	ErrChainBroken    = errors.New("engine: prev_hash does not match the last applied entry")
 	ErrEpochRegressed = errors.New("engine: entry epoch lower than the last applied")
+	ErrBodyRegressed  = errors.New("engine: entry body version lower than the log's")
 )
 
 // Result is the outcome of one command: its Code and, when it succeeded, the
@@ -49,6 +50,10 @@ type Engine struct {
 	epoch    uint64 // epoch of the last applied entry
 	lastHash Hash   // hash of the last applied entry
 	timeMs   int64  // leader time of the last applied entry
+	// bodyVersion is the log's body version: the highest of any entry
+	// applied (1 before any); versionSince the index where it began.
+	bodyVersion  uint32
+	versionSince uint64
 
 	accounts *accountTable
 	nextNum  uint64 // next candidate for an assigned account number
@@ -71,6 +76,8 @@ func newEngine(cfg Config) *Engine {
 		accounts: newAccountTable(0),
 		nextNum:  1,
 		keys:     newKeyWindow(),
+
+		bodyVersion: BodyV1,
 	}
 }
 
@@ -85,6 +92,13 @@ func (e *Engine) LastHash() Hash { return e.lastHash }
 
 // TimeMs is the leader timestamp of the last applied entry.
 func (e *Engine) TimeMs() int64 { return e.timeMs }
+
+// BodyVersion is the log's body version: entries below it are refused.
+func (e *Engine) BodyVersion() uint32 { return e.bodyVersion }
+
+// VersionSince is the index of the first entry of the log's body version
+// (0 for version 1 from the start).
+func (e *Engine) VersionSince() uint64 { return e.versionSince }
 
 // Totals returns the account count and the sum of balances.
 func (e *Engine) Totals() Totals { return e.totals }
@@ -133,6 +147,9 @@ func (e *Engine) Apply(ent *Entry) ([]Result, error) {
 	e.epoch = ent.Epoch
 	e.lastHash = ent.Hash()
 	e.timeMs = ent.TimeMs
+	if ent.BodyVersion > e.bodyVersion { // the switch: once, at this index
+		e.bodyVersion, e.versionSince = ent.BodyVersion, ent.Index
+	}
 	e.keys.expire(ent.Index, e.cfg)
 	return results, nil
 }
@@ -156,6 +173,9 @@ func (e *Engine) checkNext(ent *Entry) error {
 	}
 	if ent.Epoch < e.epoch {
 		return fmt.Errorf("%w: entry %d has epoch %d, last applied %d", ErrEpochRegressed, ent.Index, ent.Epoch, e.epoch)
+	}
+	if ent.BodyVersion < e.bodyVersion {
+		return fmt.Errorf("%w: entry %d has body version %d, the log is at %d since %d", ErrBodyRegressed, ent.Index, ent.BodyVersion, e.bodyVersion, e.versionSince)
 	}
 	return nil
 }

@@ -76,17 +76,28 @@ func Open(env *entry.Envelope) (*Entry, error) {
 }
 
 // Body versions this binary reads and writes: what each adds is in
-// docs/format.md.
+// docs/format.md. The log switches to a newer one once, at one index, when
+// every expected member reads it; it never goes back.
 const (
 	BodyV1 = entry.BodyV1 // commands: op, key, account, to, name, amount
+	BodyV2 = 2            // and a principal per command ("by")
 	// BodyVersionMax is the newest body version this binary reads.
-	BodyVersionMax = BodyV1
+	BodyVersionMax = BodyV2
 )
 
-// EncodeBody encodes cmds as a body of the given version.
+// EncodeBody encodes cmds as a body of the given version. A field the
+// version does not have (a principal in version 1) is an error, never
+// dropped.
 func EncodeBody(version uint32, cmds []Command) ([]byte, error) {
 	if version < BodyV1 || version > BodyVersionMax {
 		return nil, fmt.Errorf("%w: %d (this binary writes 1 to %d)", ErrUnknownBodyVersion, version, BodyVersionMax)
+	}
+	if version == BodyV1 {
+		for i := range cmds {
+			if cmds[i].Principal != "" {
+				return nil, fmt.Errorf("engine: command %d carries a principal, which a version 1 body cannot", i)
+			}
+		}
 	}
 	return EncodeCommands(cmds)
 }
@@ -97,14 +108,22 @@ func DecodeBody(version uint32, body []byte) ([]Command, error) {
 	if version < BodyV1 || version > BodyVersionMax {
 		return nil, fmt.Errorf("%w: %d (this binary reads 1 to %d)", ErrUnknownBodyVersion, version, BodyVersionMax)
 	}
-	return DecodeCommands(body)
+	cmds, err := DecodeCommands(body)
+	if err == nil && version == BodyV1 {
+		for i := range cmds {
+			if cmds[i].Principal != "" {
+				return nil, fmt.Errorf("%w: command %d: field \"by\" in a version 1 body", ErrMalformedEntry, i)
+			}
+		}
+	}
+	return cmds, err
 }
 
 // encodeCommand writes a command as a map holding only the fields that are
 // set, so that the encoding is canonical and compact.
 func encodeCommand(w *pack.Writer, c *Command) {
 	n := 2
-	for _, set := range []bool{c.Account != "", c.To != "", c.Name != "", c.Amount != 0} {
+	for _, set := range []bool{c.Account != "", c.To != "", c.Name != "", c.Amount != 0, c.Principal != ""} {
 		if set {
 			n++
 		}
@@ -121,6 +140,7 @@ func encodeCommand(w *pack.Writer, c *Command) {
 		w.Str("amount")
 		w.Uint(c.Amount)
 	}
+	w.OptStr("by", c.Principal)
 }
 
 // readCommandList decodes an array of commands with the msgpack Decoder:
@@ -195,6 +215,9 @@ func readCommandField(r *pack.Reader, k string, c *Command) (uint8, error) {
 	case "amount":
 		c.Amount, err = r.Uint()
 		return 32, err
+	case "by":
+		c.Principal, err = r.Str(PrincipalLenMax)
+		return 64, err
 	}
 	return 0, errors.New("unknown field")
 }

@@ -66,6 +66,9 @@ func scanCommandField(s *pack.Scanner, c *Command) uint8 {
 	case "amount":
 		c.Amount = s.Uint()
 		return 32
+	case "by":
+		c.Principal = s.Str(PrincipalLenMax)
+		return 64
 	}
 	s.Bad = true
 	return 0

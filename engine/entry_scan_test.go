@@ -44,17 +44,19 @@ func TestScannerTakesWhatTheEncoderWrites(t *testing.T) {
 	genText := rapid.OneOf(rapid.String(), rapid.StringN(0, fieldBytesMax, fieldBytesMax), rapid.StringMatching(`[0-9]{10}`))
 	genCmd := rapid.Custom(func(t *rapid.T) Command {
 		return Command{
-			Op:      Op(rapid.IntRange(int(OpCreateAccount), int(OpRename)).Draw(t, "op")),
-			Key:     genText.Draw(t, "key"),
-			Account: genText.Draw(t, "account"),
-			To:      genText.Draw(t, "to"),
-			Name:    genText.Draw(t, "name"),
-			Amount:  rapid.Uint64().Draw(t, "amount"),
+			Op:        Op(rapid.IntRange(int(OpCreateAccount), int(OpRename)).Draw(t, "op")),
+			Key:       genText.Draw(t, "key"),
+			Account:   genText.Draw(t, "account"),
+			To:        genText.Draw(t, "to"),
+			Name:      genText.Draw(t, "name"),
+			Amount:    rapid.Uint64().Draw(t, "amount"),
+			Principal: rapid.StringN(0, PrincipalLenMax, PrincipalLenMax).Draw(t, "principal"),
 		}
 	})
 	rapid.Check(t, func(t *rapid.T) {
 		cmds := rapid.SliceOfN(genCmd, 0, 40).Draw(t, "commands")
-		e := &Entry{Envelope: entry.Envelope{Index: rapid.Uint64().Draw(t, "index"), Epoch: rapid.Uint64().Draw(t, "epoch"), TimeMs: rapid.Int64Min(0).Draw(t, "time")}, Commands: cmds}
+		e := &Entry{Envelope: entry.Envelope{Index: rapid.Uint64().Draw(t, "index"), Epoch: rapid.Uint64().Draw(t, "epoch"), TimeMs: rapid.Int64Min(0).Draw(t, "time"),
+			BodyVersion: BodyV2}, Commands: cmds}
 		copy(e.PrevHash[:], rapid.SliceOfN(rapid.Byte(), len(e.PrevHash), len(e.PrevHash)).Draw(t, "prev"))
 		raw, err := EncodeEntry(e)
 		if err != nil {

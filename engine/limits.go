@@ -24,6 +24,8 @@ const (
 	NameRunesMax = 200
 	// KeyLenMax is the longest idempotency key, in bytes.
 	KeyLenMax = 64
+	// PrincipalLenMax is the longest principal a command carries, in bytes.
+	PrincipalLenMax = 64
 
 	// EntryBytesMax is the hard cap on one encoded log entry; ZooKeeper
 	// refuses requests near 1 MB (jute.maxbuffer).

@@ -9,8 +9,13 @@ import (
 	"io"
 )
 
-// stateVersion is the version of the canonical state encoding.
-const stateVersion = 1
+// Versions of the canonical state encoding. A state whose log is at body
+// version 1 is written as version 1, byte for byte as before versions
+// existed; a later body version adds two fields (version 2).
+const (
+	stateV1 = 1
+	stateV2 = 2
+)
 
 // ErrCorruptState marks a state stream that cannot be restored.
 var ErrCorruptState = errors.New("engine: corrupt state")
@@ -20,6 +25,7 @@ var ErrCorruptState = errors.New("engine: corrupt state")
 //
 //	uvarint version | uvarint index | uvarint epoch | [32]byte last hash |
 //	varint time_ms | uvarint next assigned number |
+//	(version 2: uvarint body version | uvarint version since) |
 //	uvarint n, n x account (in number order) | uvarint total balance |
 //	uvarint k, k x key record (oldest first)
 func (e *Engine) WriteState(w io.Writer) error {
@@ -34,10 +40,14 @@ type stateHeader struct {
 	timeMs   int64
 	nextNum  uint64
 	totals   Totals
+
+	bodyVersion  uint32
+	versionSince uint64
 }
 
 func (e *Engine) header() stateHeader {
-	return stateHeader{index: e.index, epoch: e.epoch, lastHash: e.lastHash, timeMs: e.timeMs, nextNum: e.nextNum, totals: e.totals}
+	return stateHeader{index: e.index, epoch: e.epoch, lastHash: e.lastHash, timeMs: e.timeMs, nextNum: e.nextNum, totals: e.totals,
+		bodyVersion: e.bodyVersion, versionSince: e.versionSince}
 }
 
 // writeState is the one encoder behind Engine.WriteState and
@@ -45,12 +55,20 @@ func (e *Engine) header() stateHeader {
 func writeState(w io.Writer, h stateHeader, ascend func(visit func(*slot) bool), keys keyView) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	s := stateWriter{w: bw}
-	s.uvarint(stateVersion)
+	if h.bodyVersion > BodyV1 {
+		s.uvarint(stateV2)
+	} else {
+		s.uvarint(stateV1)
+	}
 	s.uvarint(h.index)
 	s.uvarint(h.epoch)
 	s.raw(h.lastHash[:])
 	s.varint(h.timeMs)
 	s.uvarint(h.nextNum)
+	if h.bodyVersion > BodyV1 {
+		s.uvarint(uint64(h.bodyVersion))
+		s.uvarint(h.versionSince)
+	}
 	s.uvarint(h.totals.Accounts)
 	ascend(func(a *slot) bool {
 		s.account(a)
@@ -192,7 +210,8 @@ func (rd *stateReader) str(limit int) string {
 }
 
 func (rd *stateReader) restore(e *Engine) error {
-	if v := rd.uvarint(); rd.err == nil && v != stateVersion {
+	v := rd.uvarint()
+	if rd.err == nil && v != stateV1 && v != stateV2 {
 		return fmt.Errorf("unknown state version %d", v)
 	}
 	e.index = rd.uvarint()
@@ -200,6 +219,9 @@ func (rd *stateReader) restore(e *Engine) error {
 	rd.raw(e.lastHash[:])
 	e.timeMs = rd.varint()
 	e.nextNum = rd.uvarint()
+	if v == stateV2 {
+		rd.bodyVersion(e)
+	}
 	rd.accounts(e)
 	rd.keyRecords(e)
 	if rd.err != nil {
@@ -209,6 +231,21 @@ func (rd *stateReader) restore(e *Engine) error {
 		return errors.New("trailing bytes after state")
 	}
 	return nil
+}
+
+// bodyVersion reads a version 2 state's body version: above 1 (a state
+// at version 1 is written as version 1), known to this binary, begun at
+// an index it has applied.
+func (rd *stateReader) bodyVersion(e *Engine) {
+	bv, since := rd.uvarint(), rd.uvarint()
+	switch {
+	case rd.err != nil:
+	case bv <= BodyV1 || bv > BodyVersionMax:
+		rd.fail("body version %d (this binary reads 1 to %d): %v", bv, BodyVersionMax, ErrUnknownBodyVersion)
+	case since == 0 || since > e.index:
+		rd.fail("body version %d since index %d, state at %d", bv, since, e.index)
+	}
+	e.bodyVersion, e.versionSince = uint32(bv), since
 }
 
 func (rd *stateReader) account(index uint64) Account {

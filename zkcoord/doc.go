@@ -9,6 +9,8 @@
 //	epoch                     leader record: epoch, leader id and address
 //	election/n_<seq>          ephemeral-sequential candidates
 //	members/<node-id>         ephemeral member records with progress
+//	registry/<node-id>        the expected members, live or not, and the body version each reads
+//	version                   the log's body version and the index it began at
 //	operations/seg-<k>/op-<i> log entry i, k = (i-1)/SegmentSize
 //
 // Log znodes are named by their index rather than by ZooKeeper's sequential

@@ -107,11 +107,13 @@ func (l *Log) TrimmedBelow() (uint64, error) {
 	return binary.BigEndian.Uint64(data), nil
 }
 
-// Head is the end of the log: the last entry's index and hash.
+// Head is the end of the log: the last entry's index, hash, epoch and
+// body version.
 type Head struct {
-	Index uint64
-	Hash  entry.Hash
-	Epoch uint64
+	Index       uint64
+	Hash        entry.Hash
+	Epoch       uint64
+	BodyVersion uint32
 }
 
 // Recover is what a new leader does after its fence and before its first
@@ -136,7 +138,7 @@ func (l *Log) Recover(ctx context.Context, from Head) (Head, error) {
 		if e.PrevHash != head.Hash {
 			return head, fmt.Errorf("zkcoord: entry %d: %w: prev_hash does not match entry %d", e.Index, ErrDiverged, head.Index)
 		}
-		head = Head{Index: e.Index, Hash: e.Hash(), Epoch: e.Epoch}
+		head = Head{Index: e.Index, Hash: e.Hash(), Epoch: e.Epoch, BodyVersion: e.BodyVersion}
 	}
 	return head, ctx.Err()
 }

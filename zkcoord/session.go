@@ -174,7 +174,7 @@ func (s *Session) Path(parts ...string) string {
 }
 
 func (s *Session) ensureNamespace() error {
-	for _, p := range []string{s.cfg.Root, s.Path("election"), s.Path("members"), s.Path("operations")} {
+	for _, p := range []string{s.cfg.Root, s.Path("election"), s.Path("members"), s.Path("registry"), s.Path("operations")} {
 		if err := s.ensure(p); err != nil {
 			return err
 		}

@@ -149,6 +149,10 @@ type Cluster struct {
 	Members      []Member `json:"members"`
 	LogHead      uint64   `json:"log_head"`
 	TrimmedBelow uint64   `json:"trimmed_below"`
+	// BodyVersion is the log's body version as this node applied it, and
+	// BodyVersionSince the index of its first entry.
+	BodyVersion      uint32 `json:"body_version"`
+	BodyVersionSince uint64 `json:"body_version_since"`
 }
 
 // Leader names the current leader.
@@ -158,11 +162,15 @@ type Leader struct {
 	Epoch uint64 `json:"epoch"`
 }
 
-// Member is one live node and its progress.
+// Member is one node: expected (in the registry), live (in ZooKeeper's
+// members), or both, and its progress when live.
 type Member struct {
 	ID       string `json:"id"`
 	Addr     string `json:"addr"`
-	Role     string `json:"role"` // leader or follower
+	Role     string `json:"role"` // leader, follower or down
+	Expected bool   `json:"expected"`
+	Live     bool   `json:"live"`
+	Reads    uint32 `json:"reads,omitempty"` // the newest body version its binary reads
 	Applied  uint64 `json:"applied"`
 	Snapshot uint64 `json:"snapshot"`
 }

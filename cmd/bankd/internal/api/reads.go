@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/zkcoord"
 )
 
 // consistent waits until this node's state may answer the read: at or past
@@ -119,19 +121,50 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, wire.NewProblem(wire.CodeNotReady, "reading the log bounds from ZooKeeper: "+err.Error()))
 		return
 	}
-	out := wire.Cluster{Self: s.node.ID(), LogHead: head, TrimmedBelow: trimmed, Members: []wire.Member{}}
+	expected, err := s.node.Registry()
+	if err != nil {
+		writeProblem(w, wire.NewProblem(wire.CodeNotReady, "reading the registry from ZooKeeper: "+err.Error()))
+		return
+	}
+	st := s.node.Status()
+	out := wire.Cluster{Self: s.node.ID(), LogHead: head, TrimmedBelow: trimmed, BodyVersion: st.BodyVersion, BodyVersionSince: st.VersionSince}
 	leader, ok := s.node.Leader()
 	if ok {
 		out.Leader = &wire.Leader{ID: leader.ID, Addr: leader.Addr, Epoch: leader.Epoch}
 	}
-	for _, m := range members {
-		role := "follower"
-		if ok && m.ID == leader.ID {
-			role = "leader"
-		}
-		out.Members = append(out.Members, wire.Member{ID: m.ID, Addr: m.Addr, Role: role, Applied: m.Applied, Snapshot: m.Snapshot})
-	}
+	out.Members = clusterMembers(members, expected, leader.ID)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// clusterMembers lists every node expected or live, by id.
+func clusterMembers(live []zkcoord.MemberRecord, expected []zkcoord.RegistryRecord, leader string) []wire.Member {
+	byID := map[string]*wire.Member{}
+	var ids []string
+	get := func(id, addr string) *wire.Member {
+		if m, ok := byID[id]; ok {
+			return m
+		}
+		byID[id] = &wire.Member{ID: id, Addr: addr, Role: "down"}
+		ids = append(ids, id)
+		return byID[id]
+	}
+	for _, r := range expected {
+		m := get(r.ID, r.Addr)
+		m.Expected, m.Reads = true, r.Reads
+	}
+	for _, l := range live {
+		m := get(l.ID, l.Addr)
+		m.Live, m.Addr, m.Applied, m.Snapshot, m.Role = true, l.Addr, l.Applied, l.Snapshot, "follower"
+		if l.ID == leader {
+			m.Role = "leader"
+		}
+	}
+	sort.Strings(ids)
+	out := make([]wire.Member, len(ids))
+	for i, id := range ids {
+		out[i] = *byID[id]
+	}
+	return out
 }
 
 func (s *Server) livez(w http.ResponseWriter, r *http.Request) {

@@ -42,6 +42,9 @@ func (n *Node) Leader() (zkcoord.LeaderRecord, bool) {
 	return rec, true
 }
 
+// Registry reads the expected members from ZooKeeper.
+func (n *Node) Registry() ([]zkcoord.RegistryRecord, error) { return n.sess.Registry() }
+
 // Members reads every live member's record from ZooKeeper.
 func (n *Node) Members() ([]zkcoord.MemberRecord, error) { return n.sess.Members() }
 

@@ -47,6 +47,11 @@ type Config struct {
 	QueueMax         int           // requests waiting for the batcher
 	ProgressInterval time.Duration // membership progress updates
 
+	// BodyVersionMax is the newest body version this node reads and
+	// writes: engine.BodyVersionMax, unless a test runs it as an older
+	// binary.
+	BodyVersionMax uint32
+
 	Transport       Transport     // how this node reaches the others (required)
 	PeerTimeout     time.Duration // one call to the leader for a read index
 	SnapshotTimeout time.Duration // one snapshot download from a peer
@@ -78,6 +83,7 @@ func DefaultConfig() Config {
 		QueueMax:         10_000,
 		ProgressInterval: 500 * time.Millisecond,
 
+		BodyVersionMax:  engine.BodyVersionMax,
 		PeerTimeout:     10 * time.Second,
 		SnapshotTimeout: 60 * time.Second,
 	}
@@ -129,6 +135,7 @@ func (c *Config) withDefaults() error {
 	setDefault(&c.QueueMax, def.QueueMax)
 	setDefault(&c.ProgressInterval, def.ProgressInterval)
 	setDefault(&c.PeerTimeout, def.PeerTimeout)
+	setDefault(&c.BodyVersionMax, def.BodyVersionMax)
 	setDefault(&c.SnapshotTimeout, def.SnapshotTimeout)
 	if c.Engine == (engine.Config{}) {
 		c.Engine = def.Engine
@@ -149,6 +156,8 @@ func (c *Config) validate() error {
 		return errors.New("node: data dir is empty")
 	case c.Transport == nil:
 		return errors.New("node: no transport to reach the other nodes")
+	case c.BodyVersionMax > engine.BodyVersionMax:
+		return fmt.Errorf("node: body version %d is newer than this binary reads (%d)", c.BodyVersionMax, engine.BodyVersionMax)
 	case c.BatchCommandsMax > batchCommandsLimit:
 		return fmt.Errorf("node: batch commands %d over the limit %d", c.BatchCommandsMax, batchCommandsLimit)
 	case c.BatchBytesMax > batchBytesLimit:

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,8 +32,10 @@ type inmem struct {
 	ens     *zktest.Ensemble
 	root    string
 	dir     string
+	mu      sync.Mutex // guards nodes for the workers of a test
 	nodes   map[string]*node.Node
 	cutters map[string]*zktest.Cutter
+	reads   uint32 // body version the next node started reads (0: this binary's)
 }
 
 func newInmem(t *testing.T, ids ...string) *inmem {
@@ -46,33 +49,55 @@ func newInmem(t *testing.T, ids ...string) *inmem {
 	for _, id := range ids {
 		c.start(id)
 	}
-	c.waitLeader()
+	if len(ids) > 0 {
+		c.waitLeader()
+	}
 	return c
 }
 
 func (c *inmem) start(id string) {
 	c.t.Helper()
+	n, err := c.tryStart(id)
+	if err != nil {
+		c.t.Fatalf("start %s: %v", id, err)
+	}
+	c.mu.Lock()
+	c.nodes[id] = n
+	c.mu.Unlock()
+	c.net.Add("inmem://"+id, n)
+}
+
+func (c *inmem) tryStart(id string) (*node.Node, error) {
 	c.cutters[id] = &zktest.Cutter{}
 	cfg := node.Config{
-		ID: id, Addr: "inmem://" + id, DataDir: filepath.Join(c.dir, id), Transport: c.net,
+		ID: id, Addr: "inmem://" + id, DataDir: filepath.Join(c.dir, id), Transport: c.net, BodyVersionMax: c.reads,
 		ZooKeeper: zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, SessionTimeout: sessionTimeout, Dialer: c.cutters[id].Dial},
 		Logger:    slog.New(slog.NewTextHandler(testWriter{c.t}, nil)).With("node", id),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	n, err := node.Start(ctx, cfg)
-	if err != nil {
-		c.t.Fatalf("start %s: %v", id, err)
-	}
-	c.nodes[id] = n
-	c.net.Add(cfg.Addr, n)
+	return node.Start(ctx, cfg)
 }
 
 func (c *inmem) stop(id string) {
-	if err := c.nodes[id].Close(); err != nil {
+	c.mu.Lock()
+	n := c.nodes[id]
+	delete(c.nodes, id)
+	c.mu.Unlock()
+	if err := n.Close(); err != nil {
 		c.t.Errorf("%s stopped with %v", id, err)
 	}
-	delete(c.nodes, id)
+}
+
+// running is a snapshot of the nodes that run now.
+func (c *inmem) running() []*node.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*node.Node, 0, len(c.nodes))
+	for _, n := range c.nodes {
+		out = append(out, n)
+	}
+	return out
 }
 
 func (c *inmem) waitLeader() *node.Node {
@@ -80,7 +105,7 @@ func (c *inmem) waitLeader() *node.Node {
 	var leader *node.Node
 	eventually(c.t, 30*time.Second, "a leader every node knows", func() bool {
 		leader = nil
-		for _, n := range c.nodes {
+		for _, n := range c.running() {
 			if n.Status().Leader {
 				leader = n
 			}
@@ -88,7 +113,7 @@ func (c *inmem) waitLeader() *node.Node {
 		if leader == nil {
 			return false
 		}
-		for _, n := range c.nodes {
+		for _, n := range c.running() {
 			if l, ok := n.Leader(); !ok || l.ID != leader.ID() || !n.Ready() {
 				return false
 			}
@@ -100,7 +125,7 @@ func (c *inmem) waitLeader() *node.Node {
 
 func (c *inmem) followers() []*node.Node {
 	var out []*node.Node
-	for _, n := range c.nodes {
+	for _, n := range c.running() {
 		if !n.Status().Leader {
 			out = append(out, n)
 		}
@@ -115,7 +140,7 @@ func (c *inmem) converged() node.Digest {
 	var d node.Digest
 	eventually(c.t, 30*time.Second, "every node at one state", func() bool {
 		first := true
-		for _, n := range c.nodes {
+		for _, n := range c.running() {
 			got := n.Digest()
 			if first {
 				d, first = got, false
@@ -153,7 +178,7 @@ func TestWritesFromAnyNodeApplyOnce(t *testing.T) {
 	if out[0].Code != engine.CodeOK {
 		t.Fatalf("create: %+v", out[0])
 	}
-	for _, n := range c.nodes {
+	for _, n := range c.running() {
 		write(t, n, deposit("A", "dep-"+n.ID()))
 	}
 	_, again := write(t, c.followers()[1], deposit("A", "dep-"+f.ID()))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zkbank/zkbank/cmd/bankd/internal/groupcommit"
@@ -27,6 +28,9 @@ type leaderState struct {
 	push   pushHub // streams of confirmed entries to the followers
 	// confirm proves, for linearizable reads, that the term still holds.
 	confirm *rounds.Runner[struct{}]
+	// bodyVersion is the body version the next entry is written in: the
+	// log's, until every expected member reads a newer one.
+	bodyVersion atomic.Uint32
 	// feed hands each started append, in order, to the replica loop,
 	// which applies the entry as soon as ZooKeeper confirms it, instead of
 	// reading it back. Its capacity bounds how far appends run ahead.
@@ -156,6 +160,14 @@ func (n *Node) lead(term *zkcoord.Term) {
 	}
 	ls := &leaderState{term: term, startHead: head.Index, queue: make(chan *request, n.cfg.QueueMax),
 		feed: make(chan ownAppend, 2*n.cfg.InflightMax), confirm: rounds.New(n.confirmRound(term))}
+	if err := n.checkBody(head.BodyVersion, head.Index); err != nil {
+		n.stop(err) // leading would hold the cluster: stop, as the replica will at that entry
+		return
+	}
+	ls.bodyVersion.Store(head.BodyVersion)
+	if err := n.raiseBodyVersion(ls); err != nil { // before the first entry of a fresh cluster
+		n.cfg.Logger.Warn("reading the registry failed; keeping the log's body version for now", "err", err)
+	}
 	n.appendHead.Store(head.Index)
 	n.leading.Store(ls)
 	select { // wake the replica loop: it switches from tailing to the feed
@@ -164,6 +176,7 @@ func (n *Node) lead(term *zkcoord.Term) {
 	}
 	n.cfg.Logger.Info("leading", "epoch", term.Epoch, "log_head", head.Index)
 	go n.trimWhileLeading(term)
+	go n.keepVersion(ls)
 	n.batch(term, n.log.NewAppender(term, head, n.cfg.InflightMax), ls)
 	ls.close()
 	n.leading.CompareAndSwap(ls, nil)
@@ -176,7 +189,7 @@ func (n *Node) lead(term *zkcoord.Term) {
 func (n *Node) recoverHead(term *zkcoord.Term) (zkcoord.Head, error) {
 	for {
 		n.mu.RLock()
-		from := zkcoord.Head{Index: n.eng.Index(), Hash: n.eng.LastHash()}
+		from := zkcoord.Head{Index: n.eng.Index(), Hash: n.eng.LastHash(), BodyVersion: n.eng.BodyVersion()}
 		n.mu.RUnlock()
 		head, err := n.log.Recover(term.Context(), from)
 		if !errors.Is(err, zkcoord.ErrTrimmed) {
@@ -228,13 +241,14 @@ func (n *Node) appendGroup(term *zkcoord.Term, app *zkcoord.Appender, ls *leader
 	for _, r := range g.Requests {
 		cmds = append(cmds, r.cmds...)
 	}
-	body, err := engine.EncodeBody(engine.BodyV1, cmds)
+	version := ls.bodyVersion.Load()
+	body, err := engine.EncodeBody(version, cmds)
 	if err != nil {
 		return err
 	}
 	index := app.Next()
 	n.waiters.add(index, &entryWaiter{epoch: term.Epoch, reqs: g.Requests})
-	p, err := app.Append(term.Context(), engine.BodyV1, body, timeMs)
+	p, err := app.Append(term.Context(), version, body, timeMs)
 	if err != nil {
 		n.waiters.take(index) // the batcher hands the requests back
 		return err

@@ -58,6 +58,7 @@ type Node struct {
 	leaderReads *rounds.Runner[uint64]
 
 	cancel context.CancelFunc
+	fatal  atomic.Pointer[error] // set by stop
 	done   chan struct{}
 	err    error // why the node stopped, once done is closed
 }
@@ -125,6 +126,10 @@ func (n *Node) joinCluster(ctx context.Context) error {
 		sess.Close()
 		return fmt.Errorf("node: read the log head: %w", err)
 	}
+	if err := n.register(); err != nil {
+		sess.Close()
+		return fmt.Errorf("node: %w", err)
+	}
 	rec := zkcoord.MemberRecord{ID: n.cfg.ID, Addr: n.cfg.Addr, Applied: n.Applied(), Snapshot: n.snapIndex.Load()}
 	if n.mem, err = sess.Join(context.Background(), rec, n.cfg.ProgressInterval); err != nil {
 		sess.Close()
@@ -140,6 +145,9 @@ func (n *Node) run(ctx context.Context) {
 	go n.receivePushes(ctx)
 	n.markReadyWhenCaughtUp()
 	err := n.replicate(ctx)
+	if f := n.fatal.Load(); err == nil && f != nil {
+		err = *f
+	}
 	n.stopping.Store(true)
 	n.cancel()
 	n.sess.Close()
@@ -151,6 +159,12 @@ func (n *Node) run(ctx context.Context) {
 	if err != nil {
 		n.cfg.Logger.Error("node stopped", "err", err)
 	}
+}
+
+// stop stops the node because of err, which Err then reports.
+func (n *Node) stop(err error) {
+	n.fatal.CompareAndSwap(nil, &err)
+	n.cancel()
 }
 
 // Close stops the node: it leaves the cluster at once (closing the session

@@ -74,13 +74,19 @@ type Status struct {
 	Ready         bool
 	Session       string
 	Pushed        uint64 // entries taken from the leader's pushes instead of ZooKeeper
+	BodyVersion   uint32 // the log's, as applied here
+	VersionSince  uint64 // index of its first entry
+	ReadsVersion  uint32 // the newest this binary reads
 }
 
 // Status reports this node's state.
 func (n *Node) Status() Status {
-	st := Status{ID: n.cfg.ID, Applied: n.Applied(), SnapshotIndex: n.snapIndex.Load(),
+	n.mu.RLock()
+	applied, bv, since := n.eng.Index(), n.eng.BodyVersion(), n.eng.VersionSince()
+	n.mu.RUnlock()
+	st := Status{ID: n.cfg.ID, Applied: applied, SnapshotIndex: n.snapIndex.Load(),
 		Ready: n.Ready(), Session: n.sess.State().String(), AppendHead: n.appendHead.Load(),
-		Pushed: n.hinted.Load()}
+		Pushed: n.hinted.Load(), BodyVersion: bv, VersionSince: since, ReadsVersion: n.cfg.BodyVersionMax}
 	if l := n.leading.Load(); l != nil && l.term.Err() == nil {
 		st.Leader, st.Epoch = true, l.term.Epoch
 	}

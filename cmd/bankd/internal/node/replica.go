@@ -56,7 +56,7 @@ func (n *Node) tailOnce(ctx context.Context) error {
 			if !ok {
 				return t.Err()
 			}
-			batch, err := open(drain(e, t.Entries()))
+			batch, err := n.open(drain(e, t.Entries()))
 			if err != nil {
 				return err
 			}
@@ -189,10 +189,13 @@ func drain(first *entry.Envelope, ch <-chan *entry.Envelope) []*entry.Envelope {
 }
 
 // open decodes the bodies of tailed entries. A body this binary cannot
-// read stops the replica (ErrUnknownBodyVersion says: upgrade).
-func open(envs []*entry.Envelope) ([]*engine.Entry, error) {
+// read stops the replica (ErrBinaryTooOld says: upgrade).
+func (n *Node) open(envs []*entry.Envelope) ([]*engine.Entry, error) {
 	out := make([]*engine.Entry, len(envs))
 	for i, env := range envs {
+		if err := n.checkBody(env.BodyVersion, env.Index); err != nil {
+			return nil, err
+		}
 		e, err := engine.Open(env)
 		if err != nil {
 			return nil, fmt.Errorf("node: %w", err)

@@ -15,8 +15,9 @@ import (
 // node's advertised address, as in its member and leader records.
 type Transport interface {
 	// Forward submits cmds on the leader at addr (which never forwards
-	// again) and returns what the log made of them.
-	Forward(ctx context.Context, addr string, cmds []engine.Command) (index uint64, out []Outcome, err error)
+	// again) and returns what the log made of them. They travel as a body
+	// of bodyVersion, which both ends read (the log's).
+	Forward(ctx context.Context, addr string, bodyVersion uint32, cmds []engine.Command) (index uint64, out []Outcome, err error)
 	// ReadIndex asks the leader at addr for a linearizable read index
 	// (Node.ReadIndex on its side).
 	ReadIndex(ctx context.Context, addr string) (uint64, error)

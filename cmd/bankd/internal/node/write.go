@@ -37,7 +37,7 @@ func (n *Node) Write(ctx context.Context, cmds []engine.Command) (uint64, []Outc
 			if !ok || leader.ID == n.cfg.ID {
 				return result{}, fmt.Errorf("%w: %w", ErrNotLeader, ErrNoLeader)
 			}
-			index, out, err = n.cfg.Transport.Forward(ctx, leader.Addr, cmds)
+			index, out, err = n.cfg.Transport.Forward(ctx, leader.Addr, n.bodyVersion(), cmds)
 		}
 		return result{index, out}, err
 	})
@@ -62,6 +62,14 @@ func (n *Node) LinearizableIndex(ctx context.Context) (uint64, error) {
 		err = fmt.Errorf("%w: %v", ErrNoLeader, err)
 	}
 	return index, err
+}
+
+// bodyVersion is the log's body version as applied here: every expected
+// member reads it, the leader included.
+func (n *Node) bodyVersion() uint32 {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.eng.BodyVersion()
 }
 
 // askLeader is one round of leaderReads: one read index from the leader.

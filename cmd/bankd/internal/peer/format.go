@@ -9,6 +9,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"mime"
+	"strconv"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -16,8 +18,29 @@ import (
 	"github.com/zkbank/zkbank/engine"
 )
 
-// ContentType marks a body in this format.
+// ContentType marks a body in this format; forwarded commands say their
+// body version in a parameter (commandsType).
 const ContentType = "application/vnd.zkbank.peer+msgpack"
+
+// commandsType is the content type of forwarded commands in a body of
+// version bv.
+func commandsType(bv uint32) string {
+	return ContentType + "; bv=" + strconv.FormatUint(uint64(bv), 10)
+}
+
+// commandsVersion reads the body version from a content type written by
+// commandsType.
+func commandsVersion(contentType string) (uint32, error) {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != ContentType {
+		return 0, fmt.Errorf("peer: content type %q; send %s", contentType, ContentType)
+	}
+	bv, err := strconv.ParseUint(params["bv"], 10, 32)
+	if err != nil || bv == 0 {
+		return 0, fmt.Errorf("peer: content type %q names no body version", contentType)
+	}
+	return uint32(bv), nil
+}
 
 // Limits a decoded answer is held to: it answers at most one entry's
 // commands, and a command touches at most two accounts.
@@ -25,12 +48,6 @@ const (
 	accountsPerOutcomeMax = 2
 	stringBytesMax        = 1024
 )
-
-// EncodeCommands is the request body of a forwarded write.
-func EncodeCommands(cmds []engine.Command) ([]byte, error) { return engine.EncodeCommands(cmds) }
-
-// DecodeCommands reads a request body written by EncodeCommands.
-func DecodeCommands(raw []byte) ([]engine.Command, error) { return engine.DecodeCommands(raw) }
 
 // EncodeResult is the answer to a forwarded write: [index, [outcome...]],
 // each outcome [code, replayed, [account...]], each account [number, name,

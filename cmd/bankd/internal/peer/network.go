@@ -64,13 +64,22 @@ func (n *Network) lookup(addr string) (Service, error) {
 var _ node.Transport = (*Network)(nil)
 
 // Forward submits cmds on the node at addr, coalesced like Transport's.
-func (n *Network) Forward(ctx context.Context, addr string, cmds []engine.Command) (uint64, []node.Outcome, error) {
-	return n.fwd.forward(ctx, addr, cmds)
+func (n *Network) Forward(ctx context.Context, addr string, bv uint32, cmds []engine.Command) (uint64, []node.Outcome, error) {
+	return n.fwd.forward(ctx, addr, bv, cmds)
 }
 
-func (n *Network) submit(ctx context.Context, addr string, cmds []engine.Command) (uint64, []node.Outcome, error) {
+// submit goes through the body encoding as Transport's does, so that a
+// command a body version cannot carry fails here too.
+func (n *Network) submit(ctx context.Context, addr string, bv uint32, cmds []engine.Command) (uint64, []node.Outcome, error) {
 	svc, err := n.lookup(addr)
 	if err != nil {
+		return 0, nil, err
+	}
+	body, err := engine.EncodeBody(bv, cmds)
+	if err != nil {
+		return 0, nil, err
+	}
+	if cmds, err = engine.DecodeBody(bv, body); err != nil {
 		return 0, nil, err
 	}
 	return svc.Submit(ctx, cmds)

@@ -54,7 +54,12 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
 		wire.WriteProblem(w, wire.NewProblem(wire.CodeBodyTooLarge, "reading the forwarded commands: "+err.Error()))
 		return
 	}
-	cmds, err := DecodeCommands(body)
+	bv, err := commandsVersion(r.Header.Get("Content-Type"))
+	if err != nil {
+		wire.WriteProblem(w, wire.NewProblem(wire.CodeUnsupportedMedia, err.Error()))
+		return
+	}
+	cmds, err := engine.DecodeBody(bv, body)
 	if err != nil {
 		wire.WriteProblem(w, wire.NewProblem(wire.CodeInvalidOp, err.Error()))
 		return

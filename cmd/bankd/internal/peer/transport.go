@@ -54,17 +54,17 @@ var _ node.Transport = (*Transport)(nil)
 
 // Forward submits cmds on the leader at addr, coalesced with the other
 // writes waiting for it.
-func (t *Transport) Forward(ctx context.Context, addr string, cmds []engine.Command) (uint64, []node.Outcome, error) {
-	return t.fwd.forward(ctx, addr, cmds)
+func (t *Transport) Forward(ctx context.Context, addr string, bv uint32, cmds []engine.Command) (uint64, []node.Outcome, error) {
+	return t.fwd.forward(ctx, addr, bv, cmds)
 }
 
 // submit is one call of a coalesced forward.
-func (t *Transport) submit(ctx context.Context, addr string, cmds []engine.Command) (uint64, []node.Outcome, error) {
-	body, err := EncodeCommands(cmds)
+func (t *Transport) submit(ctx context.Context, addr string, bv uint32, cmds []engine.Command) (uint64, []node.Outcome, error) {
+	body, err := engine.EncodeBody(bv, cmds)
 	if err != nil {
 		return 0, nil, err
 	}
-	raw, err := t.exchange(ctx, http.MethodPost, addr+SubmitPath, ContentType, body)
+	raw, err := t.exchange(ctx, http.MethodPost, addr+SubmitPath, commandsType(bv), body)
 	if err != nil {
 		return 0, nil, err
 	}
