@@ -66,11 +66,7 @@ func BenchmarkMillionAccounts(b *testing.B) {
 		write += time.Since(start)
 		size = info.Size
 		start = time.Now()
-		got, err := Open(info.Path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := got.Restore(e.Config()); err != nil {
+		if _, _, err := Load(info.Path, e.Config()); err != nil {
 			b.Fatal(err)
 		}
 		load += time.Since(start)

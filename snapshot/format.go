@@ -22,7 +22,8 @@
 // directory synced, so a crash leaves either the old set of snapshots or the
 // new one. Reading verifies the trailer, the header, the state hash, and
 // that the restored engine agrees with the header; anything else is
-// ErrCorrupt and is never loaded.
+// ErrCorrupt and is never loaded. Every read streams: the state is never
+// held in memory as bytes (Load, Verify, Store.Receive).
 package snapshot
 
 import (
@@ -62,31 +63,8 @@ type Meta struct {
 	StateLen     uint64
 }
 
-// Image is a snapshot in memory: its header and the state bytes.
-type Image struct {
-	Meta  Meta
-	State []byte
-}
-
-// Capture encodes the engine's state. It runs on the goroutine that owns
-// the engine (the state must not change meanwhile); writing the image out
-// can then happen anywhere. nowMs is the caller's clock, recorded only.
-func Capture(e *engine.Engine, nowMs int64) (*Image, error) {
-	var buf bytes.Buffer
-	if err := e.WriteState(&buf); err != nil {
-		return nil, fmt.Errorf("snapshot: capture at %d: %w", e.Index(), err)
-	}
-	tot := e.Totals()
-	m := Meta{
-		Index: e.Index(), Epoch: e.Epoch(), EntryHash: e.LastHash(),
-		StateHash: sha256.Sum256(buf.Bytes()), Accounts: tot.Accounts, TotalBalance: tot.Balance,
-		CreatedMs: nowMs, StateLen: uint64(buf.Len()),
-	}
-	return &Image{Meta: m, State: buf.Bytes()}, nil
-}
-
-// Size is the length of the image's encoding.
-func (img *Image) Size() int64 { return headerLen + int64(len(img.State)) + trailerLen }
+// Size is the length of the snapshot's encoding.
+func (m *Meta) Size() int64 { return headerLen + int64(m.StateLen) + trailerLen }
 
 func (m *Meta) encode() []byte {
 	h := make([]byte, headerLen)
@@ -127,44 +105,6 @@ func decodeMeta(h []byte) (Meta, error) {
 		return Meta{}, fmt.Errorf("%w: state of %d bytes, limit %d", ErrCorrupt, m.StateLen, StateBytesMax)
 	}
 	return m, nil
-}
-
-// WriteTo writes the image in the snapshot format (the file and wire form).
-func (img *Image) WriteTo(w io.Writer) (int64, error) {
-	img.Meta.StateLen = uint64(len(img.State))
-	sum := sha256.New()
-	mw := io.MultiWriter(w, sum)
-	var n int64
-	for _, part := range [][]byte{img.Meta.encode(), img.State} {
-		k, err := mw.Write(part)
-		n += int64(k)
-		if err != nil {
-			return n, fmt.Errorf("snapshot: write %d: %w", img.Meta.Index, err)
-		}
-	}
-	k, err := w.Write(sum.Sum(nil))
-	n += int64(k)
-	if err != nil {
-		return n, fmt.Errorf("snapshot: write %d: %w", img.Meta.Index, err)
-	}
-	return n, nil
-}
-
-// Read reads and verifies one snapshot from r: trailer checksum, header,
-// state hash. It does not read past the trailer.
-func Read(r io.Reader) (*Image, error) {
-	c, err := openStream(r)
-	if err != nil {
-		return nil, err
-	}
-	state, err := readState(c.state(), c.meta.StateLen)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.finish(); err != nil {
-		return nil, err
-	}
-	return &Image{Meta: c.meta, State: state}, nil
 }
 
 // stream checks a snapshot as it is read part by part: openStream reads
@@ -210,31 +150,6 @@ func (c *stream) finish() error {
 		return fmt.Errorf("%w: state hash mismatch", ErrCorrupt)
 	}
 	return nil
-}
-
-// readState reads n bytes without trusting n for the allocation: a
-// truncated stream fails before a huge buffer is made.
-func readState(r io.Reader, n uint64) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(int(min(n, 64<<20)))
-	k, err := io.CopyN(&buf, r, int64(n))
-	if err != nil {
-		return nil, fmt.Errorf("%w: state: read %d of %d bytes: %v", ErrCorrupt, k, n, err)
-	}
-	return buf.Bytes(), nil
-}
-
-// Restore builds the engine the image holds and checks it against the
-// header.
-func (img *Image) Restore(cfg engine.Config) (*engine.Engine, error) {
-	e, err := engine.Restore(cfg, bytes.NewReader(img.State))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
-	}
-	if err := img.Meta.check(e); err != nil {
-		return nil, err
-	}
-	return e, nil
 }
 
 // check reports an engine that disagrees with the header it came with.

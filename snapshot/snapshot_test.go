@@ -2,6 +2,8 @@ package snapshot
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -29,74 +31,74 @@ func applyAll(t *testing.T, e *engine.Engine, ents []*engine.Entry) {
 	}
 }
 
-func TestSaveOpenRestore(t *testing.T) {
-	e := engineAt(t, 20)
-	store, err := NewStore(t.TempDir(), 3)
+func mustStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := NewStore(t.TempDir(), 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := Capture(e, 1234)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := store.Save(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := Open(info.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Meta != img.Meta {
-		t.Fatalf("meta %+v, want %+v", got.Meta, img.Meta)
-	}
-	r, err := got.Restore(e.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.StateHash() != e.StateHash() || got.Meta.StateHash != e.StateHash() {
-		t.Fatal("restored state differs")
-	}
-	if fi, _ := os.Stat(info.Path); fi.Size() != img.Size() {
-		t.Fatalf("file size %d, image size %d", fi.Size(), img.Size())
-	}
+	return s
 }
 
-// TestStreamedSnapshotEqualsSaved checks that Begin+Commit, which never
-// holds the state in memory, writes the very bytes Capture+Save writes.
-func TestStreamedSnapshotEqualsSaved(t *testing.T) {
+// save writes a snapshot of e into store.
+func save(t *testing.T, store *Store, e State, nowMs int64) Info {
+	t.Helper()
+	p, err := store.Begin(e, nowMs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := p.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// encoded is what a snapshot of e must be, byte for byte, built here from
+// the format's definition: header, the engine's state, the trailer.
+func encoded(t *testing.T, e *engine.Engine, nowMs int64) []byte {
+	t.Helper()
+	var state bytes.Buffer
+	if err := e.WriteState(&state); err != nil {
+		t.Fatal(err)
+	}
+	m := Meta{Index: e.Index(), Epoch: e.Epoch(), EntryHash: e.LastHash(), StateHash: sha256.Sum256(state.Bytes()),
+		Accounts: e.Totals().Accounts, TotalBalance: e.Totals().Balance, CreatedMs: nowMs, StateLen: uint64(state.Len())}
+	return seal(append(m.encode(), state.Bytes()...))
+}
+
+// seal appends the trailer to a header and state.
+func seal(b []byte) []byte {
+	sum := sha256.Sum256(b)
+	return append(b, sum[:]...)
+}
+
+// TestTheFileIsTheFormatByteForByte: Begin+Commit, which never holds the
+// state in memory, writes exactly the documented format, and Verify and
+// Load read it back.
+func TestTheFileIsTheFormatByteForByte(t *testing.T) {
 	e := engineAt(t, 20)
-	saved, streamed := mustStore(t), mustStore(t)
-	img, err := Capture(e, 77)
-	if err != nil {
-		t.Fatal(err)
+	store := mustStore(t)
+	info := save(t, store, e, 77)
+	got, _ := os.ReadFile(info.Path)
+	want := encoded(t, e, 77)
+	if !bytes.Equal(got, want) || info.Size != int64(len(got)) || info.Index != e.Index() {
+		t.Fatalf("snapshot (%d bytes, info %+v) differs from the format (%d bytes)", len(got), info, len(want))
 	}
-	want, err := saved.Save(img)
-	if err != nil {
-		t.Fatal(err)
+	m, err := Verify(info.Path)
+	if err != nil || m.StateHash != e.StateHash() || m.CreatedMs != 77 {
+		t.Fatalf("verify: %+v %v", m, err)
 	}
-	p, err := streamed.Begin(e, 77)
-	if err != nil {
-		t.Fatal(err)
+	loaded, lm, err := Load(info.Path, e.Config())
+	if err != nil || lm != m || loaded.StateHash() != e.StateHash() {
+		t.Fatalf("load: %+v %v", lm, err)
 	}
-	got, err := p.Commit()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, _ := os.ReadFile(want.Path)
-	b, _ := os.ReadFile(got.Path)
-	if !bytes.Equal(a, b) || got.Size != int64(len(b)) || got.Index != e.Index() {
-		t.Fatalf("streamed snapshot (%d bytes, info %+v) differs from saved one (%d bytes)", len(b), got, len(a))
-	}
-	if _, err := Open(got.Path); err != nil {
-		t.Fatal(err)
-	}
-	aborted, err := streamed.Begin(engineAt(t, 21), 0)
+	aborted, err := store.Begin(engineAt(t, 21), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	aborted.Abort()
-	if left, _ := filepath.Glob(filepath.Join(streamed.Dir(), "*")); len(left) != 1 {
+	if left, _ := filepath.Glob(filepath.Join(store.Dir(), "*")); len(left) != 1 {
 		t.Fatalf("files after an abort: %v, want only the committed snapshot", left)
 	}
 }
@@ -107,40 +109,17 @@ func TestSnapshotOfCapture(t *testing.T) {
 	ents := enginetest.NewLog(11).Entries(40, 30)
 	e, _ := engine.New(engine.DefaultConfig())
 	applyAll(t, e, ents[:20])
-	img, err := Capture(e, 77)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := encoded(t, e, 77)
 	c, err := e.Capture(&sync.Mutex{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	applyAll(t, e, ents[20:])
-	p, err := mustStore(t).Begin(c, 77)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := p.Commit()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want bytes.Buffer
-	if _, err := img.WriteTo(&want); err != nil {
-		t.Fatal(err)
-	}
+	got := save(t, mustStore(t), c, 77)
 	b, _ := os.ReadFile(got.Path)
-	if !bytes.Equal(b, want.Bytes()) || got.Index != 20 || e.Index() != 40 {
-		t.Fatalf("snapshot of the capture at %d (%d bytes) differs from the state then (%d bytes); engine at %d", got.Index, len(b), want.Len(), e.Index())
+	if !bytes.Equal(b, want) || got.Index != 20 || e.Index() != 40 {
+		t.Fatalf("snapshot of the capture at %d (%d bytes) differs from the state then (%d bytes); engine at %d", got.Index, len(b), len(want), e.Index())
 	}
-}
-
-func mustStore(t *testing.T) *Store {
-	t.Helper()
-	s, err := NewStore(t.TempDir(), 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 func TestRetentionAndLeftovers(t *testing.T) {
@@ -158,10 +137,7 @@ func TestRetentionAndLeftovers(t *testing.T) {
 		if _, err := e.Apply(log.Next(3)); err != nil {
 			t.Fatal(err)
 		}
-		img, _ := Capture(e, 0)
-		if _, err := store.Save(img); err != nil {
-			t.Fatal(err)
-		}
+		save(t, store, e, 0)
 	}
 	list, _ := store.List()
 	if len(list) != 2 || list[0].Index != 5 || list[1].Index != 4 {
@@ -175,23 +151,15 @@ func TestRetentionAndLeftovers(t *testing.T) {
 // TestDamageIsDetected truncates at every offset, flips bytes all over, and
 // writes garbage: each is ErrCorrupt, never a loaded snapshot.
 func TestDamageIsDetected(t *testing.T) {
-	img, err := Capture(engineAt(t, 5), 99)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if _, err := img.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	good := buf.Bytes()
+	good := encoded(t, engineAt(t, 5), 99)
 	store := mustStore(t)
-	for _, err := range readEveryWay(store, good) {
+	for _, err := range readEveryWay(t, store, good) {
 		if err != nil {
 			t.Fatalf("good snapshot refused: %v", err)
 		}
 	}
 	for n := 0; n < len(good); n++ {
-		for _, err := range readEveryWay(store, good[:n]) {
+		for _, err := range readEveryWay(t, store, good[:n]) {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("truncated to %d of %d: %v", n, len(good), err)
 			}
@@ -203,7 +171,7 @@ func TestDamageIsDetected(t *testing.T) {
 	for i := 0; i < 2000; i++ {
 		bad := bytes.Clone(good)
 		bad[rng.IntN(len(bad))] ^= byte(rng.IntN(255) + 1)
-		for _, err := range readEveryWay(store, bad) {
+		for _, err := range readEveryWay(t, store, bad) {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("flipped byte accepted: %v", err)
 			}
@@ -216,54 +184,45 @@ func TestDamageIsDetected(t *testing.T) {
 	for i := range garbage {
 		garbage[i] = byte(rng.Uint32())
 	}
-	if _, err := Read(bytes.NewReader(garbage)); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("garbage accepted: %v", err)
+	for _, err := range readEveryWay(t, store, garbage) {
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("garbage accepted: %v", err)
+		}
 	}
-	path := filepath.Join(t.TempDir(), "snap-00000000000000000005.zks")
-	if err := os.WriteFile(path, append(bytes.Clone(good), 0), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Open(path); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("trailing byte accepted: %v", err)
+	for _, err := range readEveryWay(t, store, append(bytes.Clone(good), 0))[:2] {
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("trailing byte accepted: %v", err)
+		}
 	}
 }
 
-// readEveryWay reads data as a snapshot with Read, with Load's reader and
-// with Store.Receive, and returns their errors.
-func readEveryWay(store *Store, data []byte) []error {
-	_, errRead := Read(bytes.NewReader(data))
-	_, _, errLoad := load(bytes.NewReader(data), engine.DefaultConfig())
+// readEveryWay reads data as a snapshot file with Verify and Load, and as
+// a stream with Store.Receive, and returns their errors.
+func readEveryWay(t *testing.T, store *Store, data []byte) []error {
+	path := filepath.Join(t.TempDir(), "snap.zks")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errVerify := Verify(path)
+	_, _, errLoad := Load(path, engine.DefaultConfig())
 	_, errReceive := store.Receive(bytes.NewReader(data))
-	return []error{errRead, errLoad, errReceive}
+	return []error{errVerify, errLoad, errReceive}
 }
 
-// TestLoadAndReceive: a snapshot received from a stream lands in the
-// store byte for byte, and Load restores the same engine Open+Restore
-// does.
-func TestLoadAndReceive(t *testing.T) {
+// TestReceiveStoresTheStreamAsItIs: a snapshot received from a stream
+// lands in the store byte for byte, and loads.
+func TestReceiveStoresTheStreamAsItIs(t *testing.T) {
 	e := engineAt(t, 20)
-	img, err := Capture(e, 5)
+	data := encoded(t, e, 5)
+	info, err := mustStore(t).Receive(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if _, err := img.WriteTo(&buf); err != nil {
-		t.Fatal(err)
+	if got, _ := os.ReadFile(info.Path); !bytes.Equal(got, data) || info.Size != int64(len(data)) {
+		t.Fatalf("received file (%d bytes, info %+v) differs from the stream (%d bytes)", len(got), info, len(data))
 	}
-	store := mustStore(t)
-	info, err := store.Receive(bytes.NewReader(buf.Bytes()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := os.ReadFile(info.Path); !bytes.Equal(got, buf.Bytes()) || info.Size != int64(buf.Len()) {
-		t.Fatalf("received file (%d bytes, info %+v) differs from the stream (%d bytes)", len(got), info, buf.Len())
-	}
-	loaded, meta, err := Load(info.Path, e.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if meta != img.Meta || loaded.StateHash() != e.StateHash() {
-		t.Fatalf("loaded meta %+v, want %+v (or the state differs)", meta, img.Meta)
+	if loaded, _, err := Load(info.Path, e.Config()); err != nil || loaded.StateHash() != e.StateHash() {
+		t.Fatalf("load: %v", err)
 	}
 }
 
@@ -271,22 +230,17 @@ func TestLoadAndReceive(t *testing.T) {
 // but whose header lies about the state (a bug, or a forged file) is
 // refused at restore.
 func TestHeaderMustAgreeWithState(t *testing.T) {
-	img, _ := Capture(engineAt(t, 5), 0)
-	img.Meta.TotalBalance++
-	var buf bytes.Buffer
-	if _, err := img.WriteTo(&buf); err != nil {
+	good := encoded(t, engineAt(t, 5), 0)
+	lying := bytes.Clone(good[:len(good)-trailerLen])
+	binary.LittleEndian.PutUint64(lying[104:], binary.LittleEndian.Uint64(lying[104:])+1) // total balance
+	path := filepath.Join(t.TempDir(), "snap.zks")
+	if err := os.WriteFile(path, seal(lying), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	read, err := Read(&buf)
-	if err != nil {
+	if _, err := Verify(path); err != nil {
 		t.Fatal(err) // checksums are consistent
 	}
-	if _, err := read.Restore(engine.DefaultConfig()); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("lying header accepted: %v", err)
-	}
-	buf.Reset()
-	img.WriteTo(&buf)
-	if _, _, err := load(&buf, engine.DefaultConfig()); !errors.Is(err, ErrCorrupt) {
+	if _, _, err := Load(path, engine.DefaultConfig()); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("lying header accepted by Load: %v", err)
 	}
 }

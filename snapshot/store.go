@@ -1,10 +1,8 @@
 package snapshot
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -61,17 +59,6 @@ func (s *Store) PathFor(index uint64) string {
 	return filepath.Join(s.dir, fmt.Sprintf("%s%020d%s", filePrefix, index, fileSuffix))
 }
 
-// Save writes img atomically and prunes old snapshots. A snapshot at the
-// same index is replaced.
-func (s *Store) Save(img *Image) (Info, error) {
-	tmp := s.PathFor(img.Meta.Index) + tmpSuffix
-	if err := writeFileSynced(tmp, img); err != nil {
-		os.Remove(tmp)
-		return Info{}, err
-	}
-	return s.install(tmp, img.Meta.Index, img.Size())
-}
-
 // install renames a complete, synced temporary file into place, syncs the
 // directory and prunes.
 func (s *Store) install(tmp string, index uint64, size int64) (Info, error) {
@@ -87,30 +74,6 @@ func (s *Store) install(tmp string, index uint64, size int64) (Info, error) {
 		return Info{}, err
 	}
 	return Info{Path: final, Index: index, Size: size}, nil
-}
-
-func writeFileSynced(path string, img *Image) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("snapshot: create %s: %w", path, err)
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if _, err := img.WriteTo(bw); err != nil {
-		f.Close()
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		return fmt.Errorf("snapshot: write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("snapshot: sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("snapshot: close %s: %w", path, err)
-	}
-	return nil
 }
 
 func syncDir(dir string) error {
@@ -168,22 +131,4 @@ func (s *Store) Prune() error {
 		}
 	}
 	return nil
-}
-
-// Open reads and verifies one snapshot file.
-func Open(path string) (*Image, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: open %s: %w", path, err)
-	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
-	img, err := Read(br)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: %s: %w", path, err)
-	}
-	if _, err := br.ReadByte(); err != io.EOF {
-		return nil, fmt.Errorf("snapshot: %s: %w: bytes after the trailer", path, ErrCorrupt)
-	}
-	return img, nil
 }

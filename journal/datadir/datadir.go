@@ -4,7 +4,7 @@
 //	<dir>/journal/    the Pebble journal (package journal)
 //	<dir>/snapshots/  snapshot files (package snapshot)
 //
-// After Recover or Install the engine has applied exactly the journal's
+// After Recover or InstallSaved the engine has applied exactly the journal's
 // entries: engine.Index() == journal.Last(). The replica loop keeps that
 // true by appending to the journal before applying.
 package datadir
@@ -23,7 +23,7 @@ import (
 )
 
 // ErrNoStart means the journal was trimmed and no usable snapshot covers
-// the gap: the node needs a snapshot from a peer (Install).
+// the gap: the node needs a snapshot from a peer (InstallSaved).
 var ErrNoStart = errors.New("datadir: journal starts after index 1 and no usable snapshot covers it")
 
 // Options configure Open.
@@ -148,20 +148,6 @@ func (d *Dir) alignJournal(m *snapshot.Meta) error {
 		return d.Journal.Reset(m.Index, m.EntryHash)
 	}
 	return nil
-}
-
-// Install saves a snapshot image received from a peer and installs it
-// (InstallSaved).
-func (d *Dir) Install(img *snapshot.Image) (*engine.Engine, error) {
-	if _, err := img.Restore(d.cfg); err != nil { // before it can replace anything
-		return nil, fmt.Errorf("datadir: install snapshot %d: %w", img.Meta.Index, err)
-	}
-	info, err := d.Snapshots.Save(img)
-	if err != nil {
-		return nil, fmt.Errorf("datadir: install snapshot %d: %w", img.Meta.Index, err)
-	}
-	e, _, err := d.InstallSaved(info)
-	return e, err
 }
 
 // InstallSaved installs a peer's snapshot already in the store (see

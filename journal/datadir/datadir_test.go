@@ -58,10 +58,7 @@ func TestRecoverAfterCrashes(t *testing.T) {
 				t.Fatal(err)
 			}
 			if rng.IntN(10) == 0 {
-				img, _ := snapshot.Capture(e, 0)
-				if _, err := d.Snapshots.Save(img); err != nil {
-					t.Fatal(err)
-				}
+				saveSnapshot(t, d.Snapshots, e)
 			}
 		}
 		crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: rng.IntN(101), RNG: rng})
@@ -118,8 +115,7 @@ func TestTrimmedJournalNeedsASnapshot(t *testing.T) {
 		t.Fatalf("recover without a snapshot: %v", err)
 	}
 	// A peer's snapshot at 25 lines everything up again.
-	img, _ := snapshot.Capture(reference(t, ents, 25), 0)
-	e, err := d.Install(img)
+	e, _, err := d.InstallSaved(receive(t, d, reference(t, ents, 25)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,8 +136,7 @@ func TestInstallBeyondTheJournal(t *testing.T) {
 	if err := d.Journal.Append(ents[:10]...); err != nil {
 		t.Fatal(err)
 	}
-	img, _ := snapshot.Capture(reference(t, ents, 40), 0)
-	e, err := d.Install(img)
+	e, _, err := d.InstallSaved(receive(t, d, reference(t, ents, 40)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,4 +146,36 @@ func TestInstallBeyondTheJournal(t *testing.T) {
 	if err := d.Journal.Append(log.Next(5)); err != nil {
 		t.Fatalf("journal does not continue after the snapshot: %v", err)
 	}
+}
+
+func saveSnapshot(t *testing.T, store *snapshot.Store, e *engine.Engine) snapshot.Info {
+	t.Helper()
+	p, err := store.Begin(e, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := p.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// receive takes a snapshot of e, as a peer would send it, into d's store.
+func receive(t *testing.T, d *Dir, e *engine.Engine) snapshot.Info {
+	t.Helper()
+	peer, err := snapshot.NewStore(t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(saveSnapshot(t, peer, e).Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := d.Snapshots.Receive(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
 }

@@ -144,10 +144,6 @@ func start(d *datadir.Dir, snaps []snapshot.Info) (*engine.Engine, uint64, error
 		if s.Index < base || s.Index > d.Journal.Last() {
 			continue
 		}
-		img, err := snapshot.Open(s.Path)
-		if err != nil {
-			continue
-		}
 		want := baseHash
 		if s.Index > base {
 			ent, err := d.Journal.Get(s.Index)
@@ -156,11 +152,8 @@ func start(d *datadir.Dir, snaps []snapshot.Info) (*engine.Engine, uint64, error
 			}
 			want = ent.Hash()
 		}
-		if img.Meta.EntryHash != want {
-			continue
-		}
-		e, err := img.Restore(engine.DefaultConfig())
-		if err == nil {
+		e, meta, err := snapshot.Load(s.Path, engine.DefaultConfig())
+		if err == nil && meta.EntryHash == want {
 			return e, s.Index, nil
 		}
 	}
@@ -181,14 +174,14 @@ func snapshotsAbove(snaps []snapshot.Info, from, to uint64) []snapshot.Info {
 // index.
 func compare(s snapshot.Info, e *engine.Engine) SnapshotCheck {
 	c := SnapshotCheck{Index: s.Index, Path: s.Path}
-	img, err := snapshot.Open(s.Path)
+	meta, err := snapshot.Verify(s.Path)
 	switch {
 	case err != nil:
 		c.Detail = err.Error()
-	case img.Meta.EntryHash != e.LastHash():
-		c.Detail = fmt.Sprintf("entry hash %s, the journal has %s", img.Meta.EntryHash, e.LastHash())
-	case img.Meta.StateHash != e.StateHash():
-		c.Detail = fmt.Sprintf("state hash %s, the replay has %s", img.Meta.StateHash, e.StateHash())
+	case meta.EntryHash != e.LastHash():
+		c.Detail = fmt.Sprintf("entry hash %s, the journal has %s", meta.EntryHash, e.LastHash())
+	case meta.StateHash != e.StateHash():
+		c.Detail = fmt.Sprintf("state hash %s, the replay has %s", meta.StateHash, e.StateHash())
 	default:
 		c.OK, c.Detail = true, "matches"
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/engine/enginetest"
 	"github.com/zkbank/zkbank/journal/datadir"
-	"github.com/zkbank/zkbank/snapshot"
 )
 
 // writeDataDir journals entries 1..count into a new data dir, with a
@@ -36,8 +35,11 @@ func writeDataDir(t *testing.T, count, every int, trimBelow uint64) (string, *en
 			t.Fatal(err)
 		}
 		if (i+1)%every == 0 {
-			img, _ := snapshot.Capture(e, time.Now().UnixMilli())
-			if _, err := d.Snapshots.Save(img); err != nil {
+			p, err := d.Snapshots.Begin(e, time.Now().UnixMilli())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Commit(); err != nil {
 				t.Fatal(err)
 			}
 		}

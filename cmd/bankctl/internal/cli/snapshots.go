@@ -82,28 +82,25 @@ type snapshotReport struct {
 	Bytes        int64  `json:"bytes"`
 }
 
-// checkSnapshot opens (and so checksums) one file, and with deep also
-// restores it and recomputes the state hash.
+// checkSnapshot verifies one file as it streams it (checksums, header),
+// and with deep also restores it and recomputes the state hash.
 func checkSnapshot(path string, deep bool) snapshotReport {
 	r := snapshotReport{Path: path, Status: "ok"}
-	img, err := snapshot.Open(path)
+	m, err := snapshot.Verify(path)
 	if err != nil {
 		r.Status = err.Error()
 		return r
 	}
-	m := img.Meta
 	r.Index, r.Epoch, r.EntryHash, r.StateHash = m.Index, m.Epoch, m.EntryHash.String(), m.StateHash.String()
-	r.Accounts, r.TotalBalance, r.Bytes = m.Accounts, m.TotalBalance, img.Size()
+	r.Accounts, r.TotalBalance, r.Bytes = m.Accounts, m.TotalBalance, m.Size()
 	r.Created = time.UnixMilli(m.CreatedMs).UTC().Format(time.RFC3339)
 	if deep {
-		e, err := img.Restore(engine.DefaultConfig())
+		e, _, err := snapshot.Load(path, engine.DefaultConfig())
 		switch {
 		case err != nil:
 			r.Status = "state does not restore: " + err.Error()
 		case e.StateHash() != m.StateHash:
 			r.Status = fmt.Sprintf("recomputed state hash %s differs", e.StateHash())
-		case e.Totals().Accounts != m.Accounts || e.Totals().Balance != m.TotalBalance:
-			r.Status = "totals differ from the header"
 		default:
 			r.Status = "ok (checksum, state hash recomputed)"
 		}
