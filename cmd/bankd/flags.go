@@ -198,3 +198,19 @@ func (o *options) servers() []string {
 
 // inMiBRange: a size flag in MiB from 1 MiB to 1 TiB.
 func inMiBRange(mb uint64) bool { return mb >= 1 && mb <= 1<<20 }
+
+// flagTable is the table of bankd's flags in docs/operations.md, made from
+// the flag set itself so that the docs cannot drift from the defaults.
+func flagTable() string {
+	fs := newFlagSet(&options{}, io.Discard)
+	var b strings.Builder
+	b.WriteString("| flag | default | what |\n|---|---|---|\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		def := "`" + f.DefValue + "`"
+		if f.DefValue == "" {
+			def = "(none)"
+		}
+		fmt.Fprintf(&b, "| `--%s` | %s | %s |\n", f.Name, def, strings.ReplaceAll(f.Usage, "|", `\|`))
+	})
+	return b.String()
+}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -128,4 +129,30 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+var update = flag.Bool("update", false, "rewrite docs/operations.md's flag table")
+
+// TestOperationsDocListsEveryFlag: the flag table in docs/operations.md is
+// the flag set's own (run with -update after changing a flag).
+func TestOperationsDocListsEveryFlag(t *testing.T) {
+	const path, begin, end = "../../docs/operations.md", "<!-- flags: begin -->\n", "<!-- flags: end -->"
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, j := bytes.Index(doc, []byte(begin)), bytes.Index(doc, []byte(end))
+	if i < 0 || j < i {
+		t.Fatalf("%s has no %q ... %q markers", path, begin, end)
+	}
+	want := flagTable()
+	if got := string(doc[i+len(begin) : j]); got != want {
+		if !*update {
+			t.Fatalf("the flag table in %s is not the flag set's; run go test ./cmd/bankd -run TestOperationsDoc -update\nwant:\n%s", path, want)
+		}
+		out := append(append(append([]byte{}, doc[:i+len(begin)]...), want...), doc[j:]...)
+		if err := os.WriteFile(path, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
