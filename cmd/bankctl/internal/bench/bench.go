@@ -136,6 +136,13 @@ func (r *run) wanted(phase string) bool {
 	return phase != "catchup" || !r.cfg.Quick
 }
 
+// progress reports something worth knowing about a step.
+func (r *run) progress(format string, args ...any) {
+	if r.cfg.Progress != nil {
+		fmt.Fprintf(r.cfg.Progress, format+"\n", args...)
+	}
+}
+
 func (r *run) add(res Result) {
 	r.results = append(r.results, res)
 	if r.cfg.Progress != nil {

@@ -115,26 +115,28 @@ func (r *run) singleWrites(ctx context.Context) error {
 	return nil
 }
 
-// transfers runs c clients for one step; with rate > 0 they share a
-// ticker (open loop) instead of sending back to back.
+// transfers runs c clients for one step; with rate > 0 they take their
+// turns from a schedule (an open loop) instead of sending back to back,
+// and each latency is measured from when its request was due, not from
+// when a client got to it: a stalled server then shows in the figures
+// instead of silently slowing the load (coordinated omission; wrk2).
 func (r *run) transfers(c int, rate float64) (float64, []time.Duration, error) {
 	var lats latencies
 	var n, failed atomic.Int64
-	var tick <-chan struct{}
+	var sched *schedule
 	if rate > 0 {
-		stop := make(chan struct{})
-		defer close(stop)
-		tick = pace(rate, stop)
+		sched = newSchedule(rate)
+		defer sched.stop()
 	}
 	cs := conns(c, r.endpoints)
 	defer closeAll(cs)
 	err := forDuration(r.cfg.Step, c, func(w int) error {
-		if tick != nil {
-			<-tick
+		started := time.Now()
+		if sched != nil {
+			started = sched.next()
 		}
 		from, to := r.pair()
 		body, _ := json.Marshal(wire.Transfer{From: from, To: to, Amount: 1})
-		started := time.Now()
 		code, err := cs[w].do("POST", "/v1/transfers", body)
 		if err != nil || code != 200 {
 			failed.Add(1)
@@ -147,34 +149,53 @@ func (r *run) transfers(c int, rate float64) (float64, []time.Duration, error) {
 	if f := failed.Load(); f > 0 {
 		return 0, nil, fmt.Errorf("bench: %d transfers failed at %d clients", f, c)
 	}
+	if sched != nil && sched.missed.Load() > 0 {
+		r.progress("  %d requests were due and never sent: %.0f/s is over capacity", sched.missed.Load(), rate)
+	}
 	return float64(n.Load()) / r.cfg.Step.Seconds(), lats.all(), err
 }
 
-// pace issues rate tokens per second, on schedule: each millisecond it
-// releases the tokens that are due, so that a slow answer never delays
-// the next request (an open loop).
-func pace(rate float64, stop <-chan struct{}) <-chan struct{} {
-	out := make(chan struct{}, int(rate)+1)
-	go func() {
-		started, issued := time.Now(), 0
-		t := time.NewTicker(time.Millisecond)
-		defer t.Stop()
-		for {
+// schedule hands out the times at which requests are due, rate per
+// second from its start; a client takes the next one and sends at once
+// (or waits for it). Turns wait in a queue of up to a second of them;
+// any beyond that are counted as missed.
+type schedule struct {
+	due    chan time.Time
+	missed atomic.Int64
+	done   chan struct{}
+}
+
+func newSchedule(rate float64) *schedule {
+	s := &schedule{due: make(chan time.Time, int(rate)+1), done: make(chan struct{})}
+	go s.run(rate)
+	return s
+}
+
+// run releases, every millisecond, the turns that fell due.
+func (s *schedule) run(rate float64) {
+	started, issued := time.Now(), 0
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-s.done:
+			return
+		}
+		for due := int(time.Since(started).Seconds() * rate); issued < due; issued++ {
 			select {
-			case <-t.C:
-			case <-stop:
-				return
-			}
-			for due := int(time.Since(started).Seconds() * rate); issued < due; issued++ {
-				select {
-				case out <- struct{}{}:
-				default: // every client is busy: the load is over capacity
-				}
+			case s.due <- started.Add(time.Duration(float64(issued) / rate * float64(time.Second))):
+			default:
+				s.missed.Add(1)
 			}
 		}
-	}()
-	return out
+	}
 }
+
+// next waits for the next turn and returns when it was due.
+func (s *schedule) next() time.Time { return <-s.due }
+
+func (s *schedule) stop() { close(s.done) }
 
 // pair picks two different preloaded accounts at random.
 func (r *run) pair() (string, string) {
