@@ -228,9 +228,10 @@ func forEach(c int, items <-chan int, fn func(w, item int) error) error {
 	return first
 }
 
-// waitTrimmedPast waits until the log is trimmed past index. The log is
-// trimmed a whole segment at a time, so it keeps 16 clients depositing
-// meanwhile: big batches alone may not fill a segment.
+// waitTrimmedPast waits until the log is trimmed past index. The leader
+// trims only below its newest snapshot and every live node's progress,
+// keeping --log-retain entries, so 16 clients keep depositing meanwhile:
+// the log has to move on past index before the trim point can.
 func (r *run) waitTrimmedPast(nodes []string, index uint64) error {
 	stop := make(chan struct{})
 	defer close(stop)
