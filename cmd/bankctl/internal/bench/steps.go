@@ -167,13 +167,13 @@ type schedule struct {
 
 func newSchedule(rate float64) *schedule {
 	s := &schedule{due: make(chan time.Time, int(rate)+1), done: make(chan struct{})}
-	go s.run(rate)
+	go s.run(time.Now(), rate)
 	return s
 }
 
 // run releases, every millisecond, the turns that fell due.
-func (s *schedule) run(rate float64) {
-	started, issued := time.Now(), 0
+func (s *schedule) run(started time.Time, rate float64) {
+	issued := 0
 	t := time.NewTicker(time.Millisecond)
 	defer t.Stop()
 	for {
