@@ -34,21 +34,33 @@ func ValidAccountNumber(s string) bool {
 // NormalizeName trims surrounding space and reports whether the rest is a
 // valid name: valid UTF-8, 1..200 characters, no control characters.
 func NormalizeName(s string) (string, bool) {
-	if !utf8.ValidString(s) {
+	if NameProblem(s) != "" {
 		return "", false
+	}
+	return strings.TrimSpace(s), true
+}
+
+// NameProblem says what is wrong with a name, in words ("" for a valid
+// one), so that a refusal can say why.
+func NameProblem(s string) string {
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
 	}
 	s = strings.TrimSpace(s)
 	n := 0
 	for _, r := range s {
 		if unicode.IsControl(r) {
-			return "", false
+			return "holds a control character"
 		}
 		n++
 	}
-	if n == 0 || n > NameRunesMax {
-		return "", false
+	switch {
+	case n == 0:
+		return "is empty (spaces alone do not make a name)"
+	case n > NameRunesMax:
+		return "is longer than 200 characters"
 	}
-	return s, true
+	return ""
 }
 
 // ValidAmount reports whether a is a usable amount: 1..MaxAmount.

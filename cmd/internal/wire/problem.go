@@ -43,7 +43,8 @@ const (
 	CodeNoLeader         = "no_leader"
 	CodeNotLeader        = "not_leader" // internal: the peer asked is not the leader
 	CodeOverloaded       = "overloaded"
-	CodeTimeout          = "timeout" // min_index not reached in time
+	CodeTimeout          = "timeout"      // min_index not reached in time
+	CodeIndexPassed      = "index_passed" // a digest asked for at an index the node is past
 	CodeOutcomeUnknown   = "outcome_unknown"
 	CodeNotReady         = "not_ready"
 	CodeInternal         = "internal"
@@ -53,7 +54,7 @@ var apiStatus = map[string]int{
 	CodeInvalidJSON: 400, CodeUnknownField: 400, CodeInvalidField: 400, CodeInvalidOp: 400,
 	CodeInvalidParameter: 400, CodeBodyTooLarge: 413, CodeBatchTooLarge: 413, CodeUnsupportedMedia: 415,
 	CodeNotFound: 404, CodeMethodNotAllowed: 405, CodeNoLeader: 503, CodeNotLeader: 503,
-	CodeOverloaded: 503, CodeTimeout: 504, CodeOutcomeUnknown: 503, CodeNotReady: 503, CodeInternal: 500,
+	CodeOverloaded: 503, CodeTimeout: 504, CodeIndexPassed: 409, CodeOutcomeUnknown: 503, CodeNotReady: 503, CodeInternal: 500,
 }
 
 var retryable = map[string]bool{

@@ -15,7 +15,10 @@ const (
 	HeaderIdempotencyKey = "Idempotency-Key"
 	HeaderIndex          = "X-Bank-Index"    // the log index a response reflects
 	HeaderReplayed       = "X-Bank-Replayed" // "true" when a retry got the first outcome
-	ContentProblem       = "application/problem+json"
+	// HeaderTimeout is how long the client waits for this answer, in
+	// milliseconds: the node then answers within it.
+	HeaderTimeout  = "X-Bank-Timeout"
+	ContentProblem = "application/problem+json"
 )
 
 // Account is one account as the API shows it.
@@ -153,6 +156,25 @@ type Cluster struct {
 	// BodyVersionSince the index of its first entry.
 	BodyVersion      uint32 `json:"body_version"`
 	BodyVersionSince uint64 `json:"body_version_since"`
+	// ZooKeeper is the answering node's view of the ensemble.
+	ZooKeeper ZooKeeper `json:"zookeeper"`
+	// Stale: the node could not read ZooKeeper; the members are its last
+	// view and the log head what it applied.
+	Stale bool `json:"stale,omitempty"`
+}
+
+// ZooKeeper is one node's view of the ZooKeeper ensemble.
+type ZooKeeper struct {
+	Session   string            `json:"session"`             // the node's session state
+	Connected string            `json:"connected,omitempty"` // the server it talks to
+	Servers   []ZooKeeperServer `json:"servers"`
+}
+
+// ZooKeeperServer is what one server says of itself: leader, follower,
+// standalone, or "" when it does not answer.
+type ZooKeeperServer struct {
+	Addr string `json:"addr"`
+	Mode string `json:"mode"`
 }
 
 // Leader names the current leader.

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/zkbank/zkbank/cmd/internal/wire"
-	"github.com/zkbank/zkbank/engine"
 )
 
 // decodeBody reads r's JSON body into v strictly: one object, no unknown
@@ -35,7 +32,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, v any) *wire.P
 	case wire.DecodePlain(body, v):
 		return nil
 	}
-	return decodeJSON(body, v)
+	return wire.DecodeStrict(body, v)
 }
 
 // readJSON checks that r's body is JSON and reads it within the limit.
@@ -60,42 +57,4 @@ func (s *Server) readRaw(w http.ResponseWriter, r *http.Request, unreadable stri
 		return nil, wire.NewProblem(unreadable, "reading the body: "+err.Error())
 	}
 	return body, nil
-}
-
-func decodeJSON(body []byte, v any) *wire.Problem {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonProblem(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return wire.NewProblem(wire.CodeInvalidJSON, "data after the JSON object")
-	}
-	return nil
-}
-
-// amountFields are decoded as integers of minor units: a float, a string,
-// a negative or a too large number is an invalid amount.
-var amountFields = map[string]bool{"amount": true, "balance": true}
-
-func jsonProblem(err error) *wire.Problem {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if i := strings.LastIndex(field, "."); i >= 0 {
-			field = field[i+1:]
-		}
-		if amountFields[field] {
-			return wire.NewProblem(engine.CodeInvalidAmount.String(),
-				fmt.Sprintf("%s must be a whole number of minor units from 1 to %d, not a JSON %s", field, engine.MaxAmount, typeErr.Value))
-		}
-		return wire.NewProblem(wire.CodeInvalidField, fmt.Sprintf("field %q must be a %s, not a JSON %s", typeErr.Field, typeErr.Type, typeErr.Value))
-	case errors.As(err, &syntaxErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return wire.NewProblem(wire.CodeInvalidJSON, "the body is not a JSON object: "+err.Error())
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return wire.NewProblem(wire.CodeUnknownField, strings.TrimPrefix(err.Error(), "json: ")+" is not accepted here")
-	}
-	return wire.NewProblem(wire.CodeInvalidJSON, err.Error())
 }

@@ -2,11 +2,13 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
 
+	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/zkcoord"
@@ -28,7 +30,7 @@ func (s *Server) consistent(r *http.Request) *wire.Problem {
 	switch c := q.Get("consistency"); c {
 	case "", "local":
 	case "linearizable":
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), waitFor(r, s.cfg.WriteTimeout))
 		index, err := s.node.LinearizableIndex(ctx)
 		cancel()
 		if err != nil {
@@ -41,7 +43,7 @@ func (s *Server) consistent(r *http.Request) *wire.Problem {
 	if minIndex == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), waitFor(r, s.cfg.ReadTimeout))
 	defer cancel()
 	if err := s.node.WaitApplied(ctx, minIndex); err != nil {
 		return wire.NewProblem(wire.CodeTimeout, err.Error())
@@ -52,7 +54,7 @@ func (s *Server) consistent(r *http.Request) *wire.Problem {
 func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
 	number := r.PathValue("account")
 	if !engine.ValidAccountNumber(number) {
-		writeProblem(w, wire.NewProblem(engine.CodeInvalidAccount.String(), describe(engine.Command{}, engine.CodeInvalidAccount)))
+		writeProblem(w, wire.NewProblem(engine.CodeInvalidAccount.String(), wire.Describe(engine.Command{}, engine.CodeInvalidAccount)))
 		return
 	}
 	if p := s.consistent(r); p != nil {
@@ -101,6 +103,10 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) digest(w http.ResponseWriter, r *http.Request) {
+	if v := r.URL.Query().Get("at"); v != "" {
+		s.digestAt(w, r, v)
+		return
+	}
 	if p := s.consistent(r); p != nil {
 		writeProblem(w, p)
 		return
@@ -111,28 +117,20 @@ func (s *Server) digest(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
-	members, err := s.node.Members()
-	if err != nil {
-		writeProblem(w, wire.NewProblem(wire.CodeNotReady, "reading members from ZooKeeper: "+err.Error()))
-		return
-	}
-	trimmed, head, err := s.node.LogBounds()
-	if err != nil {
-		writeProblem(w, wire.NewProblem(wire.CodeNotReady, "reading the log bounds from ZooKeeper: "+err.Error()))
-		return
-	}
-	expected, err := s.node.Registry()
-	if err != nil {
-		writeProblem(w, wire.NewProblem(wire.CodeNotReady, "reading the registry from ZooKeeper: "+err.Error()))
-		return
-	}
+	v := s.node.View()
 	st := s.node.Status()
-	out := wire.Cluster{Self: s.node.ID(), LogHead: head, TrimmedBelow: trimmed, BodyVersion: st.BodyVersion, BodyVersionSince: st.VersionSince}
+	out := wire.Cluster{Self: s.node.ID(), LogHead: v.Head, TrimmedBelow: v.TrimmedBelow, BodyVersion: st.BodyVersion,
+		BodyVersionSince: st.VersionSince, Stale: v.Stale}
 	leader, ok := s.node.Leader()
 	if ok {
 		out.Leader = &wire.Leader{ID: leader.ID, Addr: leader.Addr, Epoch: leader.Epoch}
 	}
-	out.Members = clusterMembers(members, expected, leader.ID)
+	out.Members = clusterMembers(v.Live, v.Expected, leader.ID)
+	session, connected, servers := s.node.ZooKeeper()
+	out.ZooKeeper = wire.ZooKeeper{Session: session, Connected: connected, Servers: make([]wire.ZooKeeperServer, len(servers))}
+	for i, srv := range servers {
+		out.ZooKeeper.Servers[i] = wire.ZooKeeperServer{Addr: srv.Addr, Mode: srv.Mode}
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -182,5 +180,29 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, wire.NewProblem(wire.CodeNotReady, fmt.Sprintf("catching up (applied %d) or shutting down", st.Applied)))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "applied": st.Applied})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "applied": st.Applied, "zookeeper": st.Session})
+}
+
+// digestAt answers GET /v1/digest?at=N: the digest at exactly index N,
+// waiting (within the read timeout) for this node to get there, so that
+// nodes can be compared while the log moves.
+func (s *Server) digestAt(w http.ResponseWriter, r *http.Request, v string) {
+	index, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || index == 0 {
+		writeProblem(w, wire.NewProblem(wire.CodeInvalidParameter, fmt.Sprintf("at %q is not an index", v)))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), waitFor(r, s.cfg.ReadTimeout))
+	defer cancel()
+	d, err := s.node.DigestAt(ctx, index)
+	switch {
+	case errors.Is(err, node.ErrIndexPassed):
+		writeProblem(w, wire.NewProblem(wire.CodeIndexPassed, err.Error()))
+		return
+	case err != nil:
+		writeProblem(w, wire.NewProblem(wire.CodeTimeout, err.Error()))
+		return
+	}
+	setIndex(w, d.Index)
+	writeJSON(w, http.StatusOK, wire.Digest{Index: d.Index, StateHash: d.StateHash.String(), Accounts: d.Totals.Accounts, TotalBalance: d.Totals.Balance})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
@@ -34,12 +35,30 @@ type submitted struct {
 	outcomes []node.Outcome
 }
 
-// submit runs cmds through the leader within the write timeout.
-func (s *Server) submit(ctx context.Context, cmds []engine.Command) (submitted, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+// submit runs cmds through the leader within the write timeout (or the
+// client's, when shorter: waitFor).
+func (s *Server) submit(r *http.Request, cmds []engine.Command) (submitted, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), waitFor(r, s.cfg.WriteTimeout))
 	defer cancel()
 	index, out, err := s.node.Write(ctx, cmds)
 	return submitted{index, out}, err
+}
+
+// waitFor is how long a request may wait: limit, or less when the client
+// says in X-Bank-Timeout (milliseconds) that it waits less. A client that
+// gives up on a try first cannot tell a write that was never applied from
+// one that was; told its deadline, the node answers no_leader (not
+// applied) or outcome_unknown in time.
+func waitFor(r *http.Request, limit time.Duration) time.Duration {
+	v := r.Header.Get(wire.HeaderTimeout)
+	if v == "" {
+		return limit
+	}
+	ms, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || ms == 0 {
+		return limit
+	}
+	return min(limit, time.Duration(ms)*time.Millisecond)
 }
 
 func setIndex(w http.ResponseWriter, index uint64) {

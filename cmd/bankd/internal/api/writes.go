@@ -76,10 +76,10 @@ func (s *Server) writeOne(w http.ResponseWriter, r *http.Request, cmd engine.Com
 	}
 	cmd.Key = key
 	if code := cmd.Check(); code != engine.CodeOK {
-		writeProblem(w, wire.NewProblem(code.String(), describe(cmd, code)))
+		writeProblem(w, wire.NewProblem(code.String(), wire.Describe(cmd, code)))
 		return
 	}
-	res, err := s.submit(r.Context(), []engine.Command{cmd})
+	res, err := s.submit(r, []engine.Command{cmd})
 	if err != nil {
 		writeProblem(w, problemFor(err))
 		return
@@ -91,7 +91,7 @@ func (s *Server) writeOne(w http.ResponseWriter, r *http.Request, cmd engine.Com
 		w.Header().Set(wire.HeaderReplayed, "true")
 	}
 	if out.Code != engine.CodeOK {
-		writeProblem(w, wire.NewProblem(out.Code.String(), describe(cmd, out.Code)))
+		writeProblem(w, wire.NewProblem(out.Code.String(), wire.Describe(cmd, out.Code)))
 		return
 	}
 	writeJSON(w, okStatus, render(out.Accounts))
@@ -107,7 +107,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	res, err := s.submit(r.Context(), cmds)
+	res, err := s.submit(r, cmds)
 	if err != nil {
 		writeProblem(w, problemFor(err))
 		return
@@ -139,7 +139,7 @@ func (s *Server) batchCommands(r *http.Request, in []wire.Command) ([]engine.Com
 			c.Key = deriveKey(base, i)
 		}
 		if code := c.Check(); code != engine.CodeOK {
-			return nil, wire.NewProblem(code.String(), fmt.Sprintf("command %d: %s", i, describe(c, code)))
+			return nil, wire.NewProblem(code.String(), fmt.Sprintf("command %d: %s", i, wire.Describe(c, code)))
 		}
 		cmds[i] = c
 	}
@@ -180,33 +180,4 @@ func deriveKey(base string, i int) string {
 		k = "d-" + hex.EncodeToString(sum[:24])
 	}
 	return k
-}
-
-// describe says in words why a command was refused.
-func describe(c engine.Command, code engine.Code) string {
-	switch code {
-	case engine.CodeAccountNotFound:
-		return fmt.Sprintf("no account %q (or %q)", c.Account, c.To)
-	case engine.CodeAccountExists:
-		return fmt.Sprintf("account %q exists", c.Account)
-	case engine.CodeInsufficientFunds:
-		return fmt.Sprintf("account %q has less than %d", c.Account, c.Amount)
-	case engine.CodeInvalidAmount:
-		return fmt.Sprintf("amount %d is not a whole number of minor units from 1 to %d", c.Amount, engine.MaxAmount)
-	case engine.CodeInvalidName:
-		return "a name is 1 to 200 characters, with no control characters"
-	case engine.CodeSameAccount:
-		return "a transfer needs two different accounts"
-	case engine.CodeBalanceNotZero:
-		return fmt.Sprintf("account %q still holds money; withdraw or transfer it first", c.Account)
-	case engine.CodeLimitExceeded:
-		return fmt.Sprintf("a balance would pass %d", engine.MaxAmount)
-	case engine.CodeIdempotencyKeyReused:
-		return fmt.Sprintf("key %q was used for a different command", c.Key)
-	case engine.CodeInvalidAccount:
-		return "an account number is 1 to 34 characters of 0-9, A-Z, a-z and -"
-	case engine.CodeInvalidKey:
-		return "an idempotency key is 1 to 64 bytes"
-	}
-	return code.String()
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/zkbank/zkbank/zkcoord"
@@ -42,17 +43,53 @@ func (n *Node) Leader() (zkcoord.LeaderRecord, bool) {
 	return rec, true
 }
 
-// Registry reads the expected members from ZooKeeper.
-func (n *Node) Registry() ([]zkcoord.RegistryRecord, error) { return n.sess.Registry() }
+// ZooKeeper is this node's view of the ensemble: its session, the server
+// it talks to, and what each configured server says of itself.
+func (n *Node) ZooKeeper() (session, connected string, servers []zkcoord.ServerState) {
+	return n.sess.State().String(), n.sess.ConnectedServer(), n.sess.Servers()
+}
 
-// Members reads every live member's record from ZooKeeper.
-func (n *Node) Members() ([]zkcoord.MemberRecord, error) { return n.sess.Members() }
+// View is this node's view of the cluster.
+type View struct {
+	Live         []zkcoord.MemberRecord
+	Expected     []zkcoord.RegistryRecord
+	TrimmedBelow uint64
+	Head         uint64
+	// Stale: ZooKeeper could not be read, and the lists are this node's
+	// last view of them (the head is what it applied).
+	Stale bool
+}
 
-// LogBounds reads the log's trim point and head from ZooKeeper.
-func (n *Node) LogBounds() (trimmedBelow, head uint64, err error) {
-	if trimmedBelow, err = n.log.TrimmedBelow(); err != nil {
-		return 0, 0, err
+// View reads the members, live and expected, and the log's bounds from
+// ZooKeeper; while its session is down, it answers at once from what it
+// saw last, marked Stale, rather than wait for ZooKeeper.
+func (n *Node) View() View {
+	if v, err := n.readView(); err == nil {
+		n.lastExpected.Store(&v.Expected)
+		return v
 	}
-	head, err = n.log.LastIndex()
-	return trimmedBelow, head, err
+	v := View{Live: *n.peers.list.Load(), Head: n.Applied(), Stale: true}
+	if e := n.lastExpected.Load(); e != nil {
+		v.Expected = *e
+	}
+	return v
+}
+
+func (n *Node) readView() (View, error) {
+	if !n.sess.Connected() {
+		return View{}, fmt.Errorf("node: ZooKeeper session %v", n.sess.State())
+	}
+	var v View
+	var err error
+	if v.Live, err = n.sess.Members(); err != nil {
+		return v, err
+	}
+	if v.Expected, err = n.sess.Registry(); err != nil {
+		return v, err
+	}
+	if v.TrimmedBelow, err = n.log.TrimmedBelow(); err != nil {
+		return v, err
+	}
+	v.Head, err = n.log.LastIndex()
+	return v, err
 }

@@ -242,6 +242,7 @@ func (n *Node) applyEntry(e *engine.Entry) error {
 		return fmt.Errorf("node: apply %d: %w", e.Index, err)
 	}
 	n.logBytes.add(e.Index, len(e.Raw()))
+	n.answerDigests(e.Index)
 	n.waiters.resolve(e, results)
 	if h := n.cfg.Hooks.EntryApplied; h != nil {
 		h(e.Index, len(e.Commands))

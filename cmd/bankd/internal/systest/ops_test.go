@@ -76,6 +76,12 @@ func TestNoLeaderIsA503WithinTheWriteTimeout(t *testing.T) {
 	if r := call(t, follower, "GET", "/v1/accounts/1", nil, nil); r.status != 200 {
 		t.Fatalf("local read without ZooKeeper: %s", r)
 	}
+	// A client that waits less says so, and is answered in its time.
+	started = time.Now()
+	r = call(t, follower, "POST", "/v1/accounts/1/deposit", wire.Amount{Amount: 1}, map[string]string{wire.HeaderTimeout: "500"})
+	if p := r.problem(); r.status != 503 || p.Code != "no_leader" || time.Since(started) > 3*sessionTimeout {
+		t.Fatalf("write with %s 500 without ZooKeeper: %s after %v", wire.HeaderTimeout, r, time.Since(started))
+	}
 }
 
 // TestInternalRoutesTakeOnlyThePeerFormat: the JSON submit of early

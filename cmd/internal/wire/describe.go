@@ -1,0 +1,40 @@
+package wire
+
+import (
+	"fmt"
+
+	"github.com/zkbank/zkbank/engine"
+)
+
+// Describe says in words why a command was refused with code, for a
+// problem's detail or a line of bankctl's output.
+func Describe(c engine.Command, code engine.Code) string {
+	switch code {
+	case engine.CodeAccountNotFound:
+		return fmt.Sprintf("no account %q (or %q)", c.Account, c.To)
+	case engine.CodeAccountExists:
+		return fmt.Sprintf("account %q exists", c.Account)
+	case engine.CodeInsufficientFunds:
+		return fmt.Sprintf("account %q has less than %d", c.Account, c.Amount)
+	case engine.CodeInvalidAmount:
+		return fmt.Sprintf("amount %d is outside 1 to %d minor units", c.Amount, engine.MaxAmount)
+	case engine.CodeInvalidName:
+		if why := engine.NameProblem(c.Name); why != "" {
+			return "the name " + why + "; a name is 1 to 200 characters, with no control characters"
+		}
+		return "a name is 1 to 200 characters, with no control characters"
+	case engine.CodeSameAccount:
+		return "a transfer needs two different accounts"
+	case engine.CodeBalanceNotZero:
+		return fmt.Sprintf("account %q still holds money; withdraw or transfer it first", c.Account)
+	case engine.CodeLimitExceeded:
+		return fmt.Sprintf("a balance would pass %d", engine.MaxAmount)
+	case engine.CodeIdempotencyKeyReused:
+		return fmt.Sprintf("key %q was used for a different command", c.Key)
+	case engine.CodeInvalidAccount:
+		return "an account number is 1 to 34 characters of 0-9, A-Z, a-z and -"
+	case engine.CodeInvalidKey:
+		return "an idempotency key is 1 to 64 bytes"
+	}
+	return code.String()
+}
