@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,7 +41,7 @@ type ctl struct {
 func (c *ctl) run(stdin string, args ...string) (string, string, int) {
 	c.t.Helper()
 	cmd := exec.Command(filepath.Join(c.bin, "bankctl"), args...)
-	cmd.Env = append(os.Environ(), "BANKCTL_ENDPOINTS="+c.endpoints)
+	cmd.Env = append(os.Environ(), "BANKCTL_ENDPOINTS="+c.endpoints, "XDG_STATE_HOME="+filepath.Join(c.dir, "state"))
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -120,6 +121,13 @@ func TestBankctlAgainstADevCluster(t *testing.T) {
 		{[]string{"account", "get", "nobody"}, 3, "account_not_found"},
 		{[]string{"frobnicate"}, 2, "unknown command"},
 		{[]string{"--endpoints", "127.0.0.1:1", "--timeout", "500ms", "account", "get", "B-1"}, 4, "unavailable"},
+		{[]string{"--endpoints", "127.0.0.1:1,127.0.0.1:2", "--timeout", "30s", "deposit", "B-1", "1"}, 4, "every endpoint refused"},
+		{[]string{"deposit", "B-1", "-5"}, 2, "no negative amounts"},
+		{[]string{"deposit", "B-1", "99999999999999999999"}, 2, "too large"},
+		{[]string{"account", "create", "--name", "   "}, 2, "empty"},
+		{[]string{"account", "create", "--name", "\xff"}, 2, "not valid UTF-8"},
+		{[]string{"account", "create", "--name", "Eve", "--account", "-"}, 2, "starts with -"},
+		{[]string{"transfer", "B-1", "B-1", "5"}, 2, "two different accounts"},
 	} {
 		out, errs, code := c.run("", tc.args...)
 		if code != tc.code || !strings.Contains(out+errs, tc.want) {
@@ -210,5 +218,145 @@ func checkAuditMatchesLiveDigest(t *testing.T, c *ctl) {
 	json.Unmarshal([]byte(c.ok("journal", "replay", "--data-dir", copyDir, "--to", fmt.Sprint(d.Index), "-o", "json")), &rep)
 	if rep.Index != d.Index || rep.StateHash != d.StateHash {
 		t.Fatalf("replay of n1's data dir: %+v; live digest %+v", rep, d)
+	}
+}
+
+// pids are the dev cluster's process ids and roles, by process id.
+func (c *ctl) pids() map[string]devcluster.ProcStatus {
+	var st struct {
+		Processes []devcluster.ProcStatus `json:"processes"`
+	}
+	json.Unmarshal([]byte(c.ok("dev", "status", "--dir", c.dir, "-o", "json")), &st)
+	out := map[string]devcluster.ProcStatus{}
+	for _, p := range st.Processes {
+		out[p.ID] = p
+	}
+	return out
+}
+
+// balance reads an account's balance through the cluster.
+func (c *ctl) balance(account string) uint64 {
+	var a wire.Account
+	json.Unmarshal([]byte(c.ok("account", "get", account, "--consistency", "linearizable", "-o", "json")), &a)
+	return a.Balance
+}
+
+// eventuallyExit runs bankctl until it exits with code, or fails.
+func (c *ctl) eventuallyExit(code int, args ...string) string {
+	c.t.Helper()
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		out, errs, got := c.run("", args...)
+		if got == code {
+			return out
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("bankctl %v: exit %d, want %d\n%s%s", args, got, code, out, errs)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// TestBankctlWhenThingsGoWrong: a hung node (SIGSTOP) does not stop the
+// failover; a write to it alone says its outcome is unknown and which key
+// to retry with, and that key learns the outcome without applying twice;
+// cluster status says degraded or down, with its exit code, while a
+// member or the leader is hung; a batch file run twice applies once.
+func TestBankctlWhenThingsGoWrong(t *testing.T) {
+	c := &ctl{t: t, bin: binaries(t), dir: filepath.Join(t.TempDir(), "dev")}
+	devUp(t, c, 3, 1)
+	c.ok("account", "create", "--name", "Ada", "--account", "A-1", "--balance", "100")
+	c.eventuallyExit(0, "cluster", "status")
+
+	procs := c.pids()
+	eps := strings.Split(c.endpoints, ",")
+	var hung devcluster.ProcStatus
+	var hungEP, healthyEP string
+	for i, id := range []string{"n1", "n2", "n3"} {
+		if procs[id].Role == "follower" && hung.ID == "" {
+			hung, hungEP = procs[id], eps[i]
+		} else if healthyEP == "" {
+			healthyEP = eps[i]
+		}
+	}
+	syscall.Kill(hung.PID, syscall.SIGSTOP)
+	resumed := false
+	resume := func() {
+		if !resumed {
+			syscall.Kill(hung.PID, syscall.SIGCONT)
+			resumed = true
+		}
+	}
+	t.Cleanup(resume)
+
+	// The hung endpoint first: each try has its own deadline, so the
+	// healthy one answers within the overall timeout.
+	c.ok("--endpoints", hungEP+","+healthyEP, "--attempt-timeout", "2s", "--timeout", "15s", "deposit", "A-1", "1")
+	// The hung endpoint alone: the deposit reached it and may apply.
+	_, errs, code := c.run("", "--endpoints", hungEP, "--attempt-timeout", "2s", "--timeout", "3s", "deposit", "A-1", "5")
+	key := regexp.MustCompile(`--key (\S+)`).FindStringSubmatch(errs)
+	if code != 4 || !strings.Contains(errs, "outcome unknown") || key == nil {
+		t.Fatalf("a write to a hung node: exit %d\n%s", code, errs)
+	}
+	out, _, code := c.run("", "cluster", "status", "-o", "table")
+	if code != 6 || !strings.HasPrefix(out, "degraded") || !strings.Contains(out, hung.ID) {
+		t.Fatalf("cluster status with %s hung: exit %d\n%s", hung.ID, code, out)
+	}
+	resume()
+	c.eventuallyExit(0, "cluster", "status")
+	c.ok("deposit", "A-1", "5", "--key", key[1])
+	if got := c.balance("A-1"); got != 106 {
+		t.Fatalf("A-1 holds %d after a deposit of 1 and the retried deposit of 5, want 106 (the 5 applied once)", got)
+	}
+
+	leader := ""
+	for id, p := range c.pids() {
+		if p.Role == "leader" {
+			leader = id
+			syscall.Kill(p.PID, syscall.SIGSTOP)
+			t.Cleanup(func() { syscall.Kill(p.PID, syscall.SIGCONT) })
+		}
+	}
+	out, _, code = c.run("", "cluster", "status", "-o", "table")
+	if code == 0 || !strings.Contains(strings.SplitN(out, "\n", 2)[0], leader) {
+		t.Fatalf("cluster status with the leader %s hung: exit %d\n%s", leader, code, out)
+	}
+	syscall.Kill(c.pids()[leader].PID, syscall.SIGCONT)
+	c.eventuallyExit(0, "cluster", "status")
+
+	checkBatchReruns(t, c)
+}
+
+// checkBatchReruns: a batch file run twice applies once (its lines' keys
+// come from the file), --new-keys applies it again, and a file with bad
+// lines is refused whole, by line number and code.
+func checkBatchReruns(t *testing.T, c *ctl) {
+	file := filepath.Join(t.TempDir(), "pay.jsonl")
+	os.WriteFile(file, []byte("{\"op\":\"deposit\",\"account\":\"A-1\",\"amount\":10}\n# two more\n{\"op\":\"withdraw\",\"account\":\"A-1\",\"amount\":3}\n"), 0o644)
+	before := c.balance("A-1")
+	c.ok("batch", file)
+	out := c.ok("batch", file, "-o", "table")
+	if got := c.balance("A-1"); got != before+7 || !strings.Contains(out, "2 of them were replays") {
+		t.Fatalf("a batch run twice: %d -> %d, want +7 once\n%s", before, got, out)
+	}
+	c.ok("batch", "--new-keys", file)
+	if got := c.balance("A-1"); got != before+14 {
+		t.Fatalf("with --new-keys: %d, want %d", got, before+14)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.jsonl")
+	os.WriteFile(bad, []byte(`{"op":"deposit","account":"A-1","amount":1}
+{"op":"deposit","account":"A-1","amount":-5}
+{"op":"deposit","account":"A-1","amount":1.5}
+{"op":"frobnicate"}
+{"op":"transfer","from":"A-1","to":"A-1","amount":1}
+`), 0o644)
+	_, errs, code := c.run("", "batch", bad)
+	for _, want := range []string{"line 2: invalid_amount", "line 3: invalid_amount", "line 4: invalid_op", "line 5: same_account", "4 bad lines; nothing was sent"} {
+		if code != 2 || !strings.Contains(errs, want) {
+			t.Fatalf("a batch with bad lines: exit %d, want 2 with %q\n%s", code, want, errs)
+		}
+	}
+	if got := c.balance("A-1"); got != before+14 {
+		t.Fatalf("a refused batch applied something: %d", got)
 	}
 }

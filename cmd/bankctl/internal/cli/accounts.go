@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -10,16 +11,51 @@ import (
 
 	"github.com/zkbank/zkbank/cmd/bankctl/internal/client"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/engine"
 )
 
-// parseAmount reads an amount of minor units: a whole number, no sign, no
-// decimal point.
+// parseAmount reads an amount of minor units: a whole number from 1 to
+// engine.MaxAmount, no sign, no decimal point.
 func parseAmount(s string) (uint64, error) {
 	v, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
+	var ne *strconv.NumError
+	switch {
+	case errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange), err == nil && v > engine.MaxAmount:
+		return 0, usageError{fmt.Errorf("amount %s is too large: at most %d minor units", s, engine.MaxAmount)}
+	case err != nil:
 		return 0, usageError{fmt.Errorf("amount %q: give whole minor units (cents), e.g. 1250 for 12.50", s)}
+	case v == 0:
+		return 0, usageError{fmt.Errorf("amount 0: give at least 1 minor unit")}
 	}
 	return v, nil
+}
+
+// parseBalance reads an opening balance: like an amount, but 0 is fine.
+func parseBalance(s string) (uint64, error) {
+	if s == "0" {
+		return 0, nil
+	}
+	return parseAmount(s)
+}
+
+// checkAccount refuses, before anything is sent, an account number the
+// bank would refuse, and one that reads like a flag.
+func checkAccount(what, s string) error {
+	switch {
+	case !engine.ValidAccountNumber(s):
+		return usageError{fmt.Errorf("%s %q: %s", what, s, wire.Describe(engine.Command{}, engine.CodeInvalidAccount))}
+	case s[0] == '-':
+		return usageError{fmt.Errorf("%s %q: bankctl takes no account number that starts with - (it reads as a flag)", what, s)}
+	}
+	return nil
+}
+
+// checkName refuses a name the bank would refuse, saying why.
+func checkName(s string) error {
+	if why := engine.NameProblem(s); why != "" {
+		return usageError{fmt.Errorf("name %q %s", s, why)}
+	}
+	return nil
 }
 
 // write sends one write with a key that stays the same across retries.
@@ -30,6 +66,8 @@ func (a *app) write(method, path string, body any, key string, out any) (client.
 	}
 	if key == "" {
 		key = client.NewKey()
+	} else if !engine.ValidKey(key) {
+		return client.Response{}, usageError{fmt.Errorf("--key %q: %s", key, wire.Describe(engine.Command{}, engine.CodeInvalidKey))}
 	}
 	ctx, cancel := a.ctx()
 	defer cancel()
@@ -87,8 +125,16 @@ func (a *app) accountCreate() *cobra.Command {
 		Use: "create --name NAME [--account N] [--balance AMOUNT]", Short: "Open an account", Args: cobra.NoArgs,
 		Example: "  bankctl account create --name Ada --balance 10000\n  bankctl account create --name Bob --account IE29-AIBK-9311",
 		RunE: func(c *cobra.Command, _ []string) error {
+			if err := checkName(body.Name); err != nil {
+				return err
+			}
+			if body.Account != "" {
+				if err := checkAccount("--account", body.Account); err != nil {
+					return err
+				}
+			}
 			if balance != "" {
-				v, err := parseAmount(balance)
+				v, err := parseBalance(balance)
 				if err != nil {
 					return err
 				}
@@ -108,7 +154,11 @@ func (a *app) accountCreate() *cobra.Command {
 func (a *app) accountGet() *cobra.Command {
 	return &cobra.Command{
 		Use: "get ACCOUNT", Short: "Show one account", Args: cobra.ExactArgs(1),
+		Example: "  bankctl account get 0000000001\n  bankctl account get 0000000001 --consistency linearizable -o json",
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkAccount("account", args[0]); err != nil {
+				return err
+			}
 			var acc wire.Account
 			if _, err := a.read("/v1/accounts/"+url.PathEscape(args[0]), &acc); err != nil {
 				return err
@@ -123,7 +173,16 @@ func (a *app) accountList() *cobra.Command {
 	var limit int
 	cmd := &cobra.Command{
 		Use: "list [--after N] [--limit K]", Short: "List accounts in account order", Args: cobra.NoArgs,
+		Example: "  bankctl account list -o table\n  bankctl account list --after 0000000100 --limit 50",
 		RunE: func(c *cobra.Command, _ []string) error {
+			if limit < 1 || limit > 1000 {
+				return usageError{fmt.Errorf("--limit %d: use 1 to 1000", limit)}
+			}
+			if after != "" {
+				if err := checkAccount("--after", after); err != nil {
+					return err
+				}
+			}
 			var page wire.AccountList
 			q := url.Values{"limit": {strconv.Itoa(limit)}}
 			if after != "" {
@@ -131,6 +190,9 @@ func (a *app) accountList() *cobra.Command {
 			}
 			if _, err := a.read("/v1/accounts?"+q.Encode(), &page); err != nil {
 				return err
+			}
+			if page.Accounts == nil {
+				page.Accounts = []wire.Account{}
 			}
 			if err := a.show(page, page.Accounts...); err != nil {
 				return err
@@ -150,7 +212,11 @@ func (a *app) accountDelete() *cobra.Command {
 	var key string
 	cmd := &cobra.Command{
 		Use: "delete ACCOUNT", Short: "Close an account (its balance must be 0)", Args: cobra.ExactArgs(1),
+		Example: "  bankctl account delete 0000000002",
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkAccount("account", args[0]); err != nil {
+				return err
+			}
 			return a.writeAccount("DELETE", "/v1/accounts/"+url.PathEscape(args[0]), nil, key)
 		},
 	}
@@ -162,7 +228,14 @@ func (a *app) accountRename() *cobra.Command {
 	var key string
 	cmd := &cobra.Command{
 		Use: "rename ACCOUNT NAME", Short: "Change the holder's name", Args: cobra.ExactArgs(2),
+		Example: "  bankctl account rename 0000000001 'Ada Lovelace'",
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkAccount("account", args[0]); err != nil {
+				return err
+			}
+			if err := checkName(args[1]); err != nil {
+				return err
+			}
 			return a.writeAccount("POST", "/v1/accounts/"+url.PathEscape(args[0])+"/rename", wire.Rename{Name: args[1]}, key)
 		},
 	}
@@ -181,7 +254,11 @@ func (a *app) amountCommand(op, short string) *cobra.Command {
 	var key string
 	cmd := &cobra.Command{
 		Use: op + " ACCOUNT AMOUNT", Short: short, Args: cobra.ExactArgs(2),
+		Example: fmt.Sprintf("  bankctl %[1]s 0000000001 1250          # 12.50 in minor units\n  bankctl %[1]s 0000000001 1250 --key rent-2026-12", op),
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkAccount("account", args[0]); err != nil {
+				return err
+			}
 			amount, err := parseAmount(args[1])
 			if err != nil {
 				return err
@@ -197,7 +274,14 @@ func (a *app) transferCommand() *cobra.Command {
 	var key string
 	cmd := &cobra.Command{
 		Use: "transfer FROM TO AMOUNT", Short: "Move money between two accounts, atomically", Args: cobra.ExactArgs(3),
+		Example: "  bankctl transfer 0000000001 0000000002 2500\n  bankctl transfer 0000000001 0000000002 2500 --key invoice-77",
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := errors.Join(checkAccount("from", args[0]), checkAccount("to", args[1])); err != nil {
+				return err
+			}
+			if args[0] == args[1] {
+				return usageError{fmt.Errorf("%s", wire.Describe(engine.Command{}, engine.CodeSameAccount))}
+			}
 			amount, err := parseAmount(args[2])
 			if err != nil {
 				return err

@@ -41,8 +41,9 @@ func (a *app) journalReplay() *cobra.Command {
 	var dir string
 	var to uint64
 	cmd := &cobra.Command{
-		Use:   "replay --data-dir DIR [--to INDEX]",
-		Short: "Rebuild the state from the journal, verify the chain and every snapshot, print the state hash",
+		Use:     "replay --data-dir DIR [--to INDEX]",
+		Example: "  cp -r zkbank-dev/nodes/n1/data /tmp/audit\n  bankctl journal replay --data-dir /tmp/audit\n  bankctl journal replay --data-dir /tmp/audit --to 1200 -o json",
+		Short:   "Rebuild the state from the journal, verify the chain and every snapshot, print the state hash",
 		Long: `Rebuild the state from the journal (starting from the snapshot at its base
 when it was trimmed, else from index 1), verifying the hash chain, and
 compare the state with every snapshot passed on the way. Prints the state
@@ -104,6 +105,7 @@ func (a *app) journalDump() *cobra.Command {
 	var from, to uint64
 	cmd := &cobra.Command{
 		Use: "dump --data-dir DIR [--from I --to J]", Short: "Print journal entries and their commands", Args: cobra.NoArgs,
+		Example: "  bankctl journal dump --data-dir /tmp/audit --from 100 --to 120\n  bankctl journal dump --data-dir /tmp/audit -o json | jq .commands",
 		RunE: func(c *cobra.Command, _ []string) error {
 			asJSON, err := a.jsonOutput()
 			if err != nil {
@@ -186,24 +188,39 @@ func describeCommand(c engine.Command) string {
 
 type statementLine struct {
 	Index        uint64 `json:"index"`
+	Position     int    `json:"position"` // of the command in its entry, from 0
 	Time         string `json:"time"`
 	Op           string `json:"op"`
+	Direction    string `json:"direction,omitempty"` // in or out, for money that moved
 	Amount       uint64 `json:"amount,omitempty"`
 	Counterparty string `json:"counterparty,omitempty"`
 	Code         string `json:"code"`
-	Balance      uint64 `json:"balance"`
+	Replayed     bool   `json:"replayed,omitempty"`
+	Balance      uint64 `json:"balance"` // after this command
 	Key          string `json:"key"`
 }
 
 func (a *app) journalHistory() *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
-		Use: "history ACCOUNT --data-dir DIR", Short: "An account's statement: every command that touched it, its outcome and the balance after",
+		Use:   "history ACCOUNT --data-dir DIR",
+		Short: "An account's statement: every command that touched it, its outcome and the balance after it",
+		Long: `Replay a data dir's journal and list every command that touched the
+account, in log order: index and position in the entry, time, op,
+direction (in or out) and counterparty of the money, outcome, and the
+balance right after that command (a rejected or replayed command leaves
+it as it was). Stop the node first, or audit a copy of its data dir.`,
+		Example: `  bankctl journal history 0000000001 --data-dir /tmp/audit
+  bankctl journal history IE29-AIBK-9311 --data-dir /tmp/audit -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			lines, r, err := statement(dir, args[0])
 			if err != nil {
 				return err
+			}
+			if len(lines) == 0 {
+				return wire.NewProblem(engine.CodeAccountNotFound.String(),
+					fmt.Sprintf("no command in this journal (indexes %d to %d) touched account %q", r.From+1, r.Index, args[0]))
 			}
 			return a.showStatement(args[0], lines, r)
 		},
@@ -212,24 +229,94 @@ func (a *app) journalHistory() *cobra.Command {
 	return cmd
 }
 
+// statement replays the journal and keeps a line per command that touched
+// account, each with the balance its own result gives.
 func statement(dir, account string) ([]statementLine, *audit.Report, error) {
 	var lines []statementLine
+	var balance uint64
+	started := false
 	r, err := audit.Replay(dir, audit.Options{OnApply: func(e *engine.Entry, results []engine.Result, eng *engine.Engine) {
 		for i, c := range e.Commands {
+			if !started { // the balance at the replay's start, before this entry's commands
+				started = true
+				balance = balanceBefore(eng, e, results, account)
+			}
 			if !touches(c, results[i], account) {
 				continue
 			}
-			l := statementLine{Index: e.Index, Time: timeOf(e), Op: c.Op.String(), Amount: c.Amount, Code: results[i].Code.String(), Key: c.Key}
-			if c.Op == engine.OpTransfer {
-				l.Counterparty = map[bool]string{true: c.To, false: c.Account}[c.Account == account]
-			}
-			if acc, ok := eng.Get(account); ok {
-				l.Balance = acc.Balance
-			}
-			lines = append(lines, l)
+			balance = balanceAfter(results[i], account, balance)
+			lines = append(lines, statementRow(e, i, c, results[i], account, balance))
 		}
 	}})
 	return lines, r, err
+}
+
+// statementRow is one command's line in account's statement.
+func statementRow(e *engine.Entry, pos int, c engine.Command, res engine.Result, account string, balance uint64) statementLine {
+	l := statementLine{Index: e.Index, Position: pos, Time: timeOf(e), Op: c.Op.String(), Amount: c.Amount,
+		Code: res.Code.String(), Replayed: res.Replayed, Balance: balance, Key: c.Key}
+	switch c.Op {
+	case engine.OpDeposit:
+		l.Direction = "in"
+	case engine.OpWithdraw:
+		l.Direction = "out"
+	case engine.OpCreateAccount:
+		if c.Amount > 0 {
+			l.Direction = "in"
+		}
+	case engine.OpTransfer:
+		l.Direction, l.Counterparty = "out", c.To
+		if c.To == account {
+			l.Direction, l.Counterparty = "in", c.Account
+		}
+	}
+	return l
+}
+
+// balanceAfter is the account's balance after a command: as its result
+// shows it when the command changed something, else as it was.
+func balanceAfter(res engine.Result, account string, was uint64) uint64 {
+	if res.Code != engine.CodeOK || res.Replayed {
+		return was
+	}
+	for _, a := range res.Accounts() {
+		if a.Number == account {
+			return a.Balance
+		}
+	}
+	return was
+}
+
+// balanceBefore works out the account's balance before the first entry
+// the replay applied (the snapshot it started from), from the engine after
+// that entry and the entry's own results, undone in reverse.
+func balanceBefore(eng *engine.Engine, e *engine.Entry, results []engine.Result, account string) uint64 {
+	acc, ok := eng.Get(account)
+	bal := acc.Balance
+	if !ok {
+		bal = 0
+	}
+	for i := len(e.Commands) - 1; i >= 0; i-- {
+		c, res := e.Commands[i], results[i]
+		if res.Code != engine.CodeOK || res.Replayed || !touches(c, res, account) {
+			continue
+		}
+		bal = undo(c, account, bal)
+	}
+	return bal
+}
+
+// undo is the balance before a successful command, given the one after.
+func undo(c engine.Command, account string, after uint64) uint64 {
+	switch {
+	case c.Op == engine.OpDeposit, c.Op == engine.OpTransfer && c.To == account:
+		return after - c.Amount
+	case c.Op == engine.OpWithdraw, c.Op == engine.OpTransfer:
+		return after + c.Amount
+	case c.Op == engine.OpCreateAccount:
+		return 0
+	}
+	return after // rename; delete leaves a zero balance either way
 }
 
 func (a *app) showStatement(account string, lines []statementLine, r *audit.Report) error {
@@ -241,9 +328,13 @@ func (a *app) showStatement(account string, lines []statementLine, r *audit.Repo
 	}
 	var rows [][]string
 	for _, l := range lines {
-		rows = append(rows, []string{fmt.Sprint(l.Index), l.Time, l.Op, fmt.Sprint(l.Amount), l.Counterparty, l.Code, fmt.Sprint(l.Balance)})
+		code := l.Code
+		if l.Replayed {
+			code += " (replay)"
+		}
+		rows = append(rows, []string{fmt.Sprintf("%d.%d", l.Index, l.Position), l.Time, l.Op, l.Direction, fmt.Sprint(l.Amount), l.Counterparty, code, fmt.Sprint(l.Balance)})
 	}
-	table(a.stdout, []string{"INDEX", "TIME", "OP", "AMOUNT", "COUNTERPARTY", "OUTCOME", "BALANCE"}, rows)
+	table(a.stdout, []string{"INDEX", "TIME", "OP", "DIR", "AMOUNT", "COUNTERPARTY", "OUTCOME", "BALANCE"}, rows)
 	return nil
 }
 

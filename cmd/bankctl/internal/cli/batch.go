@@ -3,75 +3,174 @@ package cli
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zkbank/zkbank/cmd/bankctl/internal/client"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/engine"
 )
 
 // batchChunk is how many commands go in one request (the API's limit).
 const batchChunk = 1000
 
+// badLinesShown bounds how many refused lines a batch lists.
+const badLinesShown = 20
+
+const batchLong = `Submit a file of commands, one JSON object per line, in order, in requests
+of up to 1000 commands, with a progress bar on stderr. Each line is a batch
+command; blank lines and lines starting with # are skipped.
+
+Every line is checked before anything is sent: a file with a bad line is
+refused whole (exit 2), naming each bad line by its number and the API's
+code. Each line gets its own idempotency key, kept across retries and
+reruns: by default derived from the file's content and the line number
+(b-<hash>-<line>), or PREFIX-<line> with --key PREFIX, unless the line
+gives its own "key". So running the same file again replays it instead of
+applying it twice: after a crash, or an "outcome unknown" (exit 4), just
+run the same command again. A file meant to run again as new (a monthly
+payroll) needs --new-keys. The cluster remembers keys for ` + keyMemory + `;
+a rerun after that applies again.
+
+Prints a summary by outcome and the lines that were rejected; exits 3 when
+any was.`
+
+// keyMemory says how long the cluster remembers idempotency keys.
+const keyMemory = "100,000 log entries and at most 500,000 keys (a few seconds under full batch load, minutes at a quiet bank: docs/operations.md, Limits)"
+
 func (a *app) batchCommand() *cobra.Command {
-	return &cobra.Command{
+	var prefix string
+	var newKeys bool
+	cmd := &cobra.Command{
 		Use:   "batch FILE",
 		Short: "Submit a file of commands (JSON lines; - for stdin) through the batch API",
-		Long: `Submit a file of commands, one JSON object per line, in order, in requests
-of up to 1000 commands, with a progress bar on stderr. Each line is a batch
-command, e.g.
-
+		Long:  batchLong,
+		Example: `  cat > pay.jsonl <<'E'
   {"op":"create_account","account":"1001","name":"Ada","balance":500}
   {"op":"transfer","from":"1001","to":"1002","amount":250}
   {"op":"deposit","account":"1002","amount":100,"key":"my-key-1"}
-
-Lines without a key get one derived from a random per-request key, kept
-across retries. Prints a summary by outcome and the lines that were
-rejected; exits 3 when any was.`,
+  E
+  bankctl batch pay.jsonl                      # a rerun replays: nothing applies twice
+  bankctl batch --new-keys payroll.jsonl       # this month's run of last month's file
+  bankctl batch --key run-2026-12 payroll.jsonl`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			cmds, err := a.readCommands(args[0])
+			if newKeys && prefix != "" {
+				return usageError{errors.New("give --key PREFIX or --new-keys, not both")}
+			}
+			lines, content, err := a.readBatch(args[0])
 			if err != nil {
 				return err
 			}
+			switch {
+			case newKeys:
+				prefix = "b-" + client.NewKey()[4:16]
+			case prefix == "":
+				sum := sha256.Sum256(content)
+				prefix = "b-" + hex.EncodeToString(sum[:6])
+			case len(prefix) > engine.KeyLenMax-8 || !engine.ValidKey(prefix):
+				return usageError{fmt.Errorf("--key %q: use up to %d visible ASCII characters", prefix, engine.KeyLenMax-8)}
+			}
+			cmds, err := checkBatch(args[0], lines, prefix)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "keys: %s-<line> (a rerun of this file replays it; --new-keys runs it as new)\n", prefix)
 			return a.submitBatch(cmds)
 		},
 	}
+	cmd.Flags().StringVar(&prefix, "key", "", "key prefix: line N gets PREFIX-N (default: from the file's content)")
+	cmd.Flags().BoolVar(&newKeys, "new-keys", false, "fresh keys: run a file that ran before as new commands")
+	return cmd
 }
 
-func (a *app) readCommands(path string) ([]wire.Command, error) {
+// batchLine is one command of a batch file and its line number.
+type batchLine struct {
+	line int
+	text []byte
+}
+
+// readBatch reads the file's command lines and its whole content.
+func (a *app) readBatch(path string) ([]batchLine, []byte, error) {
 	var r io.Reader = a.stdin
 	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		defer f.Close()
 		r = f
 	}
-	var cmds []wire.Command
-	sc := bufio.NewScanner(r)
+	var lines []batchLine
+	var content bytes.Buffer
+	sc := bufio.NewScanner(io.TeeReader(r, &content))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for line := 1; sc.Scan(); line++ {
+	for n := 1; sc.Scan(); n++ {
 		text := bytes.TrimSpace(sc.Bytes())
-		if len(text) == 0 || text[0] == '#' {
-			cmds = append(cmds, wire.Command{}) // keeps line numbers; skipped when sent
+		if len(text) > 0 && text[0] != '#' {
+			lines = append(lines, batchLine{line: n, text: bytes.Clone(text)})
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(lines) == 0 {
+		return nil, nil, usageError{fmt.Errorf("%s holds no commands", path)}
+	}
+	return lines, content.Bytes(), nil
+}
+
+// keyedCommand is a checked batch command with its line.
+type keyedCommand struct {
+	line int
+	cmd  wire.Command
+}
+
+// checkBatch decodes and checks every line as the API would, giving each
+// its key; any bad line refuses the whole file.
+func checkBatch(path string, lines []batchLine, prefix string) ([]keyedCommand, error) {
+	var out []keyedCommand
+	var bad []string
+	for _, l := range lines {
+		c, p := checkLine(l, prefix)
+		if p != nil {
+			if len(bad) < badLinesShown {
+				bad = append(bad, fmt.Sprintf("  line %d: %s: %s", l.line, p.Code, p.Detail))
+			}
 			continue
 		}
-		var c wire.Command
-		dec := json.NewDecoder(bytes.NewReader(text))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&c); err != nil {
-			return nil, usageError{fmt.Errorf("%s line %d: %w", path, line, err)}
-		}
-		cmds = append(cmds, c)
+		out = append(out, keyedCommand{line: l.line, cmd: c})
 	}
-	return cmds, sc.Err()
+	if n := len(lines) - len(out); n > 0 {
+		return nil, usageError{fmt.Errorf("%s: %d bad lines; nothing was sent:\n%s", path, n, strings.Join(bad, "\n"))}
+	}
+	return out, nil
+}
+
+func checkLine(l batchLine, prefix string) (wire.Command, *wire.Problem) {
+	var c wire.Command
+	if p := wire.DecodeStrict(l.text, &c); p != nil {
+		return c, p
+	}
+	if c.Key == "" {
+		c.Key = fmt.Sprintf("%s-%d", prefix, l.line)
+	}
+	ec, err := c.ToEngine()
+	if err != nil {
+		return c, wire.NewProblem(wire.CodeInvalidOp, err.Error())
+	}
+	if code := ec.Check(); code != engine.CodeOK {
+		return c, wire.NewProblem(code.String(), wire.Describe(ec, code))
+	}
+	return c, nil
 }
 
 type rejection struct {
@@ -82,41 +181,42 @@ type rejection struct {
 type batchSummary struct {
 	Commands  int            `json:"commands"`
 	Outcomes  map[string]int `json:"outcomes"`
-	Rejected  []rejection    `json:"rejected,omitempty"`
+	Replayed  int            `json:"replayed"`
+	Rejected  []rejection    `json:"rejected"`
 	LastIndex uint64         `json:"last_index"`
 }
 
-func (a *app) submitBatch(all []wire.Command) error {
+func (a *app) submitBatch(cmds []keyedCommand) error {
 	c, err := a.api()
 	if err != nil {
 		return err
 	}
-	var lines []int
-	var cmds []wire.Command
-	for i, cmd := range all {
-		if cmd.Op != "" {
-			cmds, lines = append(cmds, cmd), append(lines, i+1)
-		}
-	}
-	sum := batchSummary{Commands: len(cmds), Outcomes: map[string]int{}}
+	sum := batchSummary{Commands: len(cmds), Outcomes: map[string]int{}, Rejected: []rejection{}}
 	bar := newProgress(a.stderr, "batch", len(cmds))
 	for start := 0; start < len(cmds); start += batchChunk {
-		end := min(start+batchChunk, len(cmds))
+		chunk := cmds[start:min(start+batchChunk, len(cmds))]
+		body := wire.Batch{Commands: make([]wire.Command, len(chunk))}
+		for i, kc := range chunk {
+			body.Commands[i] = kc.cmd
+		}
 		var res wire.BatchResult
 		ctx, cancel := a.ctx()
-		_, err := c.Do(ctx, "POST", "/v1/batch", wire.Batch{Commands: cmds[start:end]}, client.NewKey(), &res)
+		_, err := c.Do(ctx, "POST", "/v1/batch", body, client.NewKey(), &res)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("commands from line %d on were not submitted (the ones before were): %w", lines[start], err)
+			return batchFailed(chunk[0].line, start, err)
 		}
 		for i, r := range res.Results {
 			sum.Outcomes[r.Code]++
+			if r.Replayed {
+				sum.Replayed++
+			}
 			if r.Code != "ok" {
-				sum.Rejected = append(sum.Rejected, rejection{Line: lines[start+i], Code: r.Code})
+				sum.Rejected = append(sum.Rejected, rejection{Line: chunk[i].line, Code: r.Code})
 			}
 		}
 		sum.LastIndex = res.Index
-		bar.update(end)
+		bar.update(start + len(chunk))
 	}
 	if err := a.showSummary(sum); err != nil {
 		return err
@@ -125,6 +225,17 @@ func (a *app) submitBatch(all []wire.Command) error {
 		return &wire.Problem{Status: 409, Code: "rejected", Detail: fmt.Sprintf("%d of %d commands were rejected", len(sum.Rejected), sum.Commands)}
 	}
 	return nil
+}
+
+// batchFailed says what a failed request means for the file: the lines
+// before it were applied; from it on, applied or not (outcome unknown), or
+// not (unavailable); in both cases the same command again finishes the
+// job, replaying what was applied.
+func batchFailed(line, done int, err error) error {
+	if errors.Is(err, client.ErrOutcomeUnknown) {
+		return fmt.Errorf("%w: the commands from line %d on may or may not have been applied (the %d before were); run the same command again to finish: each line's key makes that a replay, not a repeat", client.ErrOutcomeUnknown, line, done)
+	}
+	return fmt.Errorf("the commands from line %d on were not applied (the %d before were); run the same command again to finish: %w", line, done, err)
 }
 
 func (a *app) showSummary(sum batchSummary) error {
@@ -141,6 +252,9 @@ func (a *app) showSummary(sum batchSummary) error {
 		rows = append(rows, []string{code, fmt.Sprint(sum.Outcomes[code])})
 	}
 	table(a.stdout, []string{"OUTCOME", "COMMANDS"}, rows)
+	if sum.Replayed > 0 {
+		fmt.Fprintf(a.stdout, "%d of them were replays of earlier runs (nothing changed for those)\n", sum.Replayed)
+	}
 	for _, r := range sum.Rejected {
 		fmt.Fprintf(a.stdout, "line %d: %s\n", r.Line, r.Code)
 	}

@@ -16,8 +16,9 @@ import (
 func (a *app) benchCommand() *cobra.Command {
 	cfg := bench.Config{}
 	cmd := &cobra.Command{
-		Use:   "bench [--quick] [--only PHASE,...] [--step 5s] [-o json]",
-		Short: "Measure a fresh local cluster: baseline, writes, batches, reads, failover, catch-up, memory",
+		Use:     "bench [--quick] [--only PHASE,...] [--step 5s] [-o json]",
+		Example: "  bankctl bench\n  bankctl bench --only baseline,single -o json\n  bankctl bench --quick --step 3s",
+		Short:   "Measure a fresh local cluster: baseline, writes, batches, reads, failover, catch-up, memory",
 		Long: `Start a fresh local cluster (3 ZooKeeper + 3 bankd, like dev up, in a
 temporary directory) and measure it: ZooKeeper's own unbatched create rate
 as the baseline; single-command transfers at 1, 16, 64 and 256 clients

@@ -21,6 +21,46 @@ import (
 
 const defaultDevDir = "zkbank-dev"
 
+// devDir is the dev cluster's directory for dev status and dev down: the
+// --dir given, else $BANKCTL_DEV_DIR, else the one dev up last started
+// (remembered in rememberedDevDir), else ./zkbank-dev.
+func devDir(c *cobra.Command, flag string) string {
+	if c.Flags().Changed("dir") {
+		return flag
+	}
+	if d := os.Getenv("BANKCTL_DEV_DIR"); d != "" {
+		return d
+	}
+	if b, err := os.ReadFile(rememberedDevDir()); err == nil {
+		if d := strings.TrimSpace(string(b)); fileExists(devcluster.StatePath(d)) {
+			return d
+		}
+	}
+	return flag
+}
+
+// rememberedDevDir is where dev up notes the directory it started.
+func rememberedDevDir() string {
+	base := os.Getenv("XDG_STATE_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return filepath.Join(os.TempDir(), "zkbank-dev-dir")
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(base, "zkbank", "dev-dir")
+}
+
+// rememberDevDir notes dir for the next dev status and dev down; a
+// failure to note it only means they need --dir.
+func rememberDevDir(dir string) {
+	p := rememberedDevDir()
+	if os.MkdirAll(filepath.Dir(p), 0o755) == nil {
+		os.WriteFile(p, []byte(dir+"\n"), 0o644)
+	}
+}
+
 func (a *app) devCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "dev", Short: "Run a local cluster: ZooKeeper servers and bankd processes on this machine"}
 	cmd.AddCommand(a.devUp(), a.devStatus(), a.devDown())
@@ -32,8 +72,9 @@ func (a *app) devUp() *cobra.Command {
 	var detach bool
 	var bankdArgs string
 	cmd := &cobra.Command{
-		Use:   "up [--nodes 3] [--zk 3] [--dir DIR] [--detach]",
-		Short: "Start ZooKeeper and bankd processes and keep them running",
+		Use:     "up [--nodes 3] [--zk 3] [--dir DIR] [--detach]",
+		Example: "  bankctl dev up                      # in the foreground, until Ctrl-C\n  bankctl dev up --detach --dir /tmp/dev\n  bankctl dev down                    # stops the one dev up last started",
+		Short:   "Start ZooKeeper and bankd processes and keep them running",
 		Long: `Start a local cluster under --dir: ZooKeeper servers from Debian's package
 (client ports from --zk-port) and bankd processes (API ports from
 --api-port). The command supervises them: a process that dies is started
@@ -55,6 +96,7 @@ stops everything; the data stays in --dir for the next start.`,
 				return err
 			}
 			cfg.Dir = abs
+			rememberDevDir(abs)
 			if detach {
 				return a.devDetach(cfg)
 			}
@@ -165,10 +207,6 @@ func printBanner(w io.Writer, cfg devcluster.Config, st *devcluster.State, foreg
 		}
 	}
 	eps := strings.Join(cfg.Endpoints(), ",")
-	epFlag := ""
-	if eps != DefaultEndpoints {
-		epFlag = " --endpoints " + eps
-	}
 	fmt.Fprintf(w, `
 zkbank local cluster is up
   data dir:   %s
@@ -176,13 +214,16 @@ zkbank local cluster is up
   bankd:      %s
   logs:       %s/nodes/<id>/bankd.log, %s/zk/<n>/zookeeper.log
 
+Point bankctl at it (paste this line):
+  export BANKCTL_ENDPOINTS=%[7]s BANKCTL_DEV_DIR=%[1]s
+
 Try:
-  %[6]s%[7]s account create --name Ada --balance 10000
-  %[6]s%[7]s account create --name Bob
-  %[6]s%[7]s transfer 0000000001 0000000002 2500
-  %[6]s%[7]s cluster status
-  %[6]s%[7]s shell
-`, st.Dir, strings.Join(zks, ","), strings.Join(nodes, "\n              "), st.Dir, st.Dir, ctl, epFlag)
+  %[6]s account create --name Ada --balance 10000
+  %[6]s account create --name Bob
+  %[6]s transfer 0000000001 0000000002 2500
+  %[6]s cluster status
+  %[6]s shell
+`, st.Dir, strings.Join(zks, ","), strings.Join(nodes, "\n              "), st.Dir, st.Dir, ctl, eps)
 	if foreground {
 		fmt.Fprintf(w, "\nCtrl-C stops everything (the data stays in %s).\n\n", st.Dir)
 	} else {
@@ -194,8 +235,9 @@ func (a *app) devStatus() *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
 		Use: "status [--dir DIR] [-o json]", Short: "Every process of the local cluster: PID, port, role", Args: cobra.NoArgs,
+		Example: "  bankctl dev status\n  bankctl dev status --dir /tmp/dev -o json",
 		RunE: func(c *cobra.Command, _ []string) error {
-			st, procs, err := devcluster.Status(dir)
+			st, procs, err := devcluster.Status(devDir(c, dir))
 			if err != nil {
 				return err
 			}
@@ -216,22 +258,26 @@ func (a *app) devStatus() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", defaultDevDir, "the cluster's directory")
+	cmd.Flags().StringVar(&dir, "dir", defaultDevDir, devDirUsage)
 	return cmd
 }
+
+const devDirUsage = "the cluster's directory (default: $BANKCTL_DEV_DIR, else the one dev up last started, else ./zkbank-dev)"
 
 func (a *app) devDown() *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
 		Use: "down [--dir DIR]", Short: "Stop the local cluster (the data stays)", Args: cobra.NoArgs,
+		Example: "  bankctl dev down\n  bankctl dev down --dir /tmp/dev",
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := devcluster.Down(dir, 60*time.Second); err != nil {
+			d := devDir(c, dir)
+			if err := devcluster.Down(d, 60*time.Second); err != nil {
 				return err
 			}
-			fmt.Fprintln(a.stdout, "stopped")
+			fmt.Fprintf(a.stdout, "stopped the cluster in %s (its data stays)\n", d)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", defaultDevDir, "the cluster's directory")
+	cmd.Flags().StringVar(&dir, "dir", defaultDevDir, devDirUsage)
 	return cmd
 }

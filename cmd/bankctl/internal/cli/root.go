@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/zkbank/zkbank/cmd/bankctl/internal/client"
 	"github.com/zkbank/zkbank/cmd/internal/audit"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/engine"
 )
 
 // Exit codes, stable and documented in `bankctl --help`.
@@ -28,6 +30,7 @@ const (
 	ExitRejected    = 3 // the bank refused the command (4xx problem)
 	ExitUnavailable = 4 // no endpoint answered in time, or it failed (5xx)
 	ExitMismatch    = 5 // an audit or verification found damage or disagreement
+	ExitDegraded    = 6 // cluster status: the bank serves, but something needs a look
 )
 
 // DefaultEndpoints are the API addresses of `bankctl dev up`'s defaults.
@@ -35,14 +38,15 @@ const DefaultEndpoints = "127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083"
 
 // app carries global flags and I/O for one invocation.
 type app struct {
-	endpoints   string
-	output      string
-	timeout     time.Duration
-	consistency string
-	stdin       io.Reader
-	stdout      io.Writer
-	stderr      io.Writer
-	client      *client.Client
+	endpoints      string
+	output         string
+	timeout        time.Duration
+	attemptTimeout time.Duration
+	consistency    string
+	stdin          io.Reader
+	stdout         io.Writer
+	stderr         io.Writer
+	client         *client.Client
 }
 
 // usageError marks errors in how bankctl was called.
@@ -57,7 +61,10 @@ func Execute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintln(stderr, "Error:", err)
+	var said exitError // the command said why already (a verdict, a script's lines)
+	if !errors.As(err, &said) {
+		fmt.Fprintln(stderr, "Error:", err)
+	}
 	return exitCode(err)
 }
 
@@ -70,7 +77,7 @@ func exitCode(err error) int {
 		return int(e)
 	case errors.As(err, &u):
 		return ExitUsage
-	case errors.Is(err, client.ErrUnavailable):
+	case errors.Is(err, client.ErrUnavailable), errors.Is(err, client.ErrOutcomeUnknown):
 		return ExitUnavailable
 	case errors.As(err, &p):
 		if p.Status >= 500 {
@@ -94,13 +101,23 @@ Amounts are integers in minor units (cents). Every write carries an
 idempotency key, kept across retries, so a retried command never applies
 twice; it fails over between --endpoints (or BANKCTL_ENDPOINTS).
 
+Each try at one endpoint has its own deadline (--attempt-timeout), so a
+hung node cannot stop the failover to the others; while it waits, bankctl
+says why on stderr.
+
 Exit codes:
   0  success
   1  other error (e.g. a file that cannot be read)
-  2  usage error (bad arguments or flags)
+  2  usage error (bad arguments or flags); nothing was sent
   3  the bank rejected the command (e.g. insufficient_funds)
-  4  the cluster is unavailable (no endpoint answered in time, or 5xx)
-  5  an audit or verification found damage or a mismatch`
+  4  the cluster is unavailable: no endpoint answered in time, or 5xx.
+     A write that reached a node may still have been applied: bankctl
+     then says "outcome unknown" and prints the --key to retry with (the
+     same key never applies twice; a batch: run the same command again)
+  5  an audit or verification found damage or a mismatch
+  6  cluster status: degraded (the bank serves, something needs a look)
+
+Idempotency keys are remembered for ` + keyMemory + `.`
 
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
@@ -110,7 +127,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.SetIn(a.stdin)
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(flagError)
 	defaultEP := DefaultEndpoints
 	if v := os.Getenv("BANKCTL_ENDPOINTS"); v != "" {
 		defaultEP = v
@@ -119,6 +136,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&a.endpoints, "endpoints", defaultEP, "comma-separated bankd API addresses (env BANKCTL_ENDPOINTS)")
 	pf.StringVarP(&a.output, "output", "o", "", "output format: table or json (default: table on a terminal, else json)")
 	pf.DurationVar(&a.timeout, "timeout", 15*time.Second, "how long to keep trying the endpoints")
+	pf.DurationVar(&a.attemptTimeout, "attempt-timeout", client.DefaultAttemptTimeout, "how long one try at one endpoint may take before the next is tried")
 	pf.StringVar(&a.consistency, "consistency", "local", "reads: local or linearizable")
 	root.InitDefaultCompletionCmd()
 	root.AddCommand(a.accountCommand(), a.depositCommand(), a.withdrawCommand(), a.transferCommand(),
@@ -127,12 +145,31 @@ func (a *app) rootCommand() *cobra.Command {
 	return root
 }
 
+// negativeArg matches pflag's complaint about an argument like -5.
+var negativeArg = regexp.MustCompile(`unknown shorthand flag: '[0-9]' in (-[0-9][0-9.]*)$`)
+
+// flagError makes a flag error a usage error, and says plainly that a
+// negative number is not an amount (pflag takes -5 for a flag).
+func flagError(c *cobra.Command, err error) error {
+	if m := negativeArg.FindStringSubmatch(err.Error()); m != nil {
+		return usageError{fmt.Errorf("amount %s: amounts are whole minor units from 1 to %d; there are no negative amounts (withdraw instead of depositing less)", m[1], engine.MaxAmount)}
+	}
+	return usageError{err}
+}
+
 // api returns the cluster client, made on first use.
 func (a *app) api() (*client.Client, error) {
 	if a.client == nil {
 		c, err := client.New(strings.Split(a.endpoints, ","))
 		if err != nil {
 			return nil, usageError{fmt.Errorf("--endpoints: %w", err)}
+		}
+		if a.attemptTimeout <= 0 {
+			return nil, usageError{fmt.Errorf("--attempt-timeout %v: give a positive duration", a.attemptTimeout)}
+		}
+		c.AttemptTimeout = a.attemptTimeout
+		c.Waiting = func(why string, left time.Duration) {
+			fmt.Fprintf(a.stderr, "%s; %v left\n", why, left)
 		}
 		a.client = c
 	}

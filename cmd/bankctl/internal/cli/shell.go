@@ -2,22 +2,30 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/peterh/liner"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
+
+	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/engine"
 )
 
 func (a *app) shellCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "shell",
-		Short: "Interactive prompt for the same commands (reads a pipe too)",
+		Use:     "shell",
+		Example: "  bankctl shell\n  printf 'account list\\ncluster status\\n' | bankctl shell",
+		Short:   "Interactive prompt for the same commands (reads a pipe too)",
 		Long: `An interactive prompt with history (~/.bankctl_history) and line editing.
 Type the same commands as on the command line without "bankctl", e.g.
 "transfer 1001 1002 500"; "help" lists them, "exit" or Ctrl-D leaves.
@@ -50,7 +58,10 @@ func (a *app) runLine(line string) (exit int, quit bool) {
 		fmt.Fprintln(a.stderr, "Error: already in the shell")
 		return ExitUsage, false
 	case args[0] == "help" && len(args) == 1:
-		args = []string{"--help"}
+		a.shellHelp()
+		return ExitOK, false
+	case args[0] == "help":
+		args = append(args[1:], "--help")
 	}
 	sub := *a
 	root := sub.rootCommand()
@@ -78,7 +89,7 @@ func (a *app) interactive() error {
 			f.Close()
 		}
 	}
-	ln.SetCompleter(func(line string) []string { return completeTop(a, line) })
+	ln.SetCompleter(func(line string) []string { return a.complete(line) })
 	fmt.Fprintln(a.stdout, `bankctl shell: "help" lists commands, "exit" or Ctrl-D leaves.`)
 	for {
 		line, err := ln.Prompt("bank> ")
@@ -136,17 +147,103 @@ type exitError int
 
 func (e exitError) Error() string { return fmt.Sprintf("a command failed (exit %d)", int(e)) }
 
-func completeTop(a *app, line string) []string {
-	if strings.Contains(line, " ") {
+// shellHelp is the shell's own help.
+func (a *app) shellHelp() {
+	var rows [][]string
+	for _, c := range a.rootCommand().Commands() {
+		if c.IsAvailableCommand() && c.Name() != "shell" && c.Name() != "completion" {
+			rows = append(rows, []string{c.Name(), c.Short})
+		}
+	}
+	fmt.Fprintln(a.stdout, `Commands (as on the command line, without "bankctl"):`)
+	table(a.stdout, []string{"  COMMAND", "WHAT"}, prefixRows(rows, "  "))
+	fmt.Fprintln(a.stdout, `
+  help COMMAND     that command's help, e.g. "help transfer"
+  exit, Ctrl-D     leave
+
+Tab completes commands, flags and account numbers; the arrow keys walk
+the history (~/.bankctl_history). The shell's flags (--endpoints,
+--timeout, -o, ...) hold for every line; a line's own flags win.`)
+}
+
+func prefixRows(rows [][]string, p string) [][]string {
+	for i := range rows {
+		rows[i][0] = p + rows[i][0]
+	}
+	return rows
+}
+
+// accountArgs are the commands whose arguments are account numbers.
+var accountArgs = map[string]bool{"deposit": true, "withdraw": true, "transfer": true, "get": true, "delete": true, "rename": true, "history": true}
+
+// complete offers what may come next on a shell line: a subcommand, a
+// flag of the command typed so far, or an account number.
+func (a *app) complete(line string) []string {
+	words, err := splitArgs(line)
+	if err != nil {
+		return nil
+	}
+	partial := ""
+	if len(words) > 0 && !strings.HasSuffix(line, " ") {
+		partial, words = words[len(words)-1], words[:len(words)-1]
+	}
+	head := line[:len(line)-len(partial)]
+	cmd := a.rootCommand()
+	for _, w := range words {
+		if sub, _, err := cmd.Find([]string{w}); err == nil && sub != cmd && !strings.HasPrefix(w, "-") {
+			cmd = sub
+		}
+	}
+	var opts []string
+	switch {
+	case strings.HasPrefix(partial, "-"):
+		cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) { opts = append(opts, "--"+f.Name) })
+		cmd.LocalFlags().VisitAll(func(f *pflag.Flag) { opts = append(opts, "--"+f.Name) })
+	case cmd.HasAvailableSubCommands():
+		for _, c := range cmd.Commands() {
+			if c.IsAvailableCommand() && c.Name() != "shell" {
+				opts = append(opts, c.Name())
+			}
+		}
+		if len(words) == 0 {
+			opts = append(opts, "exit", "help")
+		}
+	case accountArgs[cmd.Name()]:
+		opts = a.accountsStartingWith(partial)
+	}
+	var out []string
+	for _, o := range filterPrefix(opts, partial) {
+		out = append(out, head+o+" ")
+	}
+	return out
+}
+
+// accountsStartingWith asks the cluster, briefly, for account numbers
+// that start with prefix (at most a page's worth).
+func (a *app) accountsStartingWith(prefix string) []string {
+	c, err := a.api()
+	if err != nil {
+		return nil
+	}
+	after := ""
+	if len(prefix) > 1 {
+		after = prefix[:len(prefix)-1]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var page wire.AccountList
+	q := url.Values{"limit": {"1000"}}
+	if after != "" && engine.ValidAccountNumber(after) {
+		q.Set("after", after)
+	}
+	if _, err := c.Do(ctx, "GET", "/v1/accounts?"+q.Encode(), nil, "", &page); err != nil {
 		return nil
 	}
 	var out []string
-	for _, c := range a.rootCommand().Commands() {
-		if strings.HasPrefix(c.Name(), line) {
-			out = append(out, c.Name()+" ")
-		}
+	for _, acc := range page.Accounts {
+		out = append(out, acc.Account)
 	}
-	return append(out, filterPrefix([]string{"exit", "help"}, line)...)
+	return out
 }
 
 func filterPrefix(words []string, prefix string) []string {

@@ -17,6 +17,7 @@ func (a *app) snapshotCommand() *cobra.Command {
 	var dir string
 	ls := &cobra.Command{
 		Use: "ls --data-dir DIR", Short: "List a data dir's snapshots with their header fields and checksum status", Args: cobra.NoArgs,
+		Example: "  bankctl snapshot ls --data-dir /tmp/audit",
 		RunE: func(c *cobra.Command, _ []string) error {
 			paths, err := snapshotPaths(dir)
 			if err != nil {
@@ -28,16 +29,21 @@ func (a *app) snapshotCommand() *cobra.Command {
 	dataDirFlag(ls, &dir)
 	inspect := &cobra.Command{
 		Use: "inspect FILE", Short: "Show a snapshot's header, verify its checksum and recompute its state hash", Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error { return a.showSnapshots(args, true) },
+		Example: "  bankctl snapshot inspect /tmp/audit/snapshots/snap-00000000000000010000.zks",
+		RunE:    func(c *cobra.Command, args []string) error { return a.showSnapshots(args, true) },
 	}
 	var vdir string
 	verify := &cobra.Command{
 		Use: "verify [--data-dir DIR | FILE...]", Short: "Verify snapshots (checksum and recomputed state hash); exits 5 on damage",
+		Example: "  bankctl snapshot verify --data-dir /tmp/audit\n  bankctl snapshot verify /tmp/audit/snapshots/*.zks",
 		RunE: func(c *cobra.Command, args []string) error {
 			if vdir != "" {
 				paths, err := snapshotPaths(vdir)
 				if err != nil {
 					return err
+				}
+				if len(paths) == 0 {
+					return fmt.Errorf("%s holds no snapshots to verify", vdir)
 				}
 				args = append(args, paths...)
 			}
@@ -109,7 +115,7 @@ func checkSnapshot(path string, deep bool) snapshotReport {
 }
 
 func (a *app) showSnapshots(paths []string, deep bool) error {
-	var reports []snapshotReport
+	reports := []snapshotReport{}
 	bad := 0
 	for _, p := range paths {
 		r := checkSnapshot(p, deep)

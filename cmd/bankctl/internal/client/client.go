@@ -1,6 +1,8 @@
 // Package client talks to a zkbank cluster over its HTTP API, failing over
 // between endpoints. Writes carry an idempotency key that stays the same
-// across retries, so a retry never applies twice.
+// across retries, so a retry never applies twice; a write whose outcome
+// could not be learned says so (ErrOutcomeUnknown) with the key to retry
+// with.
 package client
 
 import (
@@ -13,28 +15,48 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 )
 
-// ErrUnavailable: no endpoint gave an answer in time.
-var ErrUnavailable = errors.New("cluster unavailable")
+// Errors of Do, besides the bank's own problems (*wire.Problem).
+var (
+	// ErrUnavailable: no endpoint gave an answer in time, and none of
+	// the tries can have been applied.
+	ErrUnavailable = errors.New("cluster unavailable")
+	// ErrOutcomeUnknown: a write reached a node but no answer said what
+	// became of it: it may have been applied. Retry with the same key to
+	// learn the outcome (it will not apply twice).
+	ErrOutcomeUnknown = errors.New("outcome unknown")
+)
+
+// DefaultAttemptTimeout bounds one try at one endpoint, so that a hung
+// node cannot hold up the failover to the others.
+const DefaultAttemptTimeout = 5 * time.Second
 
 // Client sends requests to the first endpoint that answers.
 type Client struct {
 	endpoints []string
 	http      *http.Client
-	next      atomic.Int64  // endpoint to try first; moves past ones that failed
-	seen      atomic.Uint64 // highest log index in any answer
+	// AttemptTimeout bounds each try (default DefaultAttemptTimeout).
+	AttemptTimeout time.Duration
+	// Waiting, if set, hears at most once a second why Do is still
+	// trying and how long it has left.
+	Waiting func(why string, left time.Duration)
+
+	next atomic.Int64  // endpoint to try first; moves past ones that failed
+	seen atomic.Uint64 // highest log index in any answer
 }
 
 // New makes a client for endpoints (host:port or URLs).
 func New(endpoints []string) (*Client, error) {
-	c := &Client{http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	c := &Client{http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}, AttemptTimeout: DefaultAttemptTimeout}
 	for _, e := range endpoints {
 		e = strings.TrimRight(strings.TrimSpace(e), "/")
 		if e == "" {
@@ -51,6 +73,9 @@ func New(endpoints []string) (*Client, error) {
 	return c, nil
 }
 
+// Endpoints are the client's endpoints, as URLs.
+func (c *Client) Endpoints() []string { return c.endpoints }
+
 // NewKey makes a random idempotency key.
 func NewKey() string {
 	var b [18]byte
@@ -65,11 +90,26 @@ type Response struct {
 	Replayed bool
 }
 
+// UnknownOutcome is the error of a write whose outcome is unknown; it
+// wraps ErrOutcomeUnknown and carries the key to retry with.
+type UnknownOutcome struct {
+	Key  string
+	Last error // what the last try saw
+}
+
+func (u *UnknownOutcome) Error() string {
+	return fmt.Sprintf("%v: it may have been applied; retry with --key %s to learn the outcome (it will not apply twice). Last try: %v", ErrOutcomeUnknown, u.Key, u.Last)
+}
+
+func (u *UnknownOutcome) Unwrap() error { return ErrOutcomeUnknown }
+
 // Do sends a request and decodes a 2xx answer into out. A problem answer
 // that is not retryable comes back as *wire.Problem. Transport failures
-// and retryable problems move on to the next endpoint until ctx ends; then
-// the error wraps ErrUnavailable. key, when set, is sent as the
-// Idempotency-Key on every try.
+// and retryable problems move on to the next endpoint, each try within
+// AttemptTimeout, until ctx ends: then the error is *UnknownOutcome when
+// some try of a write may have been applied, else it wraps
+// ErrUnavailable. When every endpoint refuses the connection, Do fails at
+// once. key, when set, is sent as the Idempotency-Key on every try.
 func (c *Client) Do(ctx context.Context, method, path string, in any, key string, out any) (Response, error) {
 	var body []byte
 	if in != nil {
@@ -78,21 +118,18 @@ func (c *Client) Do(ctx context.Context, method, path string, in any, key string
 			return Response{}, err
 		}
 	}
-	if seen := c.seen.Load(); method == http.MethodGet && seen > 0 && !strings.Contains(path, "min_index=") {
-		// Read your writes: whichever node answers has applied what this
-		// client saw.
-		sep := "?"
-		if strings.Contains(path, "?") {
-			sep = "&"
-		}
-		path += fmt.Sprintf("%smin_index=%d", sep, seen)
-	}
+	path = c.readYourWrites(method, path)
 	var last error
-	backoff := 50 * time.Millisecond
+	var delivered, refused bool // some try may have been applied; every try of this round was refused
+	backoff, lastWait := 50*time.Millisecond, time.Time{}
 	for try := 0; ; try++ {
+		round := try % len(c.endpoints)
+		if round == 0 {
+			refused = true
+		}
 		first := int(c.next.Load())
 		ep := c.endpoints[(first+try)%len(c.endpoints)]
-		resp, err := c.once(ctx, ep, method, path, body, key, out)
+		resp, t, err := c.once(ctx, ep, method, path, body, key, out)
 		if err == nil {
 			c.next.Store(int64((first + try) % len(c.endpoints)))
 			return resp, nil
@@ -102,7 +139,13 @@ func (c *Client) Do(ctx context.Context, method, path string, in any, key string
 			return resp, err
 		}
 		last = err
-		if try%len(c.endpoints) == len(c.endpoints)-1 {
+		delivered = delivered || (method != http.MethodGet && t.mayHaveApplied(err))
+		refused = refused && t.refused
+		if round == len(c.endpoints)-1 {
+			if refused && !delivered {
+				return Response{}, fmt.Errorf("%w: every endpoint refused the connection (%w)", ErrUnavailable, last)
+			}
+			lastWait = c.wait(ctx, last, lastWait)
 			select { // every endpoint failed once: give the cluster a moment
 			case <-time.After(backoff):
 				backoff = min(2*backoff, time.Second)
@@ -110,15 +153,82 @@ func (c *Client) Do(ctx context.Context, method, path string, in any, key string
 			}
 		}
 		if ctx.Err() != nil {
+			if delivered {
+				return Response{}, &UnknownOutcome{Key: key, Last: last}
+			}
 			return Response{}, fmt.Errorf("%w: %w", ErrUnavailable, last)
 		}
 	}
 }
 
-func (c *Client) once(ctx context.Context, ep, method, path string, body []byte, key string, out any) (Response, error) {
+// wait tells Waiting, at most once a second, why Do goes on trying.
+func (c *Client) wait(ctx context.Context, last error, said time.Time) time.Time {
+	if c.Waiting == nil || time.Since(said) < time.Second {
+		return said
+	}
+	left := time.Duration(0)
+	if d, ok := ctx.Deadline(); ok {
+		left = time.Until(d).Round(time.Second)
+	}
+	if left <= 0 {
+		return said // giving up now: the error says why
+	}
+	why := "waiting for the cluster"
+	var p *wire.Problem
+	if errors.As(last, &p) && p.Code == wire.CodeNoLeader {
+		why = "waiting for a leader"
+	}
+	c.Waiting(fmt.Sprintf("%s (%v)", why, last), left)
+	return time.Now()
+}
+
+// readYourWrites makes a read wait on whichever node answers until it
+// applied what this client saw.
+func (c *Client) readYourWrites(method, path string) string {
+	seen := c.seen.Load()
+	if method != http.MethodGet || seen == 0 || strings.Contains(path, "min_index=") {
+		return path
+	}
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	return path + fmt.Sprintf("%smin_index=%d", sep, seen)
+}
+
+// try is what one attempt got to: whether its request was written out,
+// and whether the connection was refused.
+type try struct {
+	wrote   bool
+	refused bool
+}
+
+// mayHaveApplied: a request that was written out and got no answer, or
+// an answer that says the outcome is unknown.
+func (t try) mayHaveApplied(err error) bool {
+	var p *wire.Problem
+	if errors.As(err, &p) {
+		return p.Code == wire.CodeOutcomeUnknown
+	}
+	return t.wrote
+}
+
+func (c *Client) once(ctx context.Context, ep, method, path string, body []byte, key string, out any) (Response, try, error) {
+	var wrote atomic.Bool // set by the transport's writer, which may run on after Do returns
+	resp, t, err := c.attempt(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+	}), ep, method, path, body, key, out)
+	t.wrote = wrote.Load()
+	return resp, t, err
+}
+
+func (c *Client) attempt(ctx context.Context, ep, method, path string, body []byte, key string, out any) (Response, try, error) {
+	var t try
+	ctx, cancel := context.WithTimeout(ctx, c.AttemptTimeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, ep+path, bytes.NewReader(body))
 	if err != nil {
-		return Response{}, err
+		return Response{}, t, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -126,30 +236,43 @@ func (c *Client) once(ctx context.Context, ep, method, path string, body []byte,
 	if key != "" {
 		req.Header.Set(wire.HeaderIdempotencyKey, key)
 	}
+	req.Header.Set(wire.HeaderTimeout, strconv.FormatInt(answerWithin(ctx).Milliseconds(), 10))
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return Response{}, fmt.Errorf("%s: %w", ep, err)
+		t.refused = errors.Is(err, syscall.ECONNREFUSED)
+		return Response{}, t, fmt.Errorf("%s: %w", ep, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return Response{}, fmt.Errorf("%s: %w", ep, err)
+		return Response{}, t, fmt.Errorf("%s: %w", ep, err)
 	}
 	r := Response{Endpoint: ep, Index: resp.Header.Get(wire.HeaderIndex), Replayed: resp.Header.Get(wire.HeaderReplayed) == "true"}
 	c.noteIndex(r.Index)
 	if resp.StatusCode >= 300 {
 		var p wire.Problem
 		if json.Unmarshal(data, &p) != nil || p.Code == "" {
-			return r, fmt.Errorf("%s: HTTP %s", ep, resp.Status)
+			return r, t, fmt.Errorf("%s: HTTP %s", ep, resp.Status)
 		}
-		return r, &p
+		return r, t, &p
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
-			return r, fmt.Errorf("%s: decode answer: %w", ep, err)
+			return r, t, fmt.Errorf("%s: decode answer: %w", ep, err)
 		}
 	}
-	return r, nil
+	return r, t, nil
+}
+
+// answerWithin is how long the node has to answer a try: what is left of
+// its deadline, less a margin for the answer to travel back.
+func answerWithin(ctx context.Context) time.Duration {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return DefaultAttemptTimeout
+	}
+	left := time.Until(d)
+	return max(left-left/10-100*time.Millisecond, 10*time.Millisecond)
 }
 
 // noteIndex remembers the highest index seen, for read-your-writes.

@@ -77,3 +77,71 @@ func TestRejectionIsNotRetriedAndDeadClusterIsUnavailable(t *testing.T) {
 		t.Fatalf("dead cluster: %v", err)
 	}
 }
+
+// TestAHungEndpointCostsOneAttempt: a node that takes the request and
+// never answers is passed over after AttemptTimeout; the node is told how
+// long it has.
+func TestAHungEndpointCostsOneAttempt(t *testing.T) {
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer hung.Close()
+	defer close(release)
+	var told atomic.Value
+	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		told.Store(r.Header.Get(wire.HeaderTimeout))
+		w.Write([]byte(`{}`))
+	}))
+	defer good.Close()
+	c, _ := New([]string{hung.URL, good.URL})
+	c.AttemptTimeout = 200 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Do(ctx, "POST", "/x", struct{}{}, "k", nil); err != nil {
+		t.Fatalf("the healthy endpoint was not reached: %v", err)
+	}
+	if ms, _ := told.Load().(string); ms == "" || ms == "0" {
+		t.Fatalf("%s %q, want the try's deadline in ms", wire.HeaderTimeout, ms)
+	}
+}
+
+// TestAWriteThatReachedAHungNodeHasAnUnknownOutcome: with no answer at
+// all, a write that was sent may have applied: the error says so and
+// carries the key; a read is simply unavailable.
+func TestAWriteThatReachedAHungNodeHasAnUnknownOutcome(t *testing.T) {
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer hung.Close()
+	defer close(release)
+	c, _ := New([]string{hung.URL})
+	c.AttemptTimeout = 100 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := c.Do(ctx, "POST", "/v1/accounts/1/deposit", wire.Amount{Amount: 1}, "k-77", nil)
+	var u *UnknownOutcome
+	if !errors.As(err, &u) || !errors.Is(err, ErrOutcomeUnknown) || u.Key != "k-77" {
+		t.Fatalf("write to a hung node: %v", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := c.Do(ctx, "GET", "/v1/accounts/1", nil, "", nil); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("read from a hung node: %v", err)
+	}
+}
+
+// TestEveryEndpointRefusingFailsAtOnce: nothing listens, so nothing can
+// have been applied: Do does not wait out its timeout.
+func TestEveryEndpointRefusingFailsAtOnce(t *testing.T) {
+	var urls []string
+	for range 2 {
+		s := httptest.NewServer(http.NotFoundHandler())
+		urls = append(urls, s.URL)
+		s.Close()
+	}
+	c, _ := New(urls)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := c.Do(ctx, "POST", "/x", struct{}{}, "k", nil)
+	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOutcomeUnknown) || ctx.Err() != nil {
+		t.Fatalf("every endpoint refused: %v (context %v)", err, ctx.Err())
+	}
+}
