@@ -5,7 +5,7 @@ GO       ?= go
 FUZZTIME ?= 60s
 ZK_JAR   := /usr/share/java/zookeeper.jar
 
-.PHONY: all build run test test-faults lint fuzz bench zookeeper clean
+.PHONY: all build run test test-faults lint bench-check fuzz bench zookeeper clean
 
 all: build
 
@@ -20,8 +20,12 @@ run: build zookeeper
 	bin/bankctl dev up $(RUNFLAGS)
 
 ## test: lint, then every test with the race detector (real ZooKeeper included)
-test: zookeeper lint
+test: zookeeper lint bench-check
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+## bench-check: every benchmark of the storage packages runs once, so make bench cannot rot
+bench-check:
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./engine/... ./journal/... ./snapshot/... >/dev/null
 
 ## test-faults: the fault-tolerance suite alone, for FAULTS_DURATION (default 5m)
 FAULTS_DURATION ?= 5m

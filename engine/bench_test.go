@@ -33,7 +33,7 @@ func benchApplyTransfers(b *testing.B, capture bool) {
 			k := n + i
 			cmds[i] = Command{Op: OpTransfer, Key: fmt.Sprintf("t%d", k), Account: fmt.Sprintf("%010d", k%accounts), To: fmt.Sprintf("%010d", (k*7+1)%accounts), Amount: 1}
 		}
-		entries = append(entries, &Entry{Commands: cmds})
+		entries = append(entries, &Entry{Envelope: entry.Envelope{BodyVersion: BodyV1}, Commands: cmds})
 	}
 	if capture {
 		c, err := e.Capture(nopLock{})

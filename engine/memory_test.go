@@ -23,7 +23,7 @@ func BenchmarkMillionAccountsHeap(b *testing.B) {
 				acct := fmt.Sprintf("M-%07d", start+i)
 				cmds[i] = Command{Op: OpCreateAccount, Key: "m-" + acct, Account: acct, Name: "bench", Amount: 100}
 			}
-			ent := &Entry{Envelope: entry.Envelope{Index: e.Index() + 1, Epoch: 1, PrevHash: e.LastHash()}, Commands: cmds}
+			ent := &Entry{Envelope: entry.Envelope{Index: e.Index() + 1, Epoch: 1, PrevHash: e.LastHash(), BodyVersion: BodyV1}, Commands: cmds}
 			if _, err := e.Apply(ent); err != nil {
 				b.Fatal(err)
 			}
