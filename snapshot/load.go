@@ -27,17 +27,17 @@ func Load(path string, cfg engine.Config) (*engine.Engine, Meta, error) {
 
 // Verify checks a snapshot file (trailer, header, state hash) as it
 // streams it, without restoring the state, and returns its header.
-func Verify(path string) (Meta, error) {
-	return readFile(path, func(r io.Reader) (Meta, error) {
-		c, err := openStream(r)
-		if err != nil {
-			return Meta{}, err
-		}
-		if _, err := io.Copy(io.Discard, c.state()); err != nil {
-			return Meta{}, fmt.Errorf("%w: state: %v", ErrCorrupt, err)
-		}
-		return c.meta, c.finish()
-	})
+func Verify(path string) (Meta, error) { return readFile(path, verify) }
+
+func verify(r io.Reader) (Meta, error) {
+	c, err := openStream(r)
+	if err != nil {
+		return Meta{}, err
+	}
+	if _, err := io.Copy(io.Discard, c.state()); err != nil {
+		return Meta{}, fmt.Errorf("%w: state: %v", ErrCorrupt, err)
+	}
+	return c.meta, c.finish()
 }
 
 // readFile runs read over the file at path and insists that nothing

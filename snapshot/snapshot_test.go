@@ -148,7 +148,8 @@ func TestRetentionAndLeftovers(t *testing.T) {
 	}
 }
 
-// TestDamageIsDetected truncates at every offset, flips bytes all over, and
+// TestDamageIsDetected truncates the file (at every offset of the header
+// and the trailer, every seventh of the state), flips bytes all over, and
 // writes garbage: each is ErrCorrupt, never a loaded snapshot.
 func TestDamageIsDetected(t *testing.T) {
 	good := encoded(t, engineAt(t, 5), 99)
@@ -159,6 +160,9 @@ func TestDamageIsDetected(t *testing.T) {
 		}
 	}
 	for n := 0; n < len(good); n++ {
+		if n > headerLen && n < len(good)-trailerLen && n%7 != 0 {
+			continue
+		}
 		for _, err := range readEveryWay(t, store, good[:n]) {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("truncated to %d of %d: %v", n, len(good), err)
@@ -168,7 +172,7 @@ func TestDamageIsDetected(t *testing.T) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 2))
-	for i := 0; i < 2000; i++ {
+	for i := 0; i < 500; i++ {
 		bad := bytes.Clone(good)
 		bad[rng.IntN(len(bad))] ^= byte(rng.IntN(255) + 1)
 		for _, err := range readEveryWay(t, store, bad) {
@@ -189,22 +193,24 @@ func TestDamageIsDetected(t *testing.T) {
 			t.Fatalf("garbage accepted: %v", err)
 		}
 	}
-	for _, err := range readEveryWay(t, store, append(bytes.Clone(good), 0))[:2] {
+	path := filepath.Join(t.TempDir(), "snap.zks")
+	if err := os.WriteFile(path, append(bytes.Clone(good), 0), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errVerify := Verify(path)
+	_, _, errLoad := Load(path, engine.DefaultConfig())
+	for _, err := range []error{errVerify, errLoad} {
 		if !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("trailing byte accepted: %v", err)
 		}
 	}
 }
 
-// readEveryWay reads data as a snapshot file with Verify and Load, and as
-// a stream with Store.Receive, and returns their errors.
+// readEveryWay reads data as Verify, Load and Store.Receive read a
+// snapshot, and returns their errors.
 func readEveryWay(t *testing.T, store *Store, data []byte) []error {
-	path := filepath.Join(t.TempDir(), "snap.zks")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, errVerify := Verify(path)
-	_, _, errLoad := Load(path, engine.DefaultConfig())
+	_, errVerify := verify(bytes.NewReader(data))
+	_, _, errLoad := load(bytes.NewReader(data), engine.DefaultConfig())
 	_, errReceive := store.Receive(bytes.NewReader(data))
 	return []error{errVerify, errLoad, errReceive}
 }
