@@ -43,11 +43,7 @@ func mustStore(t *testing.T) *Store {
 // save writes a snapshot of e into store.
 func save(t *testing.T, store *Store, e State, nowMs int64) Info {
 	t.Helper()
-	p, err := store.Begin(e, nowMs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := p.Commit()
+	info, err := store.Save(e, nowMs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,6 +51,16 @@ func NewStore(dir string, retain int) (*Store, error) {
 	return &Store{dir: dir, retain: retain}, nil
 }
 
+// Save writes a snapshot of e, which must not change meanwhile (a tool's
+// or a test's engine; a node snapshots a Capture with Begin and Commit).
+func (s *Store) Save(e State, nowMs int64) (Info, error) {
+	p, err := s.Begin(e, nowMs)
+	if err != nil {
+		return Info{}, err
+	}
+	return p.Commit()
+}
+
 // Dir is the store's directory.
 func (s *Store) Dir() string { return s.dir }
 

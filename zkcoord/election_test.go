@@ -30,7 +30,7 @@ func TestElectionFailover(t *testing.T) {
 		}
 	}
 	for _, e := range els { // every watcher learns the new leader record
-		eventually(t, 10*time.Second, "the leader record", func() bool {
+		zktest.Eventually(t, 10*time.Second, "the leader record", func() bool {
 			rec, ok := e.Leader()
 			return ok && rec.Epoch == term.Epoch && rec.ID == []string{"a", "b", "c"}[first]
 		})
@@ -139,7 +139,7 @@ func TestFenceStopsACutOffLeader(t *testing.T) {
 
 func waitConnected(t *testing.T, s *Session) {
 	t.Helper()
-	eventually(t, 20*time.Second, "the session back", s.Connected)
+	zktest.Eventually(t, 20*time.Second, "the session back", s.Connected)
 }
 
 func TestMembership(t *testing.T) {
@@ -156,7 +156,7 @@ func TestMembership(t *testing.T) {
 	}
 	awaitMembers(t, updates, func(l []MemberRecord) bool { return len(l) == 1 && l[0].ID == "n1" })
 	m.Update(42, 40)
-	eventually(t, 10*time.Second, "progress published", func() bool {
+	zktest.Eventually(t, 10*time.Second, "progress published", func() bool {
 		list, err := watcher.Members()
 		return err == nil && len(list) == 1 && list[0].Applied == 42 && list[0].Snapshot == 40
 	})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +20,7 @@ func connect(t *testing.T, ens *zktest.Ensemble, cutter *zktest.Cutter) *Session
 	t.Helper()
 	cfg := Config{
 		Servers: ens.Connect(), Root: zktest.Root(t),
-		SessionTimeout: testTimeout, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		SessionTimeout: testTimeout, Logger: slog.New(slog.NewTextHandler(zktest.LogWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
 	if cutter != nil {
 		cfg.Dialer = cutter.Dial
@@ -34,15 +33,6 @@ func connect(t *testing.T, ens *zktest.Ensemble, cutter *zktest.Cutter) *Session
 	}
 	t.Cleanup(s.Close)
 	return s
-}
-
-// testWriter sends slog output to t.Log while the test runs.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	defer func() { recover() }() // the test may have ended
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
 }
 
 // awaitTerm waits for the next term on any of the elections.
@@ -111,16 +101,4 @@ func appendAll(t *testing.T, a *Appender, count int, tag string) []*entry.Envelo
 		out = append(out, p.Entry)
 	}
 	return out
-}
-
-// eventually polls ok until it holds, failing the test after within.
-func eventually(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -138,19 +138,25 @@ func (s *Session) Members() ([]MemberRecord, error) {
 }
 
 func (s *Session) readMembers(names []string) ([]MemberRecord, error) {
+	return readJSON[MemberRecord](s, "members", names)
+}
+
+// readJSON reads the JSON records dir/<name> for names, ordered by name,
+// skipping those gone meanwhile.
+func readJSON[T any](s *Session, dir string, names []string) ([]T, error) {
 	sort.Strings(names)
-	out := make([]MemberRecord, 0, len(names))
+	out := make([]T, 0, len(names))
 	for _, n := range names {
-		data, _, err := s.Conn.Get(s.Path("members", n))
+		data, _, err := s.Conn.Get(s.Path(dir, n))
 		if errors.Is(err, zk.ErrNoNode) {
-			continue // left meanwhile
+			continue // gone meanwhile
 		}
 		if err != nil {
-			return nil, fmt.Errorf("zkcoord: read member %s: %w", n, err)
+			return nil, fmt.Errorf("zkcoord: read %s/%s: %w", dir, n, err)
 		}
-		var rec MemberRecord
+		var rec T
 		if err := json.Unmarshal(data, &rec); err != nil {
-			return nil, fmt.Errorf("zkcoord: member %s holds %q: %w", n, data, err)
+			return nil, fmt.Errorf("zkcoord: %s/%s holds %q: %w", dir, n, data, err)
 		}
 		out = append(out, rec)
 	}

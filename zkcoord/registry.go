@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/go-zookeeper/zk"
 )
@@ -54,23 +53,7 @@ func (s *Session) Registry() ([]RegistryRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zkcoord: list registry: %w", err)
 	}
-	sort.Strings(names)
-	out := make([]RegistryRecord, 0, len(names))
-	for _, n := range names {
-		data, _, err := s.Conn.Get(s.Path("registry", n))
-		if errors.Is(err, zk.ErrNoNode) {
-			continue // deregistered meanwhile
-		}
-		if err != nil {
-			return nil, fmt.Errorf("zkcoord: read registry %s: %w", n, err)
-		}
-		var rec RegistryRecord
-		if err := json.Unmarshal(data, &rec); err != nil {
-			return nil, fmt.Errorf("zkcoord: registry %s holds %q: %w", n, data, err)
-		}
-		out = append(out, rec)
-	}
-	return out, nil
+	return readJSON[RegistryRecord](s, "registry", names)
 }
 
 // ClusterVersion is the log's body version, as the leader publishes it

@@ -6,6 +6,7 @@ package enginetest
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/engine/entry"
@@ -80,4 +81,15 @@ func (l *Log) command() engine.Command {
 	default:
 		return engine.Command{Op: engine.OpTransfer, Key: key, Account: Number(a), To: Number(b), Amount: amount}
 	}
+}
+
+// Sized is an encoded entry at index (epoch 1, no predecessor) of one
+// create whose name is nameBytes long: a payload of a chosen size.
+func Sized(index uint64, nameBytes int) *engine.Entry {
+	e := &engine.Entry{Envelope: entry.Envelope{Index: index, Epoch: 1}, Commands: []engine.Command{
+		{Op: engine.OpCreateAccount, Key: "k", Account: "A-1", Name: strings.Repeat("n", nameBytes)}}}
+	if _, err := engine.EncodeEntry(e); err != nil {
+		panic(fmt.Sprintf("enginetest: encode: %v", err)) // a generator bug
+	}
+	return e
 }

@@ -150,11 +150,7 @@ func TestInstallBeyondTheJournal(t *testing.T) {
 
 func saveSnapshot(t *testing.T, store *snapshot.Store, e *engine.Engine) snapshot.Info {
 	t.Helper()
-	p, err := store.Begin(e, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := p.Commit()
+	info, err := store.Save(e, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,11 +35,7 @@ func writeDataDir(t *testing.T, count, every int, trimBelow uint64) (string, *en
 			t.Fatal(err)
 		}
 		if (i+1)%every == 0 {
-			p, err := d.Snapshots.Begin(e, time.Now().UnixMilli())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := p.Commit(); err != nil {
+			if _, err := d.Snapshots.Save(e, time.Now().UnixMilli()); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,7 +71,7 @@ func (c *inmem) tryStart(id string) (*node.Node, error) {
 	cfg := node.Config{
 		ID: id, Addr: "inmem://" + id, DataDir: filepath.Join(c.dir, id), Transport: c.net, BodyVersionMax: c.reads,
 		ZooKeeper: zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, SessionTimeout: sessionTimeout, Dialer: c.cutters[id].Dial},
-		Logger:    slog.New(slog.NewTextHandler(testWriter{c.t}, nil)).With("node", id),
+		Logger:    slog.New(slog.NewTextHandler(zktest.LogWriter(c.t), nil)).With("node", id),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -103,7 +102,7 @@ func (c *inmem) running() []*node.Node {
 func (c *inmem) waitLeader() *node.Node {
 	c.t.Helper()
 	var leader *node.Node
-	eventually(c.t, 30*time.Second, "a leader every node knows", func() bool {
+	zktest.Eventually(c.t, 30*time.Second, "a leader every node knows", func() bool {
 		leader = nil
 		for _, n := range c.running() {
 			if n.Status().Leader {
@@ -138,7 +137,7 @@ func (c *inmem) followers() []*node.Node {
 func (c *inmem) converged() node.Digest {
 	c.t.Helper()
 	var d node.Digest
-	eventually(c.t, 30*time.Second, "every node at one state", func() bool {
+	zktest.Eventually(c.t, 30*time.Second, "every node at one state", func() bool {
 		first := true
 		for _, n := range c.running() {
 			got := n.Digest()
@@ -228,7 +227,7 @@ func TestAFollowerCutOffZooKeeperLivesOnPushes(t *testing.T) {
 	c := newInmem(t, "n1", "n2")
 	leader, f := c.waitLeader(), c.followers()[0]
 	write(t, leader, engine.Command{Op: engine.OpCreateAccount, Key: "open", Account: "A", Name: "Ada"})
-	eventually(t, 10*time.Second, "the push stream up", func() bool {
+	zktest.Eventually(t, 10*time.Second, "the push stream up", func() bool {
 		write(t, leader, deposit("A", fmt.Sprint("warm-", time.Now().UnixNano())))
 		return f.Status().Pushed > 0
 	})
@@ -241,7 +240,7 @@ func TestAFollowerCutOffZooKeeperLivesOnPushes(t *testing.T) {
 		write(t, leader, deposit("A", fmt.Sprint("pushed-", i)))
 	}
 	head := leader.Applied()
-	eventually(t, 20*time.Second, "the follower applies the pushes", func() bool { return f.Applied() >= head })
+	zktest.Eventually(t, 20*time.Second, "the follower applies the pushes", func() bool { return f.Applied() >= head })
 	if got := f.Status().Pushed - pushed; got < n {
 		t.Fatalf("%d of %d entries from pushes while cut off ZooKeeper", got, n)
 	}
@@ -256,24 +255,4 @@ func TestAFollowerCutOffZooKeeperLivesOnPushes(t *testing.T) {
 	if got := f.Status().Pushed - pushed; got != 0 {
 		t.Fatalf("%d entries from pushes with the leader cut off", got)
 	}
-}
-
-func eventually(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// testWriter sends log lines to t.Log while the test runs.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	defer func() { recover() }() // the test may have ended
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
 }

@@ -1,22 +1,11 @@
 package node
 
 import (
-	"bytes"
 	"testing"
 
 	"github.com/zkbank/zkbank/engine"
-	"github.com/zkbank/zkbank/engine/entry"
+	"github.com/zkbank/zkbank/engine/enginetest"
 )
-
-func testEntry(t *testing.T, index uint64, payload int) *engine.Entry {
-	t.Helper()
-	e := &engine.Entry{Envelope: entry.Envelope{Index: index, Epoch: 1}, Commands: []engine.Command{
-		{Op: engine.OpCreateAccount, Key: "k", Account: "A-1", Name: string(bytes.Repeat([]byte("n"), payload))}}}
-	if _, err := engine.EncodeEntry(e); err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
 
 func dropped(s *pushSub) bool {
 	select {
@@ -34,7 +23,7 @@ func TestPushHubDropsStreamsThatFallBehind(t *testing.T) {
 	var h pushHub
 	slow, _ := h.subscribe()
 	fast, _ := h.subscribe()
-	small := []*engine.Entry{testEntry(t, 1, 10)}
+	small := []*engine.Entry{enginetest.Sized(1, 10)}
 	for range pushQueueMax {
 		h.publish(small)
 		<-fast.batches
@@ -48,7 +37,7 @@ func TestPushHubDropsStreamsThatFallBehind(t *testing.T) {
 		t.Fatalf("one batch past the limit: slow dropped %v, fast dropped %v", dropped(slow), dropped(fast))
 	}
 
-	big := []*engine.Entry{testEntry(t, 2, 100)}
+	big := []*engine.Entry{enginetest.Sized(2, 100)}
 	heavy, _ := h.subscribe()
 	heavy.queued.Add(pushQueueBytesMax - int64(len(big[0].Raw())) + 1)
 	h.publish(big)

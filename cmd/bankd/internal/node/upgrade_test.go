@@ -13,6 +13,7 @@ import (
 
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
 
 // TestARollingUpgradeSwitchesTheBodyVersionOnce: three nodes of an older
@@ -41,7 +42,7 @@ func TestARollingUpgradeSwitchesTheBodyVersionOnce(t *testing.T) {
 		t.Fatalf("the log switched to %d with n2 still reading 1", v)
 	}
 	upgrade("n2")
-	eventually(t, 20*time.Second, "the switch to version 2", func() bool { return c.waitLeader().Status().BodyVersion == engine.BodyV2 })
+	zktest.Eventually(t, 20*time.Second, "the switch to version 2", func() bool { return c.waitLeader().Status().BodyVersion == engine.BodyV2 })
 	w.progress(t, 20)
 	since := c.waitLeader().Status().VersionSince
 	c.start("n3")
@@ -126,7 +127,7 @@ func (w *workload) run(ctx context.Context, i int) {
 func (w *workload) progress(t *testing.T, n int64) {
 	t.Helper()
 	start := w.total()
-	eventually(t, 60*time.Second, fmt.Sprintf("%d more acknowledged deposits", n), func() bool { return w.total() >= start+n })
+	zktest.Eventually(t, 60*time.Second, fmt.Sprintf("%d more acknowledged deposits", n), func() bool { return w.total() >= start+n })
 }
 
 func (w *workload) total() int64 {

@@ -28,7 +28,7 @@ func TestRestartAfterTrimInstallsPeerSnapshot(t *testing.T) {
 	for i := range 150 {
 		mustOK(t, call(t, leader, "POST", "/v1/accounts/T-1/deposit", wire.Amount{Amount: 2}, map[string]string{wire.HeaderIdempotencyKey: fmt.Sprint("t", i)}), 200)
 	}
-	eventually(t, 20*time.Second, "the log trimmed past the stopped node", func() bool {
+	zktest.Eventually(t, 20*time.Second, "the log trimmed past the stopped node", func() bool {
 		cl := decode[wire.Cluster](t, call(t, leader, "GET", "/v1/cluster", nil, nil))
 		return cl.TrimmedBelow > stoppedAt+1
 	})

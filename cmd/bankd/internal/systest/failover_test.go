@@ -49,7 +49,7 @@ func TestLeaderCrashDuringWrites(t *testing.T) {
 			}
 		}()
 	}
-	eventually(t, 30*time.Second, "a third of the writes", func() bool { return done.Load() >= workers*opsPerWorker/3 })
+	zktest.Eventually(t, 30*time.Second, "a third of the writes", func() bool { return done.Load() >= workers*opsPerWorker/3 })
 	at := time.Now()
 	crash(c, leader)
 	crashed <- at

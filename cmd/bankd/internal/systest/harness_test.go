@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -72,7 +71,7 @@ func (c *cluster) start(tn *testNode) {
 	cfg := node.Config{
 		ID: tn.id, Addr: "http://" + tn.addr, DataDir: tn.dir,
 		ZooKeeper: zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, SessionTimeout: sessionTimeout, Dialer: tn.cutter.Dial},
-		Logger:    slog.New(slog.NewTextHandler(testWriter{c.t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", tn.id),
+		Logger:    slog.New(slog.NewTextHandler(zktest.LogWriter(c.t), &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", tn.id),
 	}
 	m := metrics.New()
 	cfg.Hooks = m.Hooks()
@@ -107,7 +106,7 @@ func (c *cluster) stop(tn *testNode) {
 
 func (c *cluster) waitReady(nodes ...*testNode) {
 	c.t.Helper()
-	eventually(c.t, 30*time.Second, "nodes ready", func() bool {
+	zktest.Eventually(c.t, 30*time.Second, "nodes ready", func() bool {
 		for _, tn := range nodes {
 			if tn.n == nil || !tn.n.Ready() {
 				return false
@@ -143,7 +142,7 @@ func (c *cluster) followers() []*testNode {
 func (c *cluster) converged() wire.Digest {
 	c.t.Helper()
 	var d wire.Digest
-	eventually(c.t, 30*time.Second, "digests agree", func() bool {
+	zktest.Eventually(c.t, 30*time.Second, "digests agree", func() bool {
 		var first *wire.Digest
 		for _, tn := range c.nodes {
 			if tn.n == nil {
@@ -225,28 +224,4 @@ func decode[T any](t testing.TB, r response) T {
 		t.Fatalf("decode %s: %v", r, err)
 	}
 	return v
-}
-
-func eventually(t testing.TB, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// testWriter sends log lines to t.Log while the test runs.
-type testWriter struct{ t *testing.T }
-
-var logMu sync.Mutex
-
-func (w testWriter) Write(b []byte) (int, error) {
-	logMu.Lock()
-	defer logMu.Unlock()
-	defer func() { recover() }() // the test may have ended
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
 }

@@ -18,7 +18,7 @@ func TestFollowersApplyTheLeadersPushes(t *testing.T) {
 	mustOK(t, call(t, leader, "POST", "/v1/accounts", wire.CreateAccount{Account: "P-1", Name: "pushed"}, nil), 201)
 	checkPushes(t, c, leader, "first")
 	crash(c, leader)
-	eventually(t, 30*sessionTimeout, "a new leader", func() bool { l, ok := c.leader(); return ok && l != leader })
+	zktest.Eventually(t, 30*sessionTimeout, "a new leader", func() bool { l, ok := c.leader(); return ok && l != leader })
 	next, _ := c.leader()
 	checkPushes(t, c, next, "second")
 }
@@ -40,7 +40,7 @@ func checkPushes(t *testing.T, c *cluster, leader *testNode, tag string) {
 		return m
 	}
 	before, warmups := pushedNow(), 0
-	eventually(t, 10*sessionTimeout, "streams from the leader", func() bool {
+	zktest.Eventually(t, 10*sessionTimeout, "streams from the leader", func() bool {
 		deposit(fmt.Sprintf("%s-warmup-%d", tag, warmups))
 		warmups++
 		for id, n := range pushedNow() {
@@ -59,7 +59,7 @@ func checkPushes(t *testing.T, c *cluster, leader *testNode, tag string) {
 		deposit(fmt.Sprintf("%s-%d", tag, i))
 	}
 	head := leader.n.Applied()
-	eventually(t, 10*sessionTimeout, "the follower cut off ZooKeeper applies the pushed entries", func() bool {
+	zktest.Eventually(t, 10*sessionTimeout, "the follower cut off ZooKeeper applies the pushed entries", func() bool {
 		return f.n.Applied() >= head
 	})
 	if got := f.n.Status().Pushed - pushed; got < deposits {

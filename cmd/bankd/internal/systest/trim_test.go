@@ -60,7 +60,7 @@ func TestZooKeeperHoldsBoundedLogBytes(t *testing.T) {
 	}
 	if held := logBytesInZooKeeper(t, c); held > lagMax {
 		// the leader trims every 100 ms; give it a few rounds
-		eventually(t, 10*time.Second, "ZooKeeper's log within the byte limits", func() bool {
+		zktest.Eventually(t, 10*time.Second, "ZooKeeper's log within the byte limits", func() bool {
 			return logBytesInZooKeeper(t, c) <= lagMax
 		})
 	}
