@@ -16,6 +16,8 @@ func (e *Engine) execute(index uint64, c *Command) Result {
 		return e.remove(c)
 	case OpRename:
 		return e.rename(index, c)
+	case OpRevokeCertificate:
+		return e.revoke(index, c)
 	}
 	return rejected(CodeInvalid)
 }

@@ -19,7 +19,8 @@ const (
 	CodeIdempotencyKeyReused Code = 10
 	CodeInvalidAccount       Code = 11
 	CodeInvalidKey           Code = 12
-	codeEnd                       = 13
+	CodeInvalidSerial        Code = 13
+	codeEnd                       = 14
 )
 
 var codeNames = [codeEnd]string{
@@ -36,6 +37,7 @@ var codeNames = [codeEnd]string{
 	CodeIdempotencyKeyReused: "idempotency_key_reused",
 	CodeInvalidAccount:       "invalid_account",
 	CodeInvalidKey:           "invalid_key",
+	CodeInvalidSerial:        "invalid_serial",
 }
 
 // String returns the stable snake_case name used in the API.

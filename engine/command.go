@@ -15,7 +15,9 @@ const (
 	OpTransfer      Op = 4
 	OpDeleteAccount Op = 5
 	OpRename        Op = 6
-	opEnd              = 7
+	// Body version 2 and later:
+	OpRevokeCertificate Op = 7
+	opEnd                  = 8
 )
 
 var opNames = [opEnd]string{
@@ -26,6 +28,8 @@ var opNames = [opEnd]string{
 	OpTransfer:      "transfer",
 	OpDeleteAccount: "delete_account",
 	OpRename:        "rename",
+
+	OpRevokeCertificate: "revoke_certificate",
 }
 
 // String returns the API name of the op.
@@ -58,6 +62,7 @@ func ParseOp(name string) (Op, bool) {
 //	transfer        Account (from), To, Amount
 //	delete_account  Account
 //	rename          Account, Name
+//	revoke_certificate  Serial (body version 2 and later)
 //
 // Key is the idempotency key; every command must carry one. Principal
 // names who sent it, compactly (a token's id, a certificate's serial);
@@ -69,8 +74,21 @@ type Command struct {
 	To        string
 	Name      string
 	Amount    uint64
+	Serial    string // a certificate's serial, lower-case hex
 	Principal string
 }
+
+// opsIn is the last op a body version carries.
+func opsIn(version uint32) Op {
+	if version <= BodyV1 {
+		return OpRename
+	}
+	return opEnd - 1
+}
+
+// movesMoney reports whether an op names accounts (its result carries
+// them).
+func (o Op) movesMoney() bool { return o >= OpCreateAccount && o <= OpRename }
 
 // Check validates what can be validated without state, returning the code
 // Apply would give. Servers use it to refuse bad input before it reaches the
@@ -94,8 +112,33 @@ func (c *Command) Check() Code {
 		return checkNumber(c.Account)
 	case OpRename:
 		return firstFailure(checkNumber(c.Account), checkName(c.Name))
+	case OpRevokeCertificate:
+		return checkSerial(c.Serial)
 	}
 	return CodeInvalid
+}
+
+// checkSerial: a certificate serial as certs renders it, 1..32 lower-case
+// hex digits without leading zeros.
+func checkSerial(s string) Code {
+	if ValidSerial(s) {
+		return CodeOK
+	}
+	return CodeInvalidSerial
+}
+
+// ValidSerial reports whether s is a serial as the log names one: 1..32
+// lower-case hex digits, no leading zero.
+func ValidSerial(s string) bool {
+	if len(s) == 0 || len(s) > 32 || s[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func checkCreate(c *Command) Code {
@@ -158,6 +201,7 @@ func (c *Command) fingerprint() uint64 {
 	str(c.Account)
 	str(c.To)
 	str(c.Name)
+	str(c.Serial)
 	for i := 0; i < 8; i++ {
 		mix(byte(c.Amount >> (8 * i)))
 	}

@@ -59,7 +59,8 @@ type Engine struct {
 	nextNum  uint64 // next candidate for an assigned account number
 	totals   Totals
 
-	keys keyWindow
+	keys    keyWindow
+	revoked revocations
 }
 
 // New returns an empty engine at index 0.

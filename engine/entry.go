@@ -92,11 +92,9 @@ func EncodeBody(version uint32, cmds []Command) ([]byte, error) {
 	if version < BodyV1 || version > BodyVersionMax {
 		return nil, fmt.Errorf("%w: %d (this binary writes 1 to %d)", ErrUnknownBodyVersion, version, BodyVersionMax)
 	}
-	if version == BodyV1 {
-		for i := range cmds {
-			if cmds[i].Principal != "" {
-				return nil, fmt.Errorf("engine: command %d carries a principal, which a version 1 body cannot", i)
-			}
+	for i := range cmds {
+		if err := fitsVersion(version, &cmds[i]); err != nil {
+			return nil, fmt.Errorf("engine: command %d: %w", i, err)
 		}
 	}
 	return EncodeCommands(cmds)
@@ -109,21 +107,34 @@ func DecodeBody(version uint32, body []byte) ([]Command, error) {
 		return nil, fmt.Errorf("%w: %d (this binary reads 1 to %d)", ErrUnknownBodyVersion, version, BodyVersionMax)
 	}
 	cmds, err := DecodeCommands(body)
-	if err == nil && version == BodyV1 {
-		for i := range cmds {
-			if cmds[i].Principal != "" {
-				return nil, fmt.Errorf("%w: command %d: field \"by\" in a version 1 body", ErrMalformedEntry, i)
-			}
+	if err != nil {
+		return nil, err
+	}
+	for i := range cmds {
+		if err := fitsVersion(version, &cmds[i]); err != nil {
+			return nil, fmt.Errorf("%w: command %d: %w", ErrMalformedEntry, i, err)
 		}
 	}
-	return cmds, err
+	return cmds, nil
+}
+
+// fitsVersion refuses what a body version does not carry: a principal or
+// an op newer than version 1 in a version 1 body.
+func fitsVersion(version uint32, c *Command) error {
+	switch {
+	case c.Op > opsIn(version):
+		return fmt.Errorf("op %s is not in body version %d", c.Op, version)
+	case version == BodyV1 && (c.Principal != "" || c.Serial != ""):
+		return fmt.Errorf("a version 1 body carries no principal or serial")
+	}
+	return nil
 }
 
 // encodeCommand writes a command as a map holding only the fields that are
 // set, so that the encoding is canonical and compact.
 func encodeCommand(w *pack.Writer, c *Command) {
 	n := 2
-	for _, set := range []bool{c.Account != "", c.To != "", c.Name != "", c.Amount != 0, c.Principal != ""} {
+	for _, set := range []bool{c.Account != "", c.To != "", c.Name != "", c.Amount != 0, c.Serial != "", c.Principal != ""} {
 		if set {
 			n++
 		}
@@ -140,6 +151,7 @@ func encodeCommand(w *pack.Writer, c *Command) {
 		w.Str("amount")
 		w.Uint(c.Amount)
 	}
+	w.OptStr("serial", c.Serial)
 	w.OptStr("by", c.Principal)
 }
 
@@ -168,7 +180,7 @@ func readCommand(r *pack.Reader, c *Command) error {
 	if err != nil {
 		return err
 	}
-	var seen uint8
+	var seen uint32
 	for i := 0; i < n; i++ {
 		k, err := r.Key()
 		if err != nil {
@@ -189,7 +201,7 @@ func readCommand(r *pack.Reader, c *Command) error {
 	return nil
 }
 
-func readCommandField(r *pack.Reader, k string, c *Command) (uint8, error) {
+func readCommandField(r *pack.Reader, k string, c *Command) (uint32, error) {
 	var err error
 	switch k {
 	case "op":
@@ -218,6 +230,9 @@ func readCommandField(r *pack.Reader, k string, c *Command) (uint8, error) {
 	case "by":
 		c.Principal, err = r.Str(PrincipalLenMax)
 		return 64, err
+	case "serial":
+		c.Serial, err = r.Str(fieldBytesMax)
+		return 128, err
 	}
 	return 0, errors.New("unknown field")
 }

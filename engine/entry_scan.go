@@ -31,7 +31,7 @@ func scanCommands(raw []byte) ([]Command, bool) {
 // scanCommand reads one command's map; false when it lacks op or key,
 // repeats a field, or holds anything the scanner does not take.
 func scanCommand(s *pack.Scanner, c *Command) bool {
-	var seen uint8
+	var seen uint32
 	for n := s.MapLen(); n > 0 && !s.Bad; n-- {
 		bit := scanCommandField(s, c)
 		if seen&bit != 0 {
@@ -42,7 +42,7 @@ func scanCommand(s *pack.Scanner, c *Command) bool {
 	return !s.Bad && seen&3 == 3
 }
 
-func scanCommandField(s *pack.Scanner, c *Command) uint8 {
+func scanCommandField(s *pack.Scanner, c *Command) uint32 {
 	switch string(s.Bytes(16)) {
 	case "op":
 		v := s.Uint()
@@ -69,6 +69,9 @@ func scanCommandField(s *pack.Scanner, c *Command) uint8 {
 	case "by":
 		c.Principal = s.Str(PrincipalLenMax)
 		return 64
+	case "serial":
+		c.Serial = s.Str(fieldBytesMax)
+		return 128
 	}
 	s.Bad = true
 	return 0

@@ -15,7 +15,7 @@ import (
 var allowedImports = map[string]bool{
 	"bufio": true, "bytes": true, "crypto/sha256": true, "encoding/binary": true,
 	"encoding/hex": true, "errors": true, "fmt": true, "io": true, "math": true, "math/bits": true,
-	"strconv": true, "strings": true, "sync": true, "unicode": true, "unicode/utf8": true,
+	"sort": true, "strconv": true, "strings": true, "sync": true, "unicode": true, "unicode/utf8": true,
 	// Randomly seeded, but only to place entries in the in-memory indexes:
 	// the seed changes where an entry sits, never an outcome or a byte of
 	// the state (hashIndex).

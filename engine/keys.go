@@ -22,7 +22,7 @@ type keyRecord struct {
 // read from the current state.
 func (r *keyRecord) replay(e *Engine, c *Command, created string) Result {
 	res := Result{Code: r.code, Replayed: true}
-	if r.code != CodeOK {
+	if r.code != CodeOK || !c.Op.movesMoney() {
 		return res
 	}
 	numbers := [2]string{c.Account, c.To}

@@ -25,7 +25,8 @@ var ErrCorruptState = errors.New("engine: corrupt state")
 //
 //	uvarint version | uvarint index | uvarint epoch | [32]byte last hash |
 //	varint time_ms | uvarint next assigned number |
-//	(version 2: uvarint body version | uvarint version since) |
+//	(version 2: uvarint body version | uvarint version since |
+//	 uvarint r, r x (str serial | uvarint index), in serial order) |
 //	uvarint n, n x account (in number order) | uvarint total balance |
 //	uvarint k, k x key record (oldest first)
 func (e *Engine) WriteState(w io.Writer) error {
@@ -43,11 +44,12 @@ type stateHeader struct {
 
 	bodyVersion  uint32
 	versionSince uint64
+	revoked      []Revocation // in serial order
 }
 
 func (e *Engine) header() stateHeader {
 	return stateHeader{index: e.index, epoch: e.epoch, lastHash: e.lastHash, timeMs: e.timeMs, nextNum: e.nextNum, totals: e.totals,
-		bodyVersion: e.bodyVersion, versionSince: e.versionSince}
+		bodyVersion: e.bodyVersion, versionSince: e.versionSince, revoked: e.revoked.sorted()}
 }
 
 // writeState is the one encoder behind Engine.WriteState and
@@ -68,6 +70,11 @@ func writeState(w io.Writer, h stateHeader, ascend func(visit func(*slot) bool),
 	if h.bodyVersion > BodyV1 {
 		s.uvarint(uint64(h.bodyVersion))
 		s.uvarint(h.versionSince)
+		s.uvarint(uint64(len(h.revoked)))
+		for _, r := range h.revoked {
+			s.str(r.Serial)
+			s.uvarint(r.Index)
+		}
 	}
 	s.uvarint(h.totals.Accounts)
 	ascend(func(a *slot) bool {
@@ -221,6 +228,7 @@ func (rd *stateReader) restore(e *Engine) error {
 	e.nextNum = rd.uvarint()
 	if v == stateV2 {
 		rd.bodyVersion(e)
+		rd.revocations(e)
 	}
 	rd.accounts(e)
 	rd.keyRecords(e)
@@ -246,6 +254,30 @@ func (rd *stateReader) bodyVersion(e *Engine) {
 		rd.fail("body version %d since index %d, state at %d", bv, since, e.index)
 	}
 	e.bodyVersion, e.versionSince = uint32(bv), since
+}
+
+// revocations reads a version 2 state's revoked certificates: valid
+// serials, in order, revoked at indexes the state applied.
+func (rd *stateReader) revocations(e *Engine) {
+	n := rd.uvarint()
+	if n > RevocationsMax {
+		rd.fail("%d revocations, limit %d", n, RevocationsMax)
+		return
+	}
+	prev := ""
+	for i := uint64(0); i < n && rd.err == nil; i++ {
+		serial, index := rd.str(32), rd.uvarint()
+		switch {
+		case rd.err != nil:
+		case !ValidSerial(serial) || (i > 0 && serial <= prev):
+			rd.fail("revocation %q out of order or not a serial", serial)
+		case index == 0 || index > e.index:
+			rd.fail("revocation %s at index %d, state at %d", serial, index, e.index)
+		default:
+			e.revoked.add(serial, index)
+		}
+		prev = serial
+	}
 }
 
 func (rd *stateReader) account(index uint64) Account {
