@@ -17,16 +17,18 @@ import (
 
 // options are bankd's settings, from flags or BANKD_* variables.
 type options struct {
-	id, dataDir, zk, zkRoot, listen, advertise string
-	sessionTimeout, writeTimeout, readTimeout  time.Duration
-	trimInterval                               time.Duration
-	snapshotEvery, logRetain, segmentSize      uint64
-	snapshotEveryMB, logRetainMB, logLagMaxMB  uint64
-	snapshotRetain                             int
-	batchCommands, batchBytes, inflight        int
-	gcPercent                                  int
-	keepGOGC                                   bool // GOGC is set: leave the runtime's setting
-	logLevel, logFormat                        string
+	id, dataDir, zk, zkRoot, listen, advertise    string
+	certsDir, tlsCert, tlsKey, tlsCA, debugListen string
+	insecure                                      bool
+	sessionTimeout, writeTimeout, readTimeout     time.Duration
+	trimInterval                                  time.Duration
+	snapshotEvery, logRetain, segmentSize         uint64
+	snapshotEveryMB, logRetainMB, logLagMaxMB     uint64
+	snapshotRetain                                int
+	batchCommands, batchBytes, inflight           int
+	gcPercent                                     int
+	keepGOGC                                      bool // GOGC is set: leave the runtime's setting
+	logLevel, logFormat                           string
 }
 
 const usageHeader = `bankd: one zkbank server.
@@ -72,8 +74,14 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.dataDir, "data-dir", "", "data directory for the journal and snapshots (required)")
 	fs.StringVar(&o.zk, "zk", strings.Join(def.ZooKeeper.Servers, ","), "ZooKeeper servers, comma-separated host:port")
 	fs.StringVar(&o.zkRoot, "zk-root", def.ZooKeeper.Root, "ZooKeeper namespace of this bank")
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP listen address")
-	fs.StringVar(&o.advertise, "advertise", "", "base URL peers use to reach this node (default http://<listen>)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTPS listen address of the API and of the calls between nodes")
+	fs.StringVar(&o.advertise, "advertise", "", "base URL peers use to reach this node (default https://<listen>)")
+	fs.StringVar(&o.certsDir, "certs-dir", "", "directory of bankctl certs: ca.crt, node-<id>.crt and node-<id>.key (each replaced by its own flag)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "this node's certificate (PEM), a node certificate for --id")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "its private key (PEM)")
+	fs.StringVar(&o.tlsCA, "tls-ca", "", "the cluster's CA bundle (PEM): peers and clients must chain to it")
+	fs.BoolVar(&o.insecure, "insecure", false, "serve plain HTTP and trust every caller: for a test on one machine only; bankd says so loudly")
+	fs.StringVar(&o.debugListen, "debug-listen", "", "address of a plain-HTTP listener for /debug/pprof (off by default; keep it on loopback)")
 	fs.DurationVar(&o.sessionTimeout, "session-timeout", def.ZooKeeper.SessionTimeout, "ZooKeeper session timeout: a dead leader is replaced after about this long")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", adef.WriteTimeout, "how long a write waits for a leader before answering 503 no_leader")
 	fs.DurationVar(&o.readTimeout, "read-timeout", adef.ReadTimeout, "how long a read waits for min_index before answering 504 timeout")
@@ -153,6 +161,11 @@ func (o *options) validate() error {
 		return errors.New("--batch-commands and --inflight must be at least 1, --batch-bytes at least 1024")
 	case o.gcPercent < 1 || o.gcPercent > 1000:
 		return fmt.Errorf("--gc-percent %d: use 1 to 1000", o.gcPercent)
+	}
+	if !o.insecure {
+		if _, err := o.tlsFiles(); err != nil {
+			return err
+		}
 	}
 	if _, _, err := net.SplitHostPort(o.listen); err != nil {
 		return fmt.Errorf("--listen %q: %w", o.listen, err)

@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,29 +44,49 @@ func run(o *options, log *slog.Logger) error {
 	if !o.keepGOGC {
 		debug.SetGCPercent(o.gcPercent)
 	}
-	ln, err := net.Listen("tcp", o.listen)
+	mat, err := o.loadTLS(log)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", o.listen, err)
+		return err
+	}
+	if mat != nil {
+		defer reloadOnHUP(mat, log)()
+	}
+	ln, scheme, err := listen(o.listen, mat)
+	if err != nil {
+		return err
 	}
 	advertise := o.advertise
 	if advertise == "" {
-		advertise = "http://" + ln.Addr().String()
+		advertise = scheme + ln.Addr().String()
 	}
 	m := metrics.New()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	n, err := node.Start(ctx, o.nodeConfig(advertise, log, m))
+	var self atomic.Pointer[node.Node] // for the peers' revocation check, once it runs
+	revoked := func(serial string) bool { n := self.Load(); return n != nil && n.Revoked(serial) }
+	n, err := node.Start(ctx, o.nodeConfig(advertise, log, m, peer.Client(mat, revoked)))
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	self.Store(n)
 	m.Watch(n.Status)
+	if o.debugListen != "" {
+		stopDebug, err := serveDebug(o.debugListen, log)
+		if err != nil {
+			n.Close()
+			ln.Close()
+			return err
+		}
+		defer stopDebug()
+	}
 	srv := &http.Server{
 		Handler: api.New(n, api.Config{
-			WriteTimeout: o.writeTimeout, ReadTimeout: o.readTimeout,
+			WriteTimeout: o.writeTimeout, ReadTimeout: o.readTimeout, Insecure: o.insecure,
 			Internal: peer.Handler(n), MetricsHandle: m.Handler(), Observe: m.Observe,
 		}),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: 10 * time.Second, // bounds the TLS handshake too
+		IdleTimeout:       2 * time.Minute,
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -83,8 +105,24 @@ func run(o *options, log *slog.Logger) error {
 	return shutdown(srv, n, o.writeTimeout)
 }
 
+// serveDebug serves /debug/pprof on its own plain-HTTP listener, apart
+// from the API.
+func serveDebug(addr string, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--debug-listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Warn("serving /debug/pprof without authentication", "listen", ln.Addr().String())
+	return func() { srv.Close() }, nil
+}
+
 // nodeConfig is the node's configuration from the options.
-func (o *options) nodeConfig(advertise string, log *slog.Logger, m *metrics.Metrics) node.Config {
+func (o *options) nodeConfig(advertise string, log *slog.Logger, m *metrics.Metrics, peers *http.Client) node.Config {
 	return node.Config{
 		ID: o.id, Addr: advertise, DataDir: o.dataDir,
 		ZooKeeper:   zkcoord.Config{Servers: o.servers(), Root: o.zkRoot, SessionTimeout: o.sessionTimeout, Logger: log},
@@ -92,7 +130,7 @@ func (o *options) nodeConfig(advertise string, log *slog.Logger, m *metrics.Metr
 		SnapshotRetain: o.snapshotRetain, LogRetainEntries: o.logRetain, LogRetainBytes: o.logRetainMB << 20,
 		LogLagMaxBytes: o.logLagMaxMB << 20, TrimInterval: o.trimInterval, BatchCommandsMax: o.batchCommands, BatchBytesMax: o.batchBytes,
 		InflightMax: o.inflight, PeerTimeout: o.writeTimeout, Logger: log, Hooks: m.Hooks(),
-		Transport: peer.NewTransport(peer.Config{CallTimeout: o.writeTimeout + time.Second, Stage: m.Stage}),
+		Transport: peer.NewTransport(peer.Config{Client: peers, CallTimeout: o.writeTimeout + time.Second, Stage: m.Stage}),
 	}
 }
 

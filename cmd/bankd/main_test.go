@@ -2,17 +2,23 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"flag"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/zkbank/zkbank/cmd/internal/certs"
+	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
 
@@ -20,6 +26,7 @@ func TestOptionsFromFlagsAndEnvironment(t *testing.T) {
 	t.Setenv("BANKD_ID", "env-id")
 	t.Setenv("BANKD_DATA_DIR", "/tmp/env")
 	t.Setenv("BANKD_SESSION_TIMEOUT", "7s")
+	t.Setenv("BANKD_CERTS_DIR", "/etc/zkbank/certs")
 	o, err := parseOptions([]string{"--data-dir", "/tmp/flag"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +41,7 @@ func TestOptionsFromFlagsAndEnvironment(t *testing.T) {
 }
 
 func TestGOGCReplacesOnlyTheDefaultGCPercent(t *testing.T) {
-	base := []string{"--id", "n1", "--data-dir", "d"}
+	base := []string{"--id", "n1", "--data-dir", "d", "--insecure"}
 	o, err := parseOptions(base, &bytes.Buffer{})
 	if err != nil || o.keepGOGC || o.gcPercent != defaultGCPercent {
 		t.Fatalf("no GOGC: keep %v percent %d (%v), want the default applied", o.keepGOGC, o.gcPercent, err)
@@ -49,7 +56,7 @@ func TestGOGCReplacesOnlyTheDefaultGCPercent(t *testing.T) {
 }
 
 func TestInvalidOptionsAreClearErrors(t *testing.T) {
-	base := []string{"--id", "n1", "--data-dir", "d"}
+	base := []string{"--id", "n1", "--data-dir", "d", "--insecure"}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -65,6 +72,7 @@ func TestInvalidOptionsAreClearErrors(t *testing.T) {
 		{append(base, "--batch-bytes", "10"), "--batch-bytes"},
 		{append(base, "--gc-percent", "0"), "--gc-percent"},
 		{append(base, "extra"), "unexpected arguments"},
+		{[]string{"--id", "n1", "--data-dir", "d"}, "HTTPS only"},
 	} {
 		_, err := parseOptions(tc.args, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -73,53 +81,184 @@ func TestInvalidOptionsAreClearErrors(t *testing.T) {
 	}
 }
 
-// TestSIGTERMShutsDownGracefully runs the real binary against ZooKeeper:
-// it becomes ready, and on SIGTERM it leaves the cluster and exits 0.
-func TestSIGTERMShutsDownGracefully(t *testing.T) {
+// bankdProc is a bankd binary running against a ZooKeeper of its own,
+// with a certificate directory made for it.
+type bankdProc struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	addr  string
+	certs string
+	logs  *syncBuffer
+	http  *http.Client // as the admin
+}
+
+// startBankd builds and starts bankd n1 with extra flags; with secure it
+// gets --certs-dir, else --insecure.
+func startBankd(t *testing.T, secure bool, extra ...string) *bankdProc {
 	ens := zktest.Start(t, 1)
 	bin := filepath.Join(t.TempDir(), "bankd")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	addr := freeAddr(t)
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "--id", "n1", "--data-dir", t.TempDir(), "--zk", strings.Join(ens.Connect(), ","),
-		"--zk-root", "/sigterm", "--listen", addr, "--session-timeout", "2s")
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
+	p := &bankdProc{t: t, addr: freeAddr(t), certs: t.TempDir(), logs: &syncBuffer{}}
+	args := []string{"--id", "n1", "--data-dir", t.TempDir(), "--zk", strings.Join(ens.Connect(), ","),
+		"--zk-root", zktest.Root(t), "--listen", p.addr, "--session-timeout", "2s"}
+	if secure {
+		ca, err := certs.NewCA(p.certs, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ca.IssueNode(p.certs, "n1", []string{"127.0.0.1"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ca.IssueClient(p.certs, "admin", "admin"); err != nil {
+			t.Fatal(err)
+		}
+		mat, err := tlsconf.Load(tlsconf.Files{Cert: filepath.Join(p.certs, "client-admin.crt"), Key: filepath.Join(p.certs, "client-admin.key"), CA: filepath.Join(p.certs, certs.CAFile)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.http = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: mat.Client(nil)}}
+		args = append(args, "--certs-dir", p.certs)
+	} else {
+		p.http = &http.Client{Timeout: 10 * time.Second}
+		args = append(args, "--insecure")
+	}
+	p.cmd = exec.Command(bin, append(args, extra...)...)
+	p.cmd.Stderr = p.logs
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	deadline := time.Now().Add(20 * time.Second)
-	for !ready(addr) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+	zktest.Eventually(t, 20*time.Second, "bankd ready", func() bool { return p.get("/readyz") == 200 })
+	return p
+}
+
+func (p *bankdProc) url(path string) string {
+	if p.cmd.Args[len(p.cmd.Args)-1] == "--insecure" {
+		return "http://" + p.addr + path
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
+	return "https://" + p.addr + path
+}
+
+func (p *bankdProc) get(path string) int {
+	resp, err := p.http.Get(p.url(path))
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestSIGTERMShutsDownGracefully runs the real binary against ZooKeeper:
+// it becomes ready, and on SIGTERM it leaves the cluster and exits 0.
+func TestSIGTERMShutsDownGracefully(t *testing.T) {
+	p := startBankd(t, true)
+	p.cmd.Process.Signal(syscall.SIGTERM)
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { exited <- p.cmd.Wait() }()
 	select {
 	case err := <-exited:
 		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, logs.String())
+			t.Fatalf("exit: %v\n%s", err, p.logs)
 		}
 	case <-time.After(15 * time.Second):
-		t.Fatalf("still running 15s after SIGTERM:\n%s", logs.String())
+		t.Fatalf("still running 15s after SIGTERM:\n%s", p.logs)
 	}
-	if !strings.Contains(logs.String(), "shutting down") {
-		t.Fatalf("no shutdown in the log:\n%s", logs.String())
+	if !strings.Contains(p.logs.String(), "shutting down") {
+		t.Fatalf("no shutdown in the log:\n%s", p.logs)
 	}
 }
 
-func ready(addr string) bool {
-	resp, err := http.Get("http://" + addr + "/readyz")
+// TestInsecureIsSaidLoudly: without certificates bankd needs --insecure,
+// and then says so in its log and in /v1/cluster.
+func TestInsecureIsSaidLoudly(t *testing.T) {
+	p := startBankd(t, false)
+	resp, err := p.http.Get(p.url("/v1/cluster"))
 	if err != nil {
-		return false
+		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode == 200
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), `"insecure":true`) || !strings.Contains(p.logs.String(), "INSECURE") {
+		t.Fatalf("--insecure not announced:\n%s\n%s", body, p.logs)
+	}
+}
+
+// TestSIGHUPRotatesTheCertificateUnderLoad: a new node certificate put in
+// place and a SIGHUP: new connections get it, and no request fails, on
+// the connections kept alive or on new ones.
+func TestSIGHUPRotatesTheCertificateUnderLoad(t *testing.T) {
+	p := startBankd(t, true)
+	served := func() string {
+		conn, err := tls.Dial("tcp", p.addr, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return certs.Serial(conn.ConnectionState().PeerCertificates[0])
+	}
+	before := served()
+	var failed, ok atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if w%2 == 1 { // half the workers on new connections
+					p.http.CloseIdleConnections()
+				}
+				if p.get("/v1/cluster") == 200 {
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	zktest.Eventually(t, 10*time.Second, "load", func() bool { return ok.Load() > 20 })
+	ca, err := certs.LoadCA(p.certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.IssueNode(p.certs, "n1", []string{"127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	zktest.Eventually(t, 10*time.Second, "the new certificate served", func() bool { return served() != before })
+	mid := ok.Load()
+	zktest.Eventually(t, 10*time.Second, "load after the rotation", func() bool { return ok.Load() > mid+20 })
+	close(stop)
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d of %d requests failed around the rotation\n%s", failed.Load(), ok.Load()+failed.Load(), p.logs)
+	}
+	if !strings.Contains(p.logs.String(), "reloaded the TLS") {
+		t.Fatalf("no reload in the log:\n%s", p.logs)
+	}
+}
+
+// syncBuffer is a bytes.Buffer a process and a test may use at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func freeAddr(t *testing.T) string {

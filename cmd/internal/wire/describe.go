@@ -11,6 +11,9 @@ import (
 func Describe(c engine.Command, code engine.Code) string {
 	switch code {
 	case engine.CodeAccountNotFound:
+		if c.To == "" {
+			return fmt.Sprintf("no account %q", c.Account)
+		}
 		return fmt.Sprintf("no account %q (or %q)", c.Account, c.To)
 	case engine.CodeAccountExists:
 		return fmt.Sprintf("account %q exists", c.Account)
@@ -35,6 +38,8 @@ func Describe(c engine.Command, code engine.Code) string {
 		return "an account number is 1 to 34 characters of 0-9, A-Z, a-z and -"
 	case engine.CodeInvalidKey:
 		return "an idempotency key is 1 to 64 bytes"
+	case engine.CodeInvalidSerial:
+		return fmt.Sprintf("serial %q is not a certificate serial: 1 to 32 lower-case hex digits, as bankctl certs prints it", c.Serial)
 	}
 	return code.String()
 }

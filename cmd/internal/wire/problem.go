@@ -47,6 +47,8 @@ const (
 	CodeIndexPassed      = "index_passed" // a digest asked for at an index the node is past
 	CodeOutcomeUnknown   = "outcome_unknown"
 	CodeNotReady         = "not_ready"
+	CodeUnauthenticated  = "unauthenticated" // no credential, or one the bank does not take
+	CodeForbidden        = "forbidden"       // a known caller that may not do this
 	CodeInternal         = "internal"
 )
 
@@ -55,6 +57,7 @@ var apiStatus = map[string]int{
 	CodeInvalidParameter: 400, CodeBodyTooLarge: 413, CodeBatchTooLarge: 413, CodeUnsupportedMedia: 415,
 	CodeNotFound: 404, CodeMethodNotAllowed: 405, CodeNoLeader: 503, CodeNotLeader: 503,
 	CodeOverloaded: 503, CodeTimeout: 504, CodeIndexPassed: 409, CodeOutcomeUnknown: 503, CodeNotReady: 503, CodeInternal: 500,
+	CodeUnauthenticated: 401, CodeForbidden: 403,
 }
 
 var retryable = map[string]bool{
@@ -77,7 +80,7 @@ func StatusOf(code string) int {
 		engine.CodeLimitExceeded, engine.CodeIdempotencyKeyReused:
 		return http.StatusConflict
 	case engine.CodeInvalidAmount, engine.CodeInvalidName, engine.CodeSameAccount,
-		engine.CodeInvalidAccount, engine.CodeInvalidKey:
+		engine.CodeInvalidAccount, engine.CodeInvalidKey, engine.CodeInvalidSerial:
 		return http.StatusBadRequest
 	}
 	return http.StatusInternalServerError

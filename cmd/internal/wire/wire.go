@@ -93,6 +93,9 @@ func (c Command) ToEngine() (engine.Command, error) {
 	if !ok {
 		return engine.Command{}, fmt.Errorf("unknown op %q", c.Op)
 	}
+	if op == engine.OpRevokeCertificate {
+		return engine.Command{}, fmt.Errorf("op %q is not a batch op: POST /v1/admin/revocations", c.Op)
+	}
 	if c.From != "" && c.Account != "" && c.From != c.Account {
 		return engine.Command{}, fmt.Errorf("both account %q and from %q given", c.Account, c.From)
 	}
@@ -161,6 +164,22 @@ type Cluster struct {
 	// Stale: the node could not read ZooKeeper; the members are its last
 	// view and the log head what it applied.
 	Stale bool `json:"stale,omitempty"`
+	// Insecure: the node runs with --insecure (plain HTTP, nobody
+	// authenticated).
+	Insecure bool `json:"insecure,omitempty"`
+}
+
+// Revocation is a revoked certificate: the body of POST
+// /v1/admin/revocations, and an item of the list (with the index it was
+// revoked at).
+type Revocation struct {
+	Serial string `json:"serial"`
+	Index  uint64 `json:"index,omitempty"`
+}
+
+// Revocations is the answer to GET /v1/admin/revocations.
+type Revocations struct {
+	Revocations []Revocation `json:"revocations"`
 }
 
 // ZooKeeper is one node's view of the ZooKeeper ensemble.

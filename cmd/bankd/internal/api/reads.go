@@ -120,7 +120,7 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 	v := s.node.View()
 	st := s.node.Status()
 	out := wire.Cluster{Self: s.node.ID(), LogHead: v.Head, TrimmedBelow: v.TrimmedBelow, BodyVersion: st.BodyVersion,
-		BodyVersionSince: st.VersionSince, Stale: v.Stale}
+		BodyVersionSince: st.VersionSince, Stale: v.Stale, Insecure: s.cfg.Insecure}
 	leader, ok := s.node.Leader()
 	if ok {
 		out.Leader = &wire.Leader{ID: leader.ID, Addr: leader.Addr, Epoch: leader.Epoch}
@@ -205,4 +205,15 @@ func (s *Server) digestAt(w http.ResponseWriter, r *http.Request, v string) {
 	}
 	setIndex(w, d.Index)
 	writeJSON(w, http.StatusOK, wire.Digest{Index: d.Index, StateHash: d.StateHash.String(), Accounts: d.Totals.Accounts, TotalBalance: d.Totals.Balance})
+}
+
+// revocations lists the revoked certificates, with the index each was
+// revoked at.
+func (s *Server) revocations(w http.ResponseWriter, r *http.Request) {
+	list := s.node.Revocations()
+	out := wire.Revocations{Revocations: make([]wire.Revocation, len(list))}
+	for i, rv := range list {
+		out.Revocations[i] = wire.Revocation{Serial: rv.Serial, Index: rv.Index}
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -6,7 +6,6 @@ package api
 
 import (
 	"net/http"
-	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -16,13 +15,16 @@ import (
 
 // Config configures the API.
 type Config struct {
-	WriteTimeout  time.Duration // how long a write or a linearizable read may wait for a leader (default 10s)
-	ReadTimeout   time.Duration // how long a read may wait for min_index (default 5s)
-	BodyBytesMax  int64         // request body limit (default 1 MiB)
-	BatchMax      int           // commands per batch request (default 1000)
-	ListLimitMax  int           // accounts per page (default 1000)
-	Internal      http.Handler  // serves /internal/ (peer.Handler); nil for none
-	MetricsHandle http.Handler  // serves /metrics; nil for none
+	WriteTimeout time.Duration // how long a write or a linearizable read may wait for a leader (default 10s)
+	ReadTimeout  time.Duration // how long a read may wait for min_index (default 5s)
+	BodyBytesMax int64         // request body limit (default 1 MiB)
+	BatchMax     int           // commands per batch request (default 1000)
+	ListLimitMax int           // accounts per page (default 1000)
+	Internal     http.Handler  // serves /internal/ (peer.Handler); nil for none
+	// Insecure lets every request through unauthenticated (bankd
+	// --insecure); /v1/cluster says so.
+	Insecure      bool
+	MetricsHandle http.Handler // serves /metrics; nil for none
 	Observe       func(route string, status int, took time.Duration)
 }
 
@@ -65,6 +67,8 @@ func (s *Server) routes() {
 		"POST /v1/batch":                       s.batch,
 		"GET /v1/cluster":                      s.cluster,
 		"GET /v1/digest":                       s.digest,
+		"POST /v1/admin/revocations":           s.revoke,
+		"GET /v1/admin/revocations":            s.revocations,
 		"GET /livez":                           s.livez,
 		"GET /readyz":                          s.readyz,
 	}
@@ -82,8 +86,6 @@ func (s *Server) routes() {
 	if s.cfg.MetricsHandle != nil {
 		s.mux.Handle("GET /metrics", s.cfg.MetricsHandle)
 	}
-	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index) // profiles, for finding where time goes
-	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, wire.NewProblem(wire.CodeNotFound, "no route "+r.Method+" "+r.URL.Path))
 	})
@@ -95,15 +97,20 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	writeProblem(w, wire.NewProblem(wire.CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path))
 }
 
-// ServeHTTP serves the API, reporting each request to Observe.
+// ServeHTTP serves the API to the callers its guard lets through,
+// reporting each request to Observe.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Observe == nil {
-		s.mux.ServeHTTP(w, r)
+		if s.guard(w, r) {
+			s.mux.ServeHTTP(w, r)
+		}
 		return
 	}
 	started := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	s.mux.ServeHTTP(sw, r)
+	if s.guard(sw, r) {
+		s.mux.ServeHTTP(sw, r)
+	}
 	route := r.Pattern
 	if route == "" || route == "/" {
 		route = "other"

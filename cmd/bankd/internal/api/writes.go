@@ -181,3 +181,14 @@ func deriveKey(base string, i int) string {
 	}
 	return k
 }
+
+// revoke revokes a certificate through the log: from the index it is
+// applied at, every node refuses it (admin only: the guard).
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+	var body wire.Revocation
+	if !s.decodeBody(w, r, &body) {
+		return
+	}
+	cmd := engine.Command{Op: engine.OpRevokeCertificate, Serial: body.Serial}
+	s.writeOne(w, r, cmd, http.StatusOK, func([]engine.Account) any { return wire.Revocation{Serial: body.Serial} })
+}

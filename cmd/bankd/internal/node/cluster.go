@@ -8,20 +8,38 @@ import (
 	"github.com/zkbank/zkbank/zkcoord"
 )
 
-// peerWatch keeps the latest list of live members.
+// peerWatch keeps the latest list of live members, and of expected ones
+// (the registry, read again whenever a member joins or leaves: a node
+// registers as it starts).
 type peerWatch struct {
-	list atomic.Pointer[[]zkcoord.MemberRecord]
+	list     atomic.Pointer[[]zkcoord.MemberRecord]
+	registry atomic.Pointer[[]zkcoord.RegistryRecord]
 }
 
 func watchPeers(ctx context.Context, s *zkcoord.Session) *peerWatch {
 	pw := &peerWatch{}
 	pw.list.Store(&[]zkcoord.MemberRecord{})
+	pw.registry.Store(&[]zkcoord.RegistryRecord{})
 	go func() {
 		for l := range s.WatchMembers(ctx) {
 			pw.list.Store(&l)
+			if r, err := s.Registry(); err == nil {
+				pw.registry.Store(&r)
+			}
 		}
 	}()
 	return pw
+}
+
+// reads is the newest body version the expected member id reads (0 when
+// not known).
+func (pw *peerWatch) reads(id string) uint32 {
+	for _, r := range *pw.registry.Load() {
+		if r.ID == id {
+			return r.Reads
+		}
+	}
+	return 0
 }
 
 func (pw *peerWatch) live(id string) bool {
@@ -65,14 +83,10 @@ type View struct {
 // saw last, marked Stale, rather than wait for ZooKeeper.
 func (n *Node) View() View {
 	if v, err := n.readView(); err == nil {
-		n.lastExpected.Store(&v.Expected)
+		n.peers.registry.Store(&v.Expected)
 		return v
 	}
-	v := View{Live: *n.peers.list.Load(), Head: n.Applied(), Stale: true}
-	if e := n.lastExpected.Load(); e != nil {
-		v.Expected = *e
-	}
-	return v
+	return View{Live: *n.peers.list.Load(), Expected: *n.peers.registry.Load(), Head: n.Applied(), Stale: true}
 }
 
 func (n *Node) readView() (View, error) {

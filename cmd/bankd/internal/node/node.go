@@ -54,8 +54,6 @@ type Node struct {
 
 	waiters waiters
 	digests digestWaiters // DigestAt's, by index
-	// lastExpected is the registry as View last read it.
-	lastExpected atomic.Pointer[[]zkcoord.RegistryRecord]
 	// leaderReads shares a follower's calls to the leader for read
 	// indexes (LinearizableIndex).
 	leaderReads *rounds.Runner[uint64]

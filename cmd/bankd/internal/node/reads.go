@@ -92,3 +92,19 @@ func (n *Node) Status() Status {
 	}
 	return st
 }
+
+// Revoked reports whether the certificate with serial is revoked in the
+// state this node applied.
+func (n *Node) Revoked(serial string) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	_, ok := n.eng.Revoked(serial)
+	return ok
+}
+
+// Revocations lists the revoked certificates, in serial order.
+func (n *Node) Revocations() []engine.Revocation {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.eng.Revocations()
+}

@@ -37,7 +37,7 @@ func (n *Node) Write(ctx context.Context, cmds []engine.Command) (uint64, []Outc
 			if !ok || leader.ID == n.cfg.ID {
 				return result{}, fmt.Errorf("%w: %w", ErrNotLeader, ErrNoLeader)
 			}
-			index, out, err = n.cfg.Transport.Forward(ctx, leader.Addr, n.bodyVersion(), cmds)
+			index, out, err = n.cfg.Transport.Forward(ctx, leader.Addr, n.forwardVersion(leader.ID), cmds)
 		}
 		return result{index, out}, err
 	})
@@ -64,9 +64,14 @@ func (n *Node) LinearizableIndex(ctx context.Context) (uint64, error) {
 	return index, err
 }
 
-// bodyVersion is the log's body version as applied here: every expected
-// member reads it, the leader included.
-func (n *Node) bodyVersion() uint32 {
+// forwardVersion is the body version forwarded commands travel in: the
+// newest both this node and the leader read (the registry says what the
+// leader reads), or, when that is not known, the log's as applied here,
+// which every expected member reads.
+func (n *Node) forwardVersion(leader string) uint32 {
+	if r := n.peers.reads(leader); r > 0 {
+		return min(r, n.cfg.BodyVersionMax)
+	}
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	return n.eng.BodyVersion()

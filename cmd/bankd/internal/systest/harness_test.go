@@ -3,6 +3,7 @@ package systest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,8 @@ import (
 	"github.com/zkbank/zkbank/cmd/bankd/internal/metrics"
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 	"github.com/zkbank/zkbank/cmd/bankd/internal/peer"
+	"github.com/zkbank/zkbank/cmd/internal/certs"
+	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/zkcoord"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
@@ -25,18 +28,26 @@ import (
 
 const sessionTimeout = 2 * time.Second
 
-// cluster is a ZooKeeper ensemble and bankd nodes running in this process.
+// cluster is a ZooKeeper ensemble and bankd nodes running in this
+// process, with TLS as bankd runs it: a CA of the cluster's own, a node
+// certificate each, and an admin client certificate for the test's calls.
 type cluster struct {
-	t     *testing.T
-	ens   *zktest.Ensemble
-	root  string
-	tune  func(*node.Config)
-	nodes []*testNode
+	t         *testing.T
+	ens       *zktest.Ensemble
+	root      string
+	tune      func(*node.Config)
+	nodes     []*testNode
+	certs     string // the certificate directory
+	ca        *certs.CA
+	client    *http.Client      // the admin's
+	clientTLS *tlsconf.Material // its material, for a test to reload
 }
 
 type testNode struct {
 	id, dir, addr string
 	cutter        *zktest.Cutter
+	tls           *tlsconf.Material
+	client        *http.Client // the admin's, for the test's calls
 	n             *node.Node
 	srv           *http.Server
 }
@@ -44,9 +55,11 @@ type testNode struct {
 // newCluster starts nodes on ens (zktest.Shared unless the test stops
 // ZooKeeper servers), under a root of the test's own.
 func newCluster(t *testing.T, ens *zktest.Ensemble, nodes int, tune func(*node.Config)) *cluster {
-	c := &cluster{t: t, ens: ens, root: zktest.Root(t), tune: tune}
+	c := &cluster{t: t, ens: ens, root: zktest.Root(t), tune: tune, certs: t.TempDir()}
+	c.makeCerts(nodes)
 	for i := range nodes {
-		tn := &testNode{id: fmt.Sprintf("n%d", i+1), dir: filepath.Join(t.TempDir(), "data"), addr: "127.0.0.1:0"}
+		id := fmt.Sprintf("n%d", i+1)
+		tn := &testNode{id: id, dir: filepath.Join(t.TempDir(), "data"), addr: "127.0.0.1:0", tls: c.material(certs.NodeFiles(c.certs, id)), client: c.client}
 		c.nodes = append(c.nodes, tn)
 		c.start(tn)
 	}
@@ -59,23 +72,59 @@ func newCluster(t *testing.T, ens *zktest.Ensemble, nodes int, tune func(*node.C
 	return c
 }
 
-// start runs tn on its data dir and address (a restart keeps both).
-func (c *cluster) start(tn *testNode) {
+// makeCerts makes the cluster's CA, a node certificate for n1..nN and
+// the admin's client certificate.
+func (c *cluster) makeCerts(nodes int) {
+	var err error
+	if c.ca, err = certs.NewCA(c.certs, "test"); err != nil {
+		c.t.Fatal(err)
+	}
+	for i := range nodes {
+		if _, err := c.ca.IssueNode(c.certs, fmt.Sprintf("n%d", i+1), []string{"127.0.0.1"}); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	if _, err := c.ca.IssueClient(c.certs, "admin", "admin"); err != nil {
+		c.t.Fatal(err)
+	}
+	c.clientTLS = c.material(certs.ClientFiles(c.certs, "admin"))
+	c.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: c.clientTLS.Client(nil)}}
+}
+
+// material loads a certificate and key with the cluster's CA bundle.
+func (c *cluster) material(crt, key string) *tlsconf.Material {
 	c.t.Helper()
-	ln, err := net.Listen("tcp", tn.addr)
+	m, err := tlsconf.Load(tlsconf.Files{Cert: crt, Key: key, CA: filepath.Join(c.certs, certs.CAFile)})
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	return m
+}
+
+// httpClient is a client presenting the certificate crt.
+func (c *cluster) httpClient(crt, key string) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: c.material(crt, key).Client(nil)}}
+}
+
+// start runs tn on its data dir and address (a restart keeps both).
+func (c *cluster) start(tn *testNode) {
+	c.t.Helper()
+	tcp, err := net.Listen("tcp", tn.addr)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ln := tls.NewListener(tcp, tn.tls.Server())
 	tn.addr = ln.Addr().String()
 	tn.cutter = &zktest.Cutter{}
+	revoked := func(serial string) bool { return tn.n != nil && tn.n.Revoked(serial) }
 	cfg := node.Config{
-		ID: tn.id, Addr: "http://" + tn.addr, DataDir: tn.dir,
+		ID: tn.id, Addr: "https://" + tn.addr, DataDir: tn.dir,
 		ZooKeeper: zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, SessionTimeout: sessionTimeout, Dialer: tn.cutter.Dial},
 		Logger:    slog.New(slog.NewTextHandler(zktest.LogWriter(c.t), &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", tn.id),
 	}
 	m := metrics.New()
 	cfg.Hooks = m.Hooks()
-	cfg.Transport = peer.NewTransport(peer.Config{CallTimeout: 3*sessionTimeout + time.Second, Stage: m.Stage})
+	cfg.Transport = peer.NewTransport(peer.Config{Client: peer.Client(tn.tls, revoked), CallTimeout: 3*sessionTimeout + time.Second, Stage: m.Stage})
 	if c.tune != nil {
 		c.tune(&cfg)
 	}
@@ -88,7 +137,7 @@ func (c *cluster) start(tn *testNode) {
 	m.Watch(tn.n.Status)
 	tn.srv = &http.Server{Handler: api.New(tn.n, api.Config{
 		WriteTimeout: 3 * sessionTimeout, Internal: peer.Handler(tn.n), MetricsHandle: m.Handler(), Observe: m.Observe,
-	})}
+	}), ReadHeaderTimeout: 10 * time.Second}
 	go tn.srv.Serve(ln)
 }
 
@@ -178,10 +227,8 @@ func (r response) problem() wire.Problem {
 
 func (r response) String() string { return fmt.Sprintf("%d %s", r.status, bytes.TrimSpace(r.body)) }
 
-var client = &http.Client{Timeout: 30 * time.Second}
-
-// call sends a request to tn; body is JSON-encoded unless it is a string
-// (sent as is). Transport errors fail the test.
+// call sends a request to tn as the admin; body is JSON-encoded unless
+// it is a string (sent as is). Transport errors fail the test.
 func call(t testing.TB, tn *testNode, method, path string, body any, header map[string]string) response {
 	t.Helper()
 	r, err := tryCall(tn, method, path, body, header)
@@ -192,6 +239,11 @@ func call(t testing.TB, tn *testNode, method, path string, body any, header map[
 }
 
 func tryCall(tn *testNode, method, path string, body any, header map[string]string) (response, error) {
+	return callAs(tn.client, tn, method, path, body, header)
+}
+
+// callAs sends a request to tn with client.
+func callAs(client *http.Client, tn *testNode, method, path string, body any, header map[string]string) (response, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -201,7 +253,7 @@ func tryCall(tn *testNode, method, path string, body any, header map[string]stri
 		data, _ := json.Marshal(b)
 		rd = bytes.NewReader(data)
 	}
-	req, err := http.NewRequest(method, "http://"+tn.addr+path, rd)
+	req, err := http.NewRequest(method, "https://"+tn.addr+path, rd)
 	if err != nil {
 		return response{}, err
 	}

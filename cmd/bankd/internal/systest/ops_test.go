@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zkbank/zkbank/cmd/internal/certs"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
@@ -90,8 +91,9 @@ func TestInternalRoutesTakeOnlyThePeerFormat(t *testing.T) {
 	c := newCluster(t, zktest.Shared(t, 1), 2, nil)
 	leader, _ := c.leader()
 	batch := wire.Batch{Commands: []wire.Command{{Op: "create_account", Key: "old-1", Account: "OLD-1", Name: "Ada", Balance: 10}}}
-	if r := call(t, leader, "POST", "/internal/v1/submit", batch, nil); r.status != 404 {
-		t.Fatalf("JSON submit: %s, want 404", r)
+	asNode := c.httpClient(certs.NodeFiles(c.certs, "n2"))
+	if r, err := callAs(asNode, leader, "POST", "/internal/v1/submit", batch, nil); err != nil || r.status != 404 {
+		t.Fatalf("JSON submit: %s %v, want 404", r, err)
 	}
 	if d := c.converged(); d.Accounts != 0 {
 		t.Fatalf("digest %+v: the JSON submit applied", d)
