@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/zkbank/zkbank/cmd/internal/devcluster"
+	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 )
 
@@ -197,8 +198,12 @@ func checkSupervisorRestarts(t *testing.T, c *ctl) {
 // checkAuditMatchesLiveDigest replays a copy of a node's data dir and
 // compares with that node's digest at the same index.
 func checkAuditMatchesLiveDigest(t *testing.T, c *ctl) {
-	n1 := "http://" + strings.Split(c.endpoints, ",")[0]
-	resp, err := http.Get(n1 + "/v1/digest?consistency=linearizable")
+	mat, err := tlsconf.Load(devcluster.AdminFiles(c.dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1 := "https://" + strings.Split(c.endpoints, ",")[0]
+	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: mat.Client(nil)}}).Get(n1 + "/v1/digest?consistency=linearizable")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,11 +297,11 @@ func TestBankctlWhenThingsGoWrong(t *testing.T) {
 	// The hung endpoint first: each try has its own deadline, so the
 	// healthy one answers within the overall timeout.
 	c.ok("--endpoints", hungEP+","+healthyEP, "--attempt-timeout", "2s", "--timeout", "15s", "deposit", "A-1", "1")
-	// The hung endpoint alone: the deposit reached it and may apply.
-	_, errs, code := c.run("", "--endpoints", hungEP, "--attempt-timeout", "2s", "--timeout", "3s", "deposit", "A-1", "5")
-	key := regexp.MustCompile(`--key (\S+)`).FindStringSubmatch(errs)
-	if code != 4 || !strings.Contains(errs, "outcome unknown") || key == nil {
-		t.Fatalf("a write to a hung node: exit %d\n%s", code, errs)
+	// The hung endpoint alone: over TLS the handshake never completes, so
+	// nothing was sent, and bankctl says unavailable, not unknown.
+	_, errs, code := c.run("", "--endpoints", hungEP, "--attempt-timeout", "1s", "--timeout", "2s", "deposit", "A-1", "9")
+	if code != 4 || strings.Contains(errs, "outcome unknown") {
+		t.Fatalf("a write to a hung node it never reached: exit %d\n%s", code, errs)
 	}
 	out, _, code := c.run("", "cluster", "status", "-o", "table")
 	if code != 6 || !strings.HasPrefix(out, "degraded") || !strings.Contains(out, hung.ID) {
@@ -304,24 +309,48 @@ func TestBankctlWhenThingsGoWrong(t *testing.T) {
 	}
 	resume()
 	c.eventuallyExit(0, "cluster", "status")
+
+	// A follower takes the write and forwards it to a hung leader: the
+	// follower answers within bankctl's deadline that the outcome is
+	// unknown, and bankctl says so with the key; that key then learns the
+	// outcome, and the deposit applies once.
+	procs = c.pids()
+	var leader devcluster.ProcStatus
+	var followerEP string
+	for i, id := range []string{"n1", "n2", "n3"} {
+		if procs[id].Role == "leader" {
+			leader = procs[id]
+		} else if followerEP == "" {
+			followerEP = eps[i]
+		}
+	}
+	c.ok("--endpoints", followerEP, "deposit", "A-1", "1") // the follower's connection to the leader is up
+	syscall.Kill(leader.PID, syscall.SIGSTOP)
+	_, errs, code = c.run("", "--endpoints", followerEP, "--attempt-timeout", "1500ms", "--timeout", "1500ms", "deposit", "A-1", "5")
+	syscall.Kill(leader.PID, syscall.SIGCONT)
+	key := regexp.MustCompile(`--key (\S+)`).FindStringSubmatch(errs)
+	if code != 4 || !strings.Contains(errs, "outcome unknown") || key == nil {
+		t.Fatalf("a write forwarded to a hung leader: exit %d\n%s", code, errs)
+	}
+	c.eventuallyExit(0, "cluster", "status")
 	c.ok("deposit", "A-1", "5", "--key", key[1])
-	if got := c.balance("A-1"); got != 106 {
-		t.Fatalf("A-1 holds %d after a deposit of 1 and the retried deposit of 5, want 106 (the 5 applied once)", got)
+	if got := c.balance("A-1"); got != 107 {
+		t.Fatalf("A-1 holds %d after deposits of 1, 1 and the retried 5, want 107 (the 5 applied once)", got)
 	}
 
-	leader := ""
+	leaderID := ""
 	for id, p := range c.pids() {
 		if p.Role == "leader" {
-			leader = id
+			leaderID = id
 			syscall.Kill(p.PID, syscall.SIGSTOP)
 			t.Cleanup(func() { syscall.Kill(p.PID, syscall.SIGCONT) })
 		}
 	}
 	out, _, code = c.run("", "cluster", "status", "-o", "table")
-	if code == 0 || !strings.Contains(strings.SplitN(out, "\n", 2)[0], leader) {
-		t.Fatalf("cluster status with the leader %s hung: exit %d\n%s", leader, code, out)
+	if code == 0 || !strings.Contains(strings.SplitN(out, "\n", 2)[0], leaderID) {
+		t.Fatalf("cluster status with the leader %s hung: exit %d\n%s", leaderID, code, out)
 	}
-	syscall.Kill(c.pids()[leader].PID, syscall.SIGCONT)
+	syscall.Kill(c.pids()[leaderID].PID, syscall.SIGCONT)
 	c.eventuallyExit(0, "cluster", "status")
 
 	checkBatchReruns(t, c)

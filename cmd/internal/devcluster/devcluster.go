@@ -32,7 +32,10 @@ type Config struct {
 	SessionTimeout time.Duration // bankd's ZooKeeper session timeout (default 4s)
 	Bankd          string        // path of the bankd binary
 	BankdArgs      []string      // extra flags for every bankd
-	Logger         *slog.Logger
+	// Insecure runs bankd with --insecure (plain HTTP, no certificates);
+	// by default the cluster gets a CA and certificates under <dir>/certs.
+	Insecure bool
+	Logger   *slog.Logger
 }
 
 func (c *Config) withDefaults() error {
@@ -162,6 +165,30 @@ func zkConnect(cfg Config) string {
 	return strings.Join(s, ",")
 }
 
+// tlsArgs are bankd's TLS flags.
+func (c Config) tlsArgs() []string {
+	if c.Insecure {
+		return []string{"--insecure"}
+	}
+	return []string{"--certs-dir", CertsDir(c.Dir)}
+}
+
+func (c Config) scheme() string {
+	if c.Insecure {
+		return "http://"
+	}
+	return "https://"
+}
+
+// URLs are the bankd API base URLs of cfg.
+func (c Config) URLs() []string {
+	out := c.Endpoints()
+	for i := range out {
+		out[i] = c.scheme() + out[i]
+	}
+	return out
+}
+
 // Endpoints are the bankd API addresses of cfg.
 func (c Config) Endpoints() []string {
 	var s []string
@@ -176,4 +203,15 @@ func removeState(dir string) error {
 		return err
 	}
 	return nil
+}
+
+// URLs are the bankd API base URLs of a running cluster, from its state.
+func (st *State) URLs() []string {
+	var out []string
+	for _, p := range st.Procs {
+		if p.Kind == "bankd" {
+			out = append(out, p.Addr)
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package devcluster
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"syscall"
 	"time"
 
@@ -28,14 +29,14 @@ func Status(dir string) (*State, []ProcStatus, error) {
 		if p.Kind == "zookeeper" {
 			ps.Role = zkserver.Mode(p.Addr)
 		} else {
-			ps.Role = bankdRole(p)
+			ps.Role = bankdRole(probeClient(st.Dir), p)
 		}
 		out[i] = ps
 	}
 	return st, out, nil
 }
 
-func bankdRole(p Proc) string {
+func bankdRole(probe *http.Client, p Proc) string {
 	resp, err := probe.Get(p.Addr + "/v1/cluster")
 	if err != nil {
 		return ""

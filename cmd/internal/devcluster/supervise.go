@@ -43,6 +43,11 @@ func Up(ctx context.Context, cfg Config, ready func(*State)) error {
 		return err
 	}
 	sf := &stateFile{st: State{Dir: cfg.Dir, Supervisor: os.Getpid(), Started: time.Now().UTC()}}
+	if !cfg.Insecure {
+		if err := ensureCerts(&cfg); err != nil {
+			return err
+		}
+	}
 	zks, nodes, err := plan(&cfg, sf)
 	if err != nil {
 		return err
@@ -53,8 +58,11 @@ func Up(ctx context.Context, cfg Config, ready func(*State)) error {
 	if err := startAll(ctx, zks, 90*time.Second, zkServing); err != nil {
 		return err
 	}
-	if err := startAll(ctx, nodes, 90*time.Second, bankdReady); err != nil {
+	if err := startAll(ctx, nodes, 90*time.Second, bankdReady(probeClient(cfg.Dir))); err != nil {
 		return err
+	}
+	if err := writeEnv(cfg, cfg.Insecure); err != nil {
+		return fmt.Errorf("devcluster: %w", err)
 	}
 	sf.update(func(st *State) { st.Ready = true })
 	if ready != nil {
@@ -88,8 +96,9 @@ func plan(cfg *Config, sf *stateFile) (zks, nodes []*managed, err error) {
 			return nil, nil, err
 		}
 		args := append([]string{"--id", id, "--data-dir", filepath.Join(dir, "data"), "--zk", zkConnect(*cfg),
-			"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--session-timeout", cfg.SessionTimeout.String()}, cfg.BankdArgs...)
-		sf.st.Procs = append(sf.st.Procs, Proc{Kind: "bankd", ID: id, Port: port, Addr: fmt.Sprintf("http://127.0.0.1:%d", port),
+			"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--session-timeout", cfg.SessionTimeout.String()}, cfg.tlsArgs()...)
+		args = append(args, cfg.BankdArgs...)
+		sf.st.Procs = append(sf.st.Procs, Proc{Kind: "bankd", ID: id, Port: port, Addr: fmt.Sprintf("%s127.0.0.1:%d", cfg.scheme(), port),
 			Log: filepath.Join(dir, "bankd.log"), Data: filepath.Join(dir, "data")})
 		nodes = append(nodes, &managed{idx: len(sf.st.Procs) - 1, sf: sf, cfg: cfg, command: func() *exec.Cmd { return exec.Command(cfg.Bankd, args...) }})
 	}
@@ -223,15 +232,16 @@ func stopAll(ms []*managed) {
 
 func zkServing(p Proc) bool { return zkserver.Serving(zkserver.Mode(p.Addr)) }
 
-var probe = &http.Client{Timeout: time.Second}
-
-func bankdReady(p Proc) bool {
-	resp, err := probe.Get(p.Addr + "/readyz")
-	if err != nil {
-		return false
+// bankdReady asks a bankd's /readyz with probe.
+func bankdReady(probe *http.Client) func(Proc) bool {
+	return func(p Proc) bool {
+		resp, err := probe.Get(p.Addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
 
 // alive reports whether pid is a running process.

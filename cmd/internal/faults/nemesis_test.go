@@ -89,7 +89,7 @@ func (c *cluster) signal(pid int, sig syscall.Signal) {
 // then kills it: the supervisor restarts it, and it must install a peer's
 // snapshot to catch up.
 func (c *cluster) trimPast(p devcluster.Proc) string {
-	a := once(strings.TrimPrefix(p.Addr, "http://"), "GET", "/v1/digest", nil, "")
+	a := once(strings.TrimPrefix(p.Addr, "https://"), "GET", "/v1/digest", nil, "")
 	var d wire.Digest
 	json.Unmarshal(a.body, &d)
 	c.signal(p.PID, syscall.SIGSTOP)

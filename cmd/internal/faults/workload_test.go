@@ -8,12 +8,26 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"testing"
 	"time"
 
+	"github.com/zkbank/zkbank/cmd/internal/devcluster"
+	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 )
 
+// httpClient calls the cluster as its admin, over TLS (useCluster).
 var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+
+// useCluster makes the workload's calls go to the dev cluster in dir as
+// its admin.
+func useCluster(t *testing.T, dir string) {
+	mat, err := tlsconf.Load(devcluster.AdminFiles(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, TLSClientConfig: mat.Client(nil)}}
+}
 
 // answer is the last reply of a (possibly retried) request.
 type answer struct {
@@ -59,7 +73,7 @@ func isRetryable(body []byte) bool {
 func once(node, method, path string, data []byte, key string) answer {
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond) // a paused node must not stall the worker
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, method, "http://"+node+path, bytes.NewReader(data))
+	req, _ := http.NewRequestWithContext(ctx, method, "https://"+node+path, bytes.NewReader(data))
 	req.Header.Set("Content-Type", "application/json")
 	if key != "" {
 		req.Header.Set(wire.HeaderIdempotencyKey, key)

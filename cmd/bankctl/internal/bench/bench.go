@@ -7,9 +7,11 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/zkbank/zkbank/cmd/internal/devcluster"
+	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 )
 
 // Config of a run.
@@ -48,6 +51,9 @@ type Result struct {
 // run is one benchmark session against one cluster.
 type run struct {
 	cfg       Config
+	http      *http.Client // as the cluster's admin
+	quick     *http.Client // the same, with a short timeout
+	tls       *tls.Config  // the load generator's (nil for an insecure cluster)
 	dir       string
 	endpoints []string
 	zk        []string
@@ -86,6 +92,9 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		return nil, err
 	}
 	r.endpoints = dc.Endpoints()
+	if err := r.useTLS(dc); err != nil {
+		return nil, err
+	}
 	for i := range dc.ZooKeepers {
 		r.zk = append(r.zk, fmt.Sprintf("127.0.0.1:%d", dc.ZKPort+i))
 	}
@@ -183,4 +192,28 @@ func percentiles(lat []time.Duration) (p50, p99, p999 float64) {
 		return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
 	}
 	return at(0.50), at(0.99), at(0.999)
+}
+
+// useTLS makes the run's clients speak to the cluster as its admin.
+func (r *run) useTLS(dc devcluster.Config) error {
+	pool := &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 4096}
+	if !dc.Insecure {
+		mat, err := tlsconf.Load(devcluster.AdminFiles(dc.Dir))
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		r.tls = mat.Client(nil)
+		pool.TLSClientConfig = r.tls
+	}
+	r.http = &http.Client{Transport: pool, Timeout: 30 * time.Second}
+	r.quick = &http.Client{Transport: pool, Timeout: time.Second}
+	return nil
+}
+
+// url is the URL of path on node (host:port).
+func (r *run) url(node, path string) string {
+	if r.tls == nil {
+		return "http://" + node + path
+	}
+	return "https://" + node + path
 }

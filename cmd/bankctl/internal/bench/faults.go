@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -17,7 +16,7 @@ import (
 )
 
 func (r *run) clusterView() (wire.Cluster, error) {
-	resp, err := client.Get("http://" + r.endpoints[0] + "/v1/cluster")
+	resp, err := r.http.Get(r.url(r.endpoints[0], "/v1/cluster"))
 	if err != nil {
 		return wire.Cluster{}, err
 	}
@@ -61,7 +60,9 @@ func (r *run) roles() (devcluster.Proc, []devcluster.Proc, error) {
 	return leader, followers, nil
 }
 
-func addrOf(p devcluster.Proc) string { return strings.TrimPrefix(p.Addr, "http://") }
+func addrOf(p devcluster.Proc) string {
+	return strings.TrimPrefix(strings.TrimPrefix(p.Addr, "https://"), "http://")
+}
 
 // waitHealthy waits until every node is ready and one leads.
 func (r *run) waitHealthy(within time.Duration) error {
@@ -69,7 +70,7 @@ func (r *run) waitHealthy(within time.Duration) error {
 	for time.Now().Before(deadline) {
 		ready := 0
 		for _, ep := range r.endpoints {
-			if code, _ := get(ep, "/readyz"); code == 200 {
+			if code, _ := r.get(ep, "/readyz"); code == 200 {
 				ready++
 			}
 		}
@@ -80,8 +81,6 @@ func (r *run) waitHealthy(within time.Duration) error {
 	}
 	return fmt.Errorf("bench: cluster not healthy after %v", within)
 }
-
-var quick = &http.Client{Timeout: time.Second}
 
 // failover kills the leader (kill -9) three times and measures the time
 // until a write through a surviving node succeeds.
@@ -96,7 +95,7 @@ func (r *run) failover(ctx context.Context) error {
 		syscall.Kill(leader.PID, syscall.SIGKILL)
 		for i := 0; ; i++ {
 			node := addrOf(followers[i%len(followers)])
-			resp, err := quick.Post("http://"+node+"/v1/accounts/"+r.accounts[0]+"/deposit", "application/json", strings.NewReader(`{"amount":1}`))
+			resp, err := r.quick.Post(r.url(node, "/v1/accounts/"+r.accounts[0]+"/deposit"), "application/json", strings.NewReader(`{"amount":1}`))
 			if err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == 200 {
@@ -130,7 +129,7 @@ func (r *run) catchUpAndMemory(ctx context.Context) error {
 	}
 	away := followers[len(followers)-1]
 	var d wire.Digest
-	resp, err := client.Get(away.Addr + "/v1/digest")
+	resp, err := r.http.Get(away.Addr + "/v1/digest")
 	if err != nil {
 		return err
 	}
@@ -144,7 +143,7 @@ func (r *run) catchUpAndMemory(ctx context.Context) error {
 		}
 	}
 	started := time.Now()
-	if err := loadAccounts(live, 1_000_000); err != nil {
+	if err := r.loadAccounts(live, 1_000_000); err != nil {
 		syscall.Kill(away.PID, syscall.SIGCONT)
 		return err
 	}
@@ -167,7 +166,7 @@ func (r *run) catchUpAndMemory(ctx context.Context) error {
 		return err
 	}
 	for {
-		if code, _ := get(addrOf(away), "/readyz"); code == 200 {
+		if code, _ := r.get(addrOf(away), "/readyz"); code == 200 {
 			break
 		}
 		if time.Since(restarted) > 5*time.Minute {
@@ -182,7 +181,7 @@ func (r *run) catchUpAndMemory(ctx context.Context) error {
 	return nil
 }
 
-func loadAccounts(nodes []string, n int) error {
+func (r *run) loadAccounts(nodes []string, n int) error {
 	next := make(chan int, 64)
 	go func() {
 		for start := 0; start < n; start += 1000 {
@@ -196,7 +195,7 @@ func loadAccounts(nodes []string, n int) error {
 			acct := fmt.Sprintf("M-%07d", i)
 			b.Commands = append(b.Commands, wire.Command{Op: "create_account", Key: "m-" + acct, Account: acct, Name: "bench", Balance: 100})
 		}
-		code, err := post(nodes[w%len(nodes)], "/v1/batch", b, nil)
+		code, err := r.post(nodes[w%len(nodes)], "/v1/batch", b, nil)
 		if err != nil || code != 200 {
 			return fmt.Errorf("bench: load accounts: %d %v", code, err)
 		}
@@ -242,7 +241,7 @@ func (r *run) waitTrimmedPast(nodes []string, index uint64) error {
 				case <-stop:
 					return
 				default: // filler only: a failing cluster shows as no trim before the deadline
-					post(nodes[w%len(nodes)], "/v1/accounts/"+r.accounts[w%len(r.accounts)]+"/deposit", wire.Amount{Amount: 1}, nil)
+					r.post(nodes[w%len(nodes)], "/v1/accounts/"+r.accounts[w%len(r.accounts)]+"/deposit", wire.Amount{Amount: 1}, nil)
 				}
 			}
 		}()

@@ -3,10 +3,12 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -18,12 +20,13 @@ import (
 // test then lacked (docs/benchmarks.md). A conn is used by one goroutine.
 type conn struct {
 	addr string
+	tls  *tls.Config // nil for plain HTTP
 	nc   net.Conn
 	r    *bufio.Reader
 	req  []byte
 }
 
-func newConn(addr string) *conn { return &conn{addr: addr} }
+func newConn(addr string, cfg *tls.Config) *conn { return &conn{addr: addr, tls: cfg} }
 
 // do sends one request and returns the answer's status with its body
 // skipped. On any error the connection is closed; the next call redials.
@@ -49,11 +52,21 @@ func (c *conn) close() {
 
 // conns gives each of n workers its own connection, to the endpoints in
 // turn (worker w talks to endpoints[w%len]), so that followers forward.
-func conns(n int, endpoints []string) []*conn {
+// They are dialed (and their TLS handshakes made) before the step starts,
+// so that a step measures requests, not a storm of handshakes; clients of
+// a bank keep their connections.
+func (r *run) conns(n int, endpoints []string) []*conn {
 	cs := make([]*conn, n)
+	var wg sync.WaitGroup
 	for w := range cs {
-		cs[w] = newConn(endpoints[w%len(endpoints)])
+		cs[w] = newConn(endpoints[w%len(endpoints)], r.tls)
+		wg.Go(func() {
+			if nc, err := cs[w].dial(); err == nil { // else the first request dials
+				cs[w].nc, cs[w].r = nc, bufio.NewReaderSize(nc, 64<<10)
+			}
+		})
 	}
+	wg.Wait()
 	return cs
 }
 
@@ -65,7 +78,7 @@ func closeAll(cs []*conn) {
 
 func (c *conn) exchange(method, path string, body []byte) (int, error) {
 	if c.nc == nil {
-		nc, err := net.DialTimeout("tcp", c.addr, 5*time.Second)
+		nc, err := c.dial()
 		if err != nil {
 			return 0, err
 		}
@@ -182,4 +195,13 @@ func (c *conn) line() ([]byte, error) {
 
 func asciiEqualFold(b []byte, s string) bool {
 	return len(b) == len(s) && bytes.EqualFold(b, []byte(s))
+}
+
+// dial connects, with a TLS handshake when the cluster speaks TLS.
+func (c *conn) dial() (net.Conn, error) {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if c.tls == nil {
+		return d.Dial("tcp", c.addr)
+	}
+	return tls.DialWithDialer(d, "tcp", c.addr, c.tls)
 }

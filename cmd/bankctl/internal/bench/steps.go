@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,11 +16,9 @@ import (
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 )
 
-var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 4096}, Timeout: 30 * time.Second}
-
-func post(node, path string, body any, out any) (int, error) {
+func (r *run) post(node, path string, body any, out any) (int, error) {
 	data, _ := json.Marshal(body)
-	resp, err := client.Post("http://"+node+path, "application/json", bytes.NewReader(data))
+	resp, err := r.http.Post(r.url(node, path), "application/json", bytes.NewReader(data))
 	if err != nil {
 		return 0, err
 	}
@@ -33,8 +30,8 @@ func post(node, path string, body any, out any) (int, error) {
 	return resp.StatusCode, nil
 }
 
-func get(node, path string) (int, error) {
-	resp, err := client.Get("http://" + node + path)
+func (r *run) get(node, path string) (int, error) {
+	resp, err := r.http.Get(r.url(node, path))
 	if err != nil {
 		return 0, err
 	}
@@ -54,7 +51,7 @@ func (r *run) preload(ctx context.Context) error {
 			r.accounts = append(r.accounts, acct)
 			b.Commands = append(b.Commands, wire.Command{Op: "create_account", Key: "pre-" + acct, Account: acct, Name: "bench", Balance: 1 << 40})
 		}
-		if code, err := post(r.endpoints[0], "/v1/batch", b, nil); err != nil || code != 200 {
+		if code, err := r.post(r.endpoints[0], "/v1/batch", b, nil); err != nil || code != 200 {
 			return fmt.Errorf("bench: preload: %d %v", code, err)
 		}
 	}
@@ -128,7 +125,7 @@ func (r *run) transfers(c int, rate float64) (float64, []time.Duration, error) {
 		sched = newSchedule(rate)
 		defer sched.stop()
 	}
-	cs := conns(c, r.endpoints)
+	cs := r.conns(c, r.endpoints)
 	defer closeAll(cs)
 	err := forDuration(r.cfg.Step, c, func(w int) error {
 		started := time.Now()
@@ -235,7 +232,7 @@ func (r *run) batchWrites(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		cs := conns(8, r.endpoints)
+		cs := r.conns(8, r.endpoints)
 		err = forDuration(r.cfg.Step, 8, func(w int) error {
 			started := time.Now()
 			code, err := cs[w].do("POST", "/v1/batch", bodies[rand.IntN(len(bodies))])
@@ -263,7 +260,7 @@ func (r *run) reads(ctx context.Context) error {
 		for i, node := range r.endpoints {
 			var n atomic.Int64
 			var lats latencies
-			cs := conns(32, []string{node})
+			cs := r.conns(32, []string{node})
 			err := forDuration(r.cfg.Step/2, 32, func(w int) error {
 				started := time.Now()
 				code, err := cs[w].do("GET", "/v1/accounts/"+r.accounts[rand.IntN(len(r.accounts))]+"?consistency="+consistency, nil)

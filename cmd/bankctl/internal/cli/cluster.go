@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zkbank/zkbank/cmd/bankctl/internal/client"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 )
 
@@ -118,7 +117,11 @@ func (a *app) health(lagMax uint64) (*health, error) {
 		return h, nil
 	}
 	h := &health{Leader: cl.Leader, LogHead: cl.LogHead, TrimmedBelow: cl.TrimmedBelow, BodyVersion: cl.BodyVersion, ZooKeeper: cl.ZooKeeper.Servers, Problems: []string{}}
-	h.Members = a.probeMembers(cl.Members)
+	c, err := a.api()
+	if err != nil {
+		return nil, err
+	}
+	h.Members = probeMembers(c, cl.Members)
 	for i := range h.Members {
 		if m := &h.Members[i]; m.Live && h.LogHead > m.Applied {
 			m.Lag = h.LogHead - m.Applied
@@ -129,7 +132,7 @@ func (a *app) health(lagMax uint64) (*health, error) {
 	if cl.Stale {
 		h.problem(true, "%s cannot read ZooKeeper (session %s): members and head are its last view", cl.Self, cl.ZooKeeper.Session)
 	}
-	h.StateHashes = compareHashes(h.Members)
+	h.StateHashes = compareHashes(c, h.Members)
 	if !h.StateHashes.Equal && h.StateHashes.Index > 0 {
 		h.diverged = true
 		h.problem(true, "state hashes differ at index %d: %s", h.StateHashes.Index, h.StateHashes.Detail)
@@ -195,13 +198,13 @@ func (h *health) judgeZooKeeper() {
 const probeTimeout = 2 * time.Second
 
 // probeMembers asks every live member's /readyz, at once.
-func (a *app) probeMembers(members []wire.Member) []memberHealth {
+func probeMembers(c *client.Client, members []wire.Member) []memberHealth {
 	out := make([]memberHealth, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
 		out[i].Member = m
 		if m.Live {
-			wg.Go(func() { probe(&out[i]) })
+			wg.Go(func() { probe(c, &out[i]) })
 		}
 	}
 	wg.Wait()
@@ -216,9 +219,9 @@ type readiness struct {
 	Detail    string `json:"detail"`
 }
 
-func probe(m *memberHealth) {
+func probe(c *client.Client, m *memberHealth) {
 	var r readiness
-	code, err := getJSON(m.Addr+"/readyz", &r)
+	code, err := getJSON(c, m.Addr+"/readyz", &r)
 	if err != nil {
 		m.Detail = err.Error()
 		return
@@ -232,34 +235,17 @@ func probe(m *memberHealth) {
 	}
 }
 
-// getJSON GETs url within probeTimeout and decodes the answer, whatever
-// its status.
-func getJSON(url string, out any) (int, error) {
+// getJSON GETs a member's url within probeTimeout.
+func getJSON(c *client.Client, url string, out any) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return 0, err
-	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return resp.StatusCode, fmt.Errorf("%s answered %s", url, resp.Status)
-	}
-	return resp.StatusCode, nil
+	return c.GetJSON(ctx, url, out)
 }
 
 // compareHashes asks every reachable member for its digest at one index
 // (GET /v1/digest?at=N): the highest any has applied, so the others get
 // there; when the log moved past it meanwhile, a little further on.
-func compareHashes(members []memberHealth) hashCheck {
+func compareHashes(c *client.Client, members []memberHealth) hashCheck {
 	var live []memberHealth
 	var at uint64
 	for _, m := range members {
@@ -272,7 +258,7 @@ func compareHashes(members []memberHealth) hashCheck {
 		return hashCheck{Equal: true, Detail: "fewer than two members to compare"}
 	}
 	for margin := uint64(0); margin <= 64; margin = 2*margin + 8 {
-		check, passed := digestsAt(live, at+margin)
+		check, passed := digestsAt(c, live, at+margin)
 		if !passed {
 			return check
 		}
@@ -282,11 +268,11 @@ func compareHashes(members []memberHealth) hashCheck {
 
 // digestsAt compares the members' digests at index; passed says a member
 // was beyond it already.
-func digestsAt(live []memberHealth, index uint64) (hashCheck, bool) {
+func digestsAt(c *client.Client, live []memberHealth, index uint64) (hashCheck, bool) {
 	check := hashCheck{Index: index, Equal: true, Hashes: map[string]string{}}
 	for _, m := range live {
 		var d wire.Digest
-		code, err := getJSON(fmt.Sprintf("%s/v1/digest?at=%d", m.Addr, index), &d)
+		code, err := getJSON(c, fmt.Sprintf("%s/v1/digest?at=%d", m.Addr, index), &d)
 		if code == http.StatusConflict {
 			return check, true
 		}

@@ -39,6 +39,22 @@ func devDir(c *cobra.Command, flag string) string {
 	return flag
 }
 
+// findDevDir is the dev cluster bankctl would talk to when told nothing:
+// $BANKCTL_DEV_DIR, else the one dev up last started, else ./zkbank-dev,
+// the first that runs; "" when none does.
+func findDevDir() string {
+	candidates := []string{os.Getenv("BANKCTL_DEV_DIR")}
+	if b, err := os.ReadFile(rememberedDevDir()); err == nil {
+		candidates = append(candidates, strings.TrimSpace(string(b)))
+	}
+	for _, d := range append(candidates, defaultDevDir) {
+		if d != "" && fileExists(devcluster.StatePath(d)) {
+			return d
+		}
+	}
+	return ""
+}
+
 // rememberedDevDir is where dev up notes the directory it started.
 func rememberedDevDir() string {
 	base := os.Getenv("XDG_STATE_HOME")
@@ -114,6 +130,7 @@ stops everything; the data stays in --dir for the next start.`,
 	f.StringVar(&cfg.Bankd, "bankd", "", "bankd binary (default: next to bankctl, else on PATH)")
 	f.StringVar(&bankdArgs, "bankd-args", "", "extra flags for every bankd, space-separated")
 	f.BoolVar(&detach, "detach", false, "start in the background and return once the cluster serves")
+	f.BoolVar(&cfg.Insecure, "insecure", false, "run bankd with --insecure: plain HTTP, no certificates (by default the cluster gets a CA and certificates in DIR/certs)")
 	return cmd
 }
 
@@ -206,7 +223,6 @@ func printBanner(w io.Writer, cfg devcluster.Config, st *devcluster.State, foreg
 			ctl = rel
 		}
 	}
-	eps := strings.Join(cfg.Endpoints(), ",")
 	fmt.Fprintf(w, `
 zkbank local cluster is up
   data dir:   %s
@@ -214,8 +230,9 @@ zkbank local cluster is up
   bankd:      %s
   logs:       %s/nodes/<id>/bankd.log, %s/zk/<n>/zookeeper.log
 
-Point bankctl at it (paste this line):
-  export BANKCTL_ENDPOINTS=%[7]s BANKCTL_DEV_DIR=%[1]s
+Point bankctl at it (endpoints and the admin's certificate; bankctl
+finds this cluster by itself too):
+  source %[1]s/env.sh
 
 Try:
   %[6]s account create --name Ada --balance 10000
@@ -223,7 +240,7 @@ Try:
   %[6]s transfer 0000000001 0000000002 2500
   %[6]s cluster status
   %[6]s shell
-`, st.Dir, strings.Join(zks, ","), strings.Join(nodes, "\n              "), st.Dir, st.Dir, ctl, eps)
+`, st.Dir, strings.Join(zks, ","), strings.Join(nodes, "\n              "), st.Dir, st.Dir, ctl)
 	if foreground {
 		fmt.Fprintf(w, "\nCtrl-C stops everything (the data stays in %s).\n\n", st.Dir)
 	} else {

@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,10 +15,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/zkbank/zkbank/cmd/bankctl/internal/client"
 	"github.com/zkbank/zkbank/cmd/internal/audit"
+	"github.com/zkbank/zkbank/cmd/internal/devcluster"
+	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/engine"
 )
@@ -43,6 +47,8 @@ type app struct {
 	timeout        time.Duration
 	attemptTimeout time.Duration
 	consistency    string
+	flags          *pflag.FlagSet
+	tls            tlsconf.Files // --cacert, --cert, --key-file
 	stdin          io.Reader
 	stdout         io.Writer
 	stderr         io.Writer
@@ -128,12 +134,13 @@ func (a *app) rootCommand() *cobra.Command {
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(flagError)
-	defaultEP := DefaultEndpoints
-	if v := os.Getenv("BANKCTL_ENDPOINTS"); v != "" {
-		defaultEP = v
-	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.endpoints, "endpoints", defaultEP, "comma-separated bankd API addresses (env BANKCTL_ENDPOINTS)")
+	a.flags = pf
+	pf.StringVar(&a.endpoints, "endpoints", envOr("BANKCTL_ENDPOINTS", DefaultEndpoints),
+		"comma-separated bankd API addresses or URLs (env BANKCTL_ENDPOINTS; default: the dev cluster bankctl dev up started, else "+DefaultEndpoints+")")
+	pf.StringVar(&a.tls.CA, "cacert", os.Getenv("BANKCTL_CACERT"), "the cluster's CA bundle (env BANKCTL_CACERT): the nodes must chain to it; speaks HTTPS")
+	pf.StringVar(&a.tls.Cert, "cert", os.Getenv("BANKCTL_CERT"), "client certificate to present (env BANKCTL_CERT)")
+	pf.StringVar(&a.tls.Key, "key-file", os.Getenv("BANKCTL_KEY"), "its private key (env BANKCTL_KEY)")
 	pf.StringVarP(&a.output, "output", "o", "", "output format: table or json (default: table on a terminal, else json)")
 	pf.DurationVar(&a.timeout, "timeout", 15*time.Second, "how long to keep trying the endpoints")
 	pf.DurationVar(&a.attemptTimeout, "attempt-timeout", client.DefaultAttemptTimeout, "how long one try at one endpoint may take before the next is tried")
@@ -157,10 +164,75 @@ func flagError(c *cobra.Command, err error) error {
 	return usageError{err}
 }
 
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// connection is where bankctl goes and as whom: --endpoints and the TLS
+// flags (or their BANKCTL_ twins) when given. Without TLS flags, the dev
+// cluster that bankctl dev up started lends its admin's certificate to
+// calls to its own nodes (and its endpoints, when none are given); else
+// plain HTTP.
+func (a *app) connection() ([]string, *tls.Config, error) {
+	endpoints, files := strings.Split(a.endpoints, ","), a.tls
+	given := a.flags.Changed("endpoints") || os.Getenv("BANKCTL_ENDPOINTS") != ""
+	if dir := findDevDir(); dir != "" && files == (tlsconf.Files{}) {
+		if st, err := devcluster.ReadState(dir); err == nil && (!given || within(endpoints, st.URLs())) {
+			if !given {
+				endpoints = st.URLs()
+			}
+			if f := devcluster.AdminFiles(dir); fileExists(f.CA) {
+				files = f
+			}
+		}
+	}
+	if files == (tlsconf.Files{}) {
+		return endpoints, nil, nil
+	}
+	if files.CA == "" {
+		return nil, nil, usageError{errors.New("--cert needs --cacert (or BANKCTL_CACERT): the CA bundle the nodes chain to")}
+	}
+	mat, err := tlsconf.Load(files)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	return endpoints, mat.Client(nil), nil
+}
+
+// within reports whether every endpoint (host:port or URL) is one of
+// urls.
+func within(endpoints, urls []string) bool {
+	hosts := map[string]bool{}
+	for _, u := range urls {
+		hosts[hostPort(u)] = true
+	}
+	for _, e := range endpoints {
+		if !hosts[hostPort(e)] {
+			return false
+		}
+	}
+	return true
+}
+
+func hostPort(e string) string {
+	e = strings.TrimSpace(e)
+	if i := strings.Index(e, "://"); i >= 0 {
+		e = e[i+3:]
+	}
+	return strings.TrimRight(e, "/")
+}
+
 // api returns the cluster client, made on first use.
 func (a *app) api() (*client.Client, error) {
 	if a.client == nil {
-		c, err := client.New(strings.Split(a.endpoints, ","))
+		endpoints, tlsCfg, err := a.connection()
+		if err != nil {
+			return nil, err
+		}
+		c, err := client.New(endpoints, tlsCfg)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("--endpoints: %w", err)}
 		}

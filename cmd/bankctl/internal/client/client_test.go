@@ -34,7 +34,7 @@ func TestFailsOverKeepingTheKey(t *testing.T) {
 	}))
 	defer good.Close()
 
-	c, err := New([]string{dead.URL, busy.URL, good.URL})
+	c, err := New([]string{dead.URL, busy.URL, good.URL}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestRejectionIsNotRetriedAndDeadClusterIsUnavailable(t *testing.T) {
 		w.Write([]byte(`{"code":"insufficient_funds","status":409}`))
 	}))
 	defer reject.Close()
-	c, _ := New([]string{reject.URL})
+	c, _ := New([]string{reject.URL}, nil)
 	_, err := c.Do(context.Background(), "POST", "/x", struct{}{}, "k", nil)
 	var p *wire.Problem
 	if !errors.As(err, &p) || p.Code != "insufficient_funds" || calls.Load() != 1 {
@@ -70,7 +70,7 @@ func TestRejectionIsNotRetriedAndDeadClusterIsUnavailable(t *testing.T) {
 
 	dead := httptest.NewServer(http.NotFoundHandler())
 	dead.Close()
-	c, _ = New([]string{dead.URL})
+	c, _ = New([]string{dead.URL}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if _, err := c.Do(ctx, "GET", "/v1/cluster", nil, "", nil); !errors.Is(err, ErrUnavailable) {
@@ -92,7 +92,7 @@ func TestAHungEndpointCostsOneAttempt(t *testing.T) {
 		w.Write([]byte(`{}`))
 	}))
 	defer good.Close()
-	c, _ := New([]string{hung.URL, good.URL})
+	c, _ := New([]string{hung.URL, good.URL}, nil)
 	c.AttemptTimeout = 200 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -112,7 +112,7 @@ func TestAWriteThatReachedAHungNodeHasAnUnknownOutcome(t *testing.T) {
 	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
 	defer hung.Close()
 	defer close(release)
-	c, _ := New([]string{hung.URL})
+	c, _ := New([]string{hung.URL}, nil)
 	c.AttemptTimeout = 100 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -137,7 +137,7 @@ func TestEveryEndpointRefusingFailsAtOnce(t *testing.T) {
 		urls = append(urls, s.URL)
 		s.Close()
 	}
-	c, _ := New(urls)
+	c, _ := New(urls, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err := c.Do(ctx, "POST", "/x", struct{}{}, "k", nil)
