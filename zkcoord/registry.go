@@ -15,6 +15,29 @@ type RegistryRecord struct {
 	ID    string `json:"id"`
 	Addr  string `json:"addr"`
 	Reads uint32 `json:"reads"` // the newest body version its binary reads
+	// Serials are the certificates it has run with, oldest first (at most
+	// SerialsKept): removing the member revokes them all.
+	Serials []string `json:"serials,omitempty"`
+}
+
+// SerialsKept bounds a registry record's certificate serials.
+const SerialsKept = 16
+
+// WithSerial is rec with serial added last (once; the oldest dropped past
+// SerialsKept).
+func (rec RegistryRecord) WithSerial(serial string) RegistryRecord {
+	if serial == "" {
+		return rec
+	}
+	out := make([]string, 0, len(rec.Serials)+1)
+	for _, s := range rec.Serials {
+		if s != serial {
+			out = append(out, s)
+		}
+	}
+	out = append(out, serial)
+	rec.Serials = out[max(0, len(out)-SerialsKept):]
+	return rec
 }
 
 // Register writes rec under registry/, creating or replacing it.
@@ -34,12 +57,15 @@ func (s *Session) Register(rec RegistryRecord) error {
 	return nil
 }
 
+// ErrNotRegistered: Deregister found no such member.
+var ErrNotRegistered = errors.New("zkcoord: no such member in the registry")
+
 // Deregister removes a member from the registry: the cluster no longer
 // expects it.
 func (s *Session) Deregister(id string) error {
 	err := s.Conn.Delete(s.Path("registry", id), -1)
 	if errors.Is(err, zk.ErrNoNode) {
-		return fmt.Errorf("zkcoord: deregister %s: no such member", id)
+		return fmt.Errorf("deregister %s: %w", id, ErrNotRegistered)
 	}
 	if err != nil {
 		return fmt.Errorf("zkcoord: deregister %s: %w", id, err)

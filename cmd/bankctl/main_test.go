@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zkbank/zkbank/cmd/internal/certs"
 	"github.com/zkbank/zkbank/cmd/internal/devcluster"
 	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
@@ -156,6 +157,7 @@ func TestBankctlAgainstADevCluster(t *testing.T) {
 
 	checkSupervisorRestarts(t, c)
 	checkAuditMatchesLiveDigest(t, c)
+	checkCertificatesAgainstTheCluster(t, c)
 
 	if out := c.ok("dev", "down", "--dir", c.dir); !strings.Contains(out, "stopped") {
 		t.Fatalf("dev down: %s", out)
@@ -388,4 +390,93 @@ func checkBatchReruns(t *testing.T, c *ctl) {
 	if got := c.balance("A-1"); got != before+14 {
 		t.Fatalf("a refused batch applied something: %d", got)
 	}
+}
+
+// TestBankctlCertificates makes a CA, node and client certificates, lists
+// them, rolls the CA over and ends the rollover, all offline; bad input
+// is a usage error and writes nothing.
+func TestBankctlCertificates(t *testing.T) {
+	c := &ctl{t: t, bin: binaries(t), dir: t.TempDir()}
+	dir := filepath.Join(c.dir, "certs")
+	c.ok("certs", "ca", "--dir", dir)
+	c.ok("certs", "node", "--dir", dir, "--id", "n1", "--host", "127.0.0.1", "--host", "bank-1.internal")
+	c.ok("certs", "client", "--dir", dir, "--name", "alice", "--role", "admin")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"certs", "ca", "--dir", dir}, 1, "exists"},
+		{[]string{"certs", "node", "--dir", dir, "--id", "n2"}, 2, "--host is required"},
+		{[]string{"certs", "node", "--dir", dir, "--id", "../x", "--host", "h"}, 2, "node id"},
+		{[]string{"certs", "client", "--dir", dir, "--name", "bob", "--role", "root"}, 2, "role"},
+		{[]string{"certs", "client", "--dir", dir, "--name", "bob"}, 2, "required flag"},
+		{[]string{"certs", "node", "--dir", filepath.Join(c.dir, "none"), "--id", "n2", "--host", "h"}, 1, "ca.crt"},
+	} {
+		out, errs, code := c.run("", tc.args...)
+		if code != tc.code || !strings.Contains(out+errs, tc.want) {
+			t.Errorf("bankctl %v: exit %d, want %d with %q\n%s%s", tc.args, code, tc.code, tc.want, out, errs)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "client-bob.crt")); err == nil {
+		t.Error("a refused client certificate was written")
+	}
+
+	var rows []struct {
+		File, What, Serial string
+		Trusted            bool
+	}
+	json.Unmarshal([]byte(c.ok("certs", "list", "--dir", dir, "-o", "json")), &rows)
+	kinds := map[string]bool{}
+	for _, r := range rows {
+		kinds[r.What] = r.Trusted
+	}
+	if len(rows) != 3 || !kinds["ca"] || !kinds["node n1"] || !kinds["client alice (admin)"] {
+		t.Fatalf("certs list: %+v", rows)
+	}
+
+	c.ok("certs", "rollover", "--dir", dir, "--name", "CA 2")
+	if out := c.ok("certs", "list", "--dir", dir, "-o", "table"); strings.Count(out, "NO:") != 0 || strings.Count(out, " ca ") != 2 {
+		t.Fatalf("during a rollover every certificate is trusted and the bundle holds two CAs:\n%s", out)
+	}
+	c.ok("certs", "node", "--dir", dir, "--id", "n1", "--host", "127.0.0.1")
+	c.ok("certs", "drop-old", "--dir", dir)
+	out := c.ok("certs", "list", "--dir", dir, "-o", "table")
+	if !regexp.MustCompile(`client-alice.crt .*NO: `).MatchString(out) || regexp.MustCompile(`node-n1.crt .*NO: `).MatchString(out) {
+		t.Fatalf("after drop-old the old CA's client certificate is untrusted and the reissued node's trusted:\n%s", out)
+	}
+}
+
+// checkCertificatesAgainstTheCluster: a teller's certificate made with
+// bankctl certs reaches the API but not the admin routes; revoked by its
+// file, it is refused; a live node is not removed.
+func checkCertificatesAgainstTheCluster(t *testing.T, c *ctl) {
+	dir := devcluster.CertsDir(c.dir)
+	c.ok("certs", "client", "--dir", dir, "--name", "tess", "--role", "teller")
+	crt, key := filepath.Join(dir, "client-tess.crt"), filepath.Join(dir, "client-tess.key")
+	asTess := []string{"--cacert", filepath.Join(dir, "ca.crt"), "--cert", crt, "--key-file", key}
+	c.ok(append(asTess, "account", "get", "B-1")...)
+	if out, errs, code := c.run("", append(asTess, "certs", "revocations")...); code != 3 || !strings.Contains(out+errs, "forbidden") {
+		t.Fatalf("a teller listing revocations: exit %d\n%s%s", code, out, errs)
+	}
+	if out := c.ok("certs", "revoke", crt, "-o", "table"); !strings.Contains(out, "revoked at index") {
+		t.Fatalf("certs revoke: %s", out)
+	}
+	if out, errs, code := c.run("", append(asTess, "account", "get", "B-1")...); code != 3 || !strings.Contains(out+errs, "revoked") {
+		t.Fatalf("a revoked teller: exit %d\n%s%s", code, out, errs)
+	}
+	if out := c.ok("certs", "revocations", "-o", "table"); !strings.Contains(out, strings.ToLower(certSerial(t, crt))) {
+		t.Fatalf("certs revocations does not list tess:\n%s", out)
+	}
+	if out, errs, code := c.run("", "cluster", "remove-node", "n1"); code != 3 || !strings.Contains(out+errs, "member_live") {
+		t.Fatalf("removing a live node: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+func certSerial(t *testing.T, path string) string {
+	list, err := certs.ReadCerts(path)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return certs.Serial(list[0])
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/zkbank/zkbank/cmd/bankd/internal/metrics"
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 	"github.com/zkbank/zkbank/cmd/bankd/internal/peer"
+	"github.com/zkbank/zkbank/cmd/internal/certs"
+	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/zkcoord"
 )
 
@@ -48,8 +50,14 @@ func run(o *options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var self atomic.Pointer[node.Node] // for the peers' revocation check and SIGHUP, once it runs
 	if mat != nil {
-		defer reloadOnHUP(mat, log)()
+		defer reloadOnHUP(mat, log, func() error {
+			if n := self.Load(); n != nil {
+				return n.RecordCertificate()
+			}
+			return nil
+		})()
 	}
 	ln, scheme, err := listen(o.listen, mat)
 	if err != nil {
@@ -62,9 +70,8 @@ func run(o *options, log *slog.Logger) error {
 	m := metrics.New()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	var self atomic.Pointer[node.Node] // for the peers' revocation check, once it runs
 	revoked := func(serial string) bool { n := self.Load(); return n != nil && n.Revoked(serial) }
-	n, err := node.Start(ctx, o.nodeConfig(advertise, log, m, peer.Client(mat, revoked)))
+	n, err := node.Start(ctx, o.nodeConfig(advertise, log, m, mat, peer.Client(mat, revoked)))
 	if err != nil {
 		ln.Close()
 		return err
@@ -122,7 +129,11 @@ func serveDebug(addr string, log *slog.Logger) (func(), error) {
 }
 
 // nodeConfig is the node's configuration from the options.
-func (o *options) nodeConfig(advertise string, log *slog.Logger, m *metrics.Metrics, peers *http.Client) node.Config {
+func (o *options) nodeConfig(advertise string, log *slog.Logger, m *metrics.Metrics, mat *tlsconf.Material, peers *http.Client) node.Config {
+	var serial func() string
+	if mat != nil {
+		serial = func() string { return certs.Serial(mat.Leaf()) }
+	}
 	return node.Config{
 		ID: o.id, Addr: advertise, DataDir: o.dataDir,
 		ZooKeeper:   zkcoord.Config{Servers: o.servers(), Root: o.zkRoot, SessionTimeout: o.sessionTimeout, Logger: log},
@@ -131,6 +142,7 @@ func (o *options) nodeConfig(advertise string, log *slog.Logger, m *metrics.Metr
 		LogLagMaxBytes: o.logLagMaxMB << 20, TrimInterval: o.trimInterval, BatchCommandsMax: o.batchCommands, BatchBytesMax: o.batchBytes,
 		InflightMax: o.inflight, PeerTimeout: o.writeTimeout, Logger: log, Hooks: m.Hooks(),
 		Transport: peer.NewTransport(peer.Config{Client: peers, CallTimeout: o.writeTimeout + time.Second, Stage: m.Stage}),
+		Serial:    serial,
 	}
 }
 

@@ -52,19 +52,13 @@ func (o *options) loadTLS(log *slog.Logger) (*tlsconf.Material, error) {
 	if err != nil {
 		return nil, err
 	}
-	mat, err := tlsconf.Load(files)
-	if err != nil {
-		return nil, err
-	}
-	if id, ok := certs.NodeID(mat.Leaf()); !ok || id != o.id {
-		return nil, fmt.Errorf("%s is not a node certificate for %q (it names %q): make one with bankctl certs node --id %s", files.Cert, o.id, id, o.id)
-	}
-	return mat, nil
+	return tlsconf.LoadNode(files, o.id)
 }
 
 // reloadOnHUP re-reads the TLS material on every SIGHUP; connections and
 // requests in flight keep what they had, new handshakes take the new.
-func reloadOnHUP(mat *tlsconf.Material, log *slog.Logger) func() {
+// Then reloaded runs (the node records its new certificate).
+func reloadOnHUP(mat *tlsconf.Material, log *slog.Logger, reloaded func() error) func() {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -74,8 +68,11 @@ func reloadOnHUP(mat *tlsconf.Material, log *slog.Logger) func() {
 			case <-hup:
 				if err := mat.Reload(); err != nil {
 					log.Error("SIGHUP: the TLS files do not load; keeping the ones in use", "err", err)
-				} else {
-					log.Info("SIGHUP: reloaded the TLS certificate, key and CA bundle", "serial", certs.Serial(mat.Leaf()))
+					continue
+				}
+				log.Info("SIGHUP: reloaded the TLS certificate, key and CA bundle", "serial", certs.Serial(mat.Leaf()))
+				if err := reloaded(); err != nil {
+					log.Error("SIGHUP: the registry does not record the new certificate; removing this node would not revoke it", "err", err)
 				}
 			case <-done:
 				return

@@ -159,7 +159,7 @@ func makeCA(name string) (*CA, error) {
 
 // LoadCA reads the signing CA (ca.key, and its certificate from the bundle).
 func LoadCA(dir string) (*CA, error) {
-	pool, err := readCerts(filepath.Join(dir, CAFile))
+	pool, err := ReadCerts(filepath.Join(dir, CAFile))
 	if err != nil {
 		return nil, err
 	}
@@ -302,6 +302,21 @@ func hasUsage(c *x509.Certificate, u x509.ExtKeyUsage) bool {
 	return false
 }
 
+// Describe says what a certificate is: "ca", "node <id>", "client <name>
+// (<role>)", or "other".
+func Describe(c *x509.Certificate) string {
+	if id, ok := NodeID(c); ok {
+		return "node " + id
+	}
+	if name, role, ok := Client(c); ok {
+		return "client " + name + " (" + role + ")"
+	}
+	if c.IsCA {
+		return "ca"
+	}
+	return "other"
+}
+
 // Serial renders a certificate's serial as the log and the API name it.
 func Serial(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
 
@@ -331,7 +346,8 @@ func writeFile(path string, data []byte, mode os.FileMode) error {
 	return nil
 }
 
-func readCerts(path string) ([]*x509.Certificate, error) {
+// ReadCerts reads every certificate of a PEM file.
+func ReadCerts(path string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("certs: %w", err)
@@ -380,7 +396,7 @@ func readKey(path string) (crypto.Signer, error) {
 
 // ReadPool reads a CA bundle into a pool.
 func ReadPool(path string) (*x509.CertPool, error) {
-	list, err := readCerts(path)
+	list, err := ReadCerts(path)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,7 @@ type Files struct {
 // Material is TLS material that can be reloaded.
 type Material struct {
 	files Files
+	check func(*x509.Certificate) error // of its own certificate, at every load
 	cur   atomic.Pointer[loaded]
 }
 
@@ -54,6 +55,18 @@ func Load(f Files) (*Material, error) {
 	return m, m.Reload()
 }
 
+// LoadNode reads a node's files: its certificate must be a node
+// certificate for id, at this load and at every reload.
+func LoadNode(f Files, id string) (*Material, error) {
+	m := &Material{files: f, check: func(leaf *x509.Certificate) error {
+		if got, ok := certs.NodeID(leaf); !ok || got != id {
+			return fmt.Errorf("tlsconf: %s is not a node certificate for %q (it names %q): make one with bankctl certs node --id %s", f.Cert, id, got, id)
+		}
+		return nil
+	}}
+	return m, m.Reload()
+}
+
 // Reload reads the files again; on any error the material in use stays.
 func (m *Material) Reload() error {
 	l := &loaded{}
@@ -69,6 +82,11 @@ func (m *Material) Reload() error {
 		l.cert, l.leaf = &c, c.Leaf
 		if _, err := l.leaf.Verify(x509.VerifyOptions{Roots: l.pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 			return fmt.Errorf("tlsconf: %s is not signed by a CA of %s: %w", m.files.Cert, m.files.CA, err)
+		}
+	}
+	if m.check != nil {
+		if err := m.check(l.leaf); err != nil {
+			return err
 		}
 	}
 	l.server = &tls.Config{MinVersion: tls.VersionTLS13, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: l.pool}

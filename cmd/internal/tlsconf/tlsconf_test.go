@@ -166,7 +166,6 @@ func TestACertificateOfAnotherCADoesNotLoad(t *testing.T) {
 	}
 }
 
-
 func TestReconnectsResumeUntilAReload(t *testing.T) {
 	dir, _ := pki(t)
 	server, err := Load(nodeFiles(dir, "n1"))

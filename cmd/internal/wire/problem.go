@@ -47,8 +47,10 @@ const (
 	CodeIndexPassed      = "index_passed" // a digest asked for at an index the node is past
 	CodeOutcomeUnknown   = "outcome_unknown"
 	CodeNotReady         = "not_ready"
-	CodeUnauthenticated  = "unauthenticated" // no credential, or one the bank does not take
-	CodeForbidden        = "forbidden"       // a known caller that may not do this
+	CodeUnauthenticated  = "unauthenticated"  // no credential, or one the bank does not take
+	CodeForbidden        = "forbidden"        // a known caller that may not do this
+	CodeMemberNotFound   = "member_not_found" // no such member in the registry
+	CodeMemberLive       = "member_live"      // a member to remove is still running
 	CodeInternal         = "internal"
 )
 
@@ -57,7 +59,7 @@ var apiStatus = map[string]int{
 	CodeInvalidParameter: 400, CodeBodyTooLarge: 413, CodeBatchTooLarge: 413, CodeUnsupportedMedia: 415,
 	CodeNotFound: 404, CodeMethodNotAllowed: 405, CodeNoLeader: 503, CodeNotLeader: 503,
 	CodeOverloaded: 503, CodeTimeout: 504, CodeIndexPassed: 409, CodeOutcomeUnknown: 503, CodeNotReady: 503, CodeInternal: 500,
-	CodeUnauthenticated: 401, CodeForbidden: 403,
+	CodeUnauthenticated: 401, CodeForbidden: 403, CodeMemberNotFound: 404, CodeMemberLive: 409,
 }
 
 var retryable = map[string]bool{

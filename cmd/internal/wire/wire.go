@@ -182,6 +182,15 @@ type Revocations struct {
 	Revocations []Revocation `json:"revocations"`
 }
 
+// MemberRemoval is the answer to DELETE /v1/admin/members/{id}: the
+// certificates the member ran with, revoked at Index (0 when it ran
+// without TLS), and its registry record gone.
+type MemberRemoval struct {
+	ID      string   `json:"id"`
+	Revoked []string `json:"revoked"`
+	Index   uint64   `json:"index,omitempty"`
+}
+
 // ZooKeeper is one node's view of the ZooKeeper ensemble.
 type ZooKeeper struct {
 	Session   string            `json:"session"`             // the node's session state

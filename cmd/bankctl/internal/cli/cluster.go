@@ -55,8 +55,40 @@ every node (GET /v1/digest?at=N), so it holds while writes go on.`,
 		},
 	}
 	status.Flags().Uint64Var(&lagMax, "lag-max", lagMaxDefault, "log entries a member may be behind the head before it counts as lagging")
-	cmd.AddCommand(status)
+	cmd.AddCommand(status, a.removeNode())
 	return cmd
+}
+
+func (a *app) removeNode() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove-node ID",
+		Short: "Remove a stopped node for good: revoke every certificate it ran with, and stop expecting it (admin)",
+		Long: `Remove a node that has stopped and will not come back. Every certificate
+it ran with (its registry record keeps their serials) is revoked through
+the log, so every node refuses them from that index on; then its registry
+record is deleted, so the cluster no longer waits for it (a body version
+switch waits for every expected member). A running node is refused: stop
+it first (and wait out its ZooKeeper session if it was killed). Running
+the command again after a failure is safe. To bring the host back, give
+it a new node certificate (bankctl certs node).`,
+		Example: "  bankctl cluster remove-node n3",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var out wire.MemberRemoval
+			if _, err := a.write("DELETE", "/v1/admin/members/"+args[0], nil, "", &out); err != nil {
+				return err
+			}
+			if done, err := a.showJSON(out); done {
+				return err
+			}
+			if len(out.Revoked) == 0 {
+				fmt.Fprintf(a.stdout, "%s removed; it ran without certificates, so none was revoked\n", out.ID)
+				return nil
+			}
+			fmt.Fprintf(a.stdout, "%s removed: certificates %s revoked at index %d\n", out.ID, strings.Join(out.Revoked, ", "), out.Index)
+			return nil
+		},
+	}
 }
 
 // health is what cluster status found.

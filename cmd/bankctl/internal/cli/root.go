@@ -147,7 +147,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&a.consistency, "consistency", "local", "reads: local or linearizable")
 	root.InitDefaultCompletionCmd()
 	root.AddCommand(a.accountCommand(), a.depositCommand(), a.withdrawCommand(), a.transferCommand(),
-		a.batchCommand(), a.clusterCommand(), a.journalCommand(), a.snapshotCommand(), a.devCommand(), a.benchCommand(),
+		a.batchCommand(), a.clusterCommand(), a.certsCommand(), a.journalCommand(), a.snapshotCommand(), a.devCommand(), a.benchCommand(),
 		a.shellCommand())
 	return root
 }

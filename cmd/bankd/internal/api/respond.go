@@ -82,6 +82,10 @@ func problemFor(err error) *wire.Problem {
 	case errors.Is(err, node.ErrOutcomeUnknown), errors.Is(err, node.ErrLeadershipLost),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return wire.NewProblem(wire.CodeOutcomeUnknown, "the outcome is not known ("+err.Error()+"); retry with the same Idempotency-Key, it will not apply twice")
+	case errors.Is(err, node.ErrNoMember):
+		return wire.NewProblem(wire.CodeMemberNotFound, err.Error())
+	case errors.Is(err, node.ErrMemberLive):
+		return wire.NewProblem(wire.CodeMemberLive, err.Error())
 	case errors.Is(err, node.ErrStopped):
 		return wire.NewProblem(wire.CodeNotReady, "this node is shutting down; use another")
 	}

@@ -69,6 +69,7 @@ func (s *Server) routes() {
 		"GET /v1/digest":                       s.digest,
 		"POST /v1/admin/revocations":           s.revoke,
 		"GET /v1/admin/revocations":            s.revocations,
+		"DELETE /v1/admin/members/{id}":        s.removeMember,
 		"GET /livez":                           s.livez,
 		"GET /readyz":                          s.readyz,
 	}

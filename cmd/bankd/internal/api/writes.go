@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -191,4 +192,21 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	cmd := engine.Command{Op: engine.OpRevokeCertificate, Serial: body.Serial}
 	s.writeOne(w, r, cmd, http.StatusOK, func([]engine.Account) any { return wire.Revocation{Serial: body.Serial} })
+}
+
+// removeMember removes a stopped member for good: its certificates are
+// revoked through the log, then its registry record is deleted (admin
+// only: the guard). Retrying after a failure is safe.
+func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), waitFor(r, s.cfg.WriteTimeout))
+	defer cancel()
+	rm, err := s.node.RemoveMember(ctx, r.PathValue("id"))
+	if err != nil {
+		writeProblem(w, problemFor(err))
+		return
+	}
+	if rm.Index > 0 {
+		setIndex(w, rm.Index)
+	}
+	writeJSON(w, http.StatusOK, wire.MemberRemoval{ID: rm.ID, Revoked: rm.Revoked, Index: rm.Index})
 }

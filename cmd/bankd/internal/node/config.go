@@ -56,6 +56,12 @@ type Config struct {
 	PeerTimeout     time.Duration // one call to the leader for a read index
 	SnapshotTimeout time.Duration // one snapshot download from a peer
 
+	// Serial is the serial of the certificate this node presents to its
+	// peers, read at each use (SIGHUP may change it); nil without TLS. The
+	// registry keeps it so that removing the node revokes it, and a node
+	// whose certificate is revoked stops.
+	Serial func() string
+
 	Logger *slog.Logger
 	Hooks  Hooks
 }

@@ -218,6 +218,9 @@ func (n *Node) persistAndApply(batch []*engine.Entry) error {
 			return err
 		}
 	}
+	if err := n.checkOwnCertificate(); err != nil {
+		return n.leaveRevoked(err)
+	}
 	n.mu.Lock()
 	close(n.applied)
 	n.applied = make(chan struct{})

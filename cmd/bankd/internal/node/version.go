@@ -35,7 +35,10 @@ func (n *Node) register() error {
 		return fmt.Errorf("%w: the log is at body version %d since index %d, and this bankd reads versions up to %d: upgrade it",
 			ErrBinaryTooOld, v, max(cv.Since, n.eng.VersionSince()), n.cfg.BodyVersionMax)
 	}
-	return n.sess.Register(zkcoord.RegistryRecord{ID: n.cfg.ID, Addr: n.cfg.Addr, Reads: n.cfg.BodyVersionMax})
+	if err := n.checkOwnCertificate(); err != nil {
+		return n.leaveRevoked(err)
+	}
+	return n.RecordCertificate()
 }
 
 // checkBody refuses an entry whose body version this binary does not read

@@ -121,6 +121,7 @@ func (c *cluster) start(tn *testNode) {
 		ID: tn.id, Addr: "https://" + tn.addr, DataDir: tn.dir,
 		ZooKeeper: zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, SessionTimeout: sessionTimeout, Dialer: tn.cutter.Dial},
 		Logger:    slog.New(slog.NewTextHandler(zktest.LogWriter(c.t), &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", tn.id),
+		Serial:    func() string { return certs.Serial(tn.tls.Leaf()) },
 	}
 	m := metrics.New()
 	cfg.Hooks = m.Hooks()

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 	"github.com/zkbank/zkbank/cmd/internal/certs"
 	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
@@ -374,3 +376,66 @@ func (r *recorder) SetDeadline(time.Time) error      { return nil }
 func (r *recorder) SetReadDeadline(time.Time) error  { return nil }
 func (r *recorder) SetWriteDeadline(time.Time) error { return nil }
 func (r *recorder) Close() error                     { return nil }
+
+// TestRemovingANodeRevokesItsCertificates: a live node is not removed; a
+// stopped one is, with every certificate it ran with revoked through the
+// log and its registry record gone; started again with such a
+// certificate, it stops and leaves the registry.
+func TestRemovingANodeRevokesItsCertificates(t *testing.T) {
+	c := newCluster(t, zktest.Shared(t, 1), 3, nil)
+	n3 := c.nodes[2]
+	serial := certs.Serial(n3.tls.Leaf())
+	if r := call(t, c.nodes[0], "DELETE", "/v1/admin/members/n3", nil, nil); r.status != 409 || r.problem().Code != wire.CodeMemberLive {
+		t.Fatalf("removing a live node: %s", r)
+	}
+	c.stop(n3)
+	zktest.Eventually(t, 10*time.Second, "n3 not live", func() bool {
+		return !memberState(t, c.nodes[0], "n3").Live
+	})
+	r := call(t, c.nodes[0], "DELETE", "/v1/admin/members/n3", nil, nil)
+	mustOK(t, r, 200)
+	rm := decode[wire.MemberRemoval](t, r)
+	if len(rm.Revoked) != 1 || rm.Revoked[0] != serial || rm.Index == 0 {
+		t.Fatalf("removal %+v, want %s revoked", rm, serial)
+	}
+	if m := memberState(t, c.nodes[1], "n3"); m.Expected {
+		t.Fatalf("n3 is still expected after its removal: %+v", m)
+	}
+	if r := call(t, c.nodes[1], "DELETE", "/v1/admin/members/n3", nil, nil); r.status != 404 || r.problem().Code != wire.CodeMemberNotFound {
+		t.Fatalf("removing n3 again: %s", r)
+	}
+	asN3 := c.httpClient(certs.NodeFiles(c.certs, "n3"))
+	for _, tn := range c.nodes[:2] {
+		call(t, tn, "GET", fmt.Sprintf("/v1/digest?min_index=%d", rm.Index), nil, nil)
+		if r, err := callAs(asN3, tn, "POST", "/internal/v1/read-index", "{}", nil); err != nil || r.status != 401 {
+			t.Errorf("removed n3's certificate on %s: %s %v", tn.id, r, err)
+		}
+	}
+
+	c.start(n3) // with its old data dir and its revoked certificate
+	select {
+	case <-n3.n.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("n3 with a revoked certificate kept running")
+	}
+	if err := n3.n.Err(); !errors.Is(err, node.ErrRevoked) {
+		t.Fatalf("n3 stopped with %v, want ErrRevoked", err)
+	}
+	n3.srv.Close()
+	n3.n = nil
+	if m := memberState(t, c.nodes[0], "n3"); m.Expected || m.Live {
+		t.Fatalf("n3 after its revoked restart: %+v", m)
+	}
+}
+
+// memberState is what tn's /v1/cluster says of member id (the zero
+// Member when it says nothing).
+func memberState(t *testing.T, tn *testNode, id string) wire.Member {
+	t.Helper()
+	for _, m := range decode[wire.Cluster](t, call(t, tn, "GET", "/v1/cluster", nil, nil)).Members {
+		if m.ID == id {
+			return m
+		}
+	}
+	return wire.Member{}
+}
