@@ -78,6 +78,9 @@ func run(o *options, log *slog.Logger) error {
 	}
 	self.Store(n)
 	m.Watch(n.Status)
+	if mat != nil {
+		m.WatchTLS(mat.Handshakes)
+	}
 	if o.debugListen != "" {
 		stopDebug, err := serveDebug(o.debugListen, log)
 		if err != nil {

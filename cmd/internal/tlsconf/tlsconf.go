@@ -33,6 +33,21 @@ type Material struct {
 	files Files
 	check func(*x509.Certificate) error // of its own certificate, at every load
 	cur   atomic.Pointer[loaded]
+
+	full, resumed atomic.Uint64 // the server's handshakes
+}
+
+// Handshakes counts the handshakes the server completed: full ones (a
+// signature and a key exchange each) and resumed ones.
+func (m *Material) Handshakes() (full, resumed uint64) { return m.full.Load(), m.resumed.Load() }
+
+func (m *Material) countHandshake(cs tls.ConnectionState) error {
+	if cs.DidResume {
+		m.resumed.Add(1)
+	} else {
+		m.full.Add(1)
+	}
+	return nil
 }
 
 // loaded is one reading of the files, with the server configuration made
@@ -89,7 +104,7 @@ func (m *Material) Reload() error {
 			return err
 		}
 	}
-	l.server = &tls.Config{MinVersion: tls.VersionTLS13, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: l.pool}
+	l.server = &tls.Config{MinVersion: tls.VersionTLS13, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: l.pool, VerifyConnection: m.countHandshake}
 	if l.cert != nil {
 		l.server.Certificates = []tls.Certificate{*l.cert}
 	}

@@ -201,4 +201,7 @@ func TestReconnectsResumeUntilAReload(t *testing.T) {
 	if resumed() {
 		t.Fatal("a connection resumed a session of before the server's reload")
 	}
+	if full, res := server.Handshakes(); full != 2 || res != 1 {
+		t.Fatalf("the server counted %d full and %d resumed handshakes, want 2 and 1", full, res)
+	}
 }

@@ -34,6 +34,7 @@ type Config struct {
 	Only     []string      // run only these phases (see Phases); empty: all
 	Args     []string      // extra bankd flags, after the bench's own
 	ZKHeapMB int           // heap of each ZooKeeper JVM (default: devcluster's)
+	Insecure bool          // run the cluster with --insecure (plain HTTP), to measure what TLS costs
 	Progress io.Writer     // one line per step (nil: quiet)
 }
 
@@ -77,7 +78,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	}
 	dc := devcluster.Config{
 		Dir: filepath.Join(dir, "cluster"), Nodes: 3, ZooKeepers: 3, ZKPort: cfg.ZKPort, APIPort: cfg.APIPort,
-		Bankd: cfg.Bankd, SessionTimeout: 4 * time.Second, ZKHeapMB: cfg.ZKHeapMB,
+		Bankd: cfg.Bankd, SessionTimeout: 4 * time.Second, ZKHeapMB: cfg.ZKHeapMB, Insecure: cfg.Insecure,
 		BankdArgs: append([]string{"--snapshot-every", "2000", "--log-retain", "100", "--segment-size", "500", "--trim-interval", "1s", "--log-level", "warn"}, cfg.Args...),
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}

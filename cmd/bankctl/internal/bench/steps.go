@@ -120,13 +120,13 @@ func (r *run) singleWrites(ctx context.Context) error {
 func (r *run) transfers(c int, rate float64) (float64, []time.Duration, error) {
 	var lats latencies
 	var n, failed atomic.Int64
-	var sched *schedule
+	cs := r.conns(c, r.endpoints)
+	defer closeAll(cs)
+	var sched *schedule // after the dials: its turns fall due from its start
 	if rate > 0 {
 		sched = newSchedule(rate)
 		defer sched.stop()
 	}
-	cs := r.conns(c, r.endpoints)
-	defer closeAll(cs)
 	err := forDuration(r.cfg.Step, c, func(w int) error {
 		started := time.Now()
 		if sched != nil {

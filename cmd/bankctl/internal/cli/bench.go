@@ -57,6 +57,7 @@ baseline, single, batch, reads, failover, catchup.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&cfg.Quick, "quick", false, "skip the million-command catch-up and memory phase")
+	f.BoolVar(&cfg.Insecure, "insecure", false, "run the bench cluster without TLS (plain HTTP), to measure what TLS costs")
 	f.StringSliceVar(&cfg.Only, "only", nil, "run only these phases: "+strings.Join(bench.Phases, ","))
 	f.StringSliceVar(&cfg.Args, "bankd-args", nil, "extra bankd flags for the bench cluster, comma-separated (e.g. --inflight=4)")
 	f.DurationVar(&cfg.Step, "step", 5*time.Second, "how long each throughput step runs")

@@ -109,6 +109,24 @@ func (m *Metrics) Watch(status func() node.Status) {
 	)
 }
 
+// WatchTLS adds the server's TLS handshakes, full and resumed: a high
+// full rate means clients do not keep their connections alive (each
+// full handshake costs a signature and a key exchange).
+func (m *Metrics) WatchTLS(handshakes func() (full, resumed uint64)) {
+	for _, kind := range []string{"full", "resumed"} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "zkbank_tls_handshakes_total", Help: "TLS handshakes the API server completed, by kind (full or resumed).",
+			ConstLabels: prometheus.Labels{"kind": kind},
+		}, func() float64 {
+			full, resumed := handshakes()
+			if kind == "full" {
+				return float64(full)
+			}
+			return float64(resumed)
+		}))
+	}
+}
+
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
