@@ -2,7 +2,7 @@ package engine
 
 // execute applies one command whose key is new. Every check happens before
 // any change, so a rejected command has no effect.
-func (e *Engine) execute(index uint64, c *Command) Result {
+func (e *Engine) execute(index uint64, nowMs int64, c *Command) Result {
 	switch c.Op {
 	case OpCreateAccount:
 		return e.create(index, c)
@@ -18,6 +18,10 @@ func (e *Engine) execute(index uint64, c *Command) Result {
 		return e.rename(index, c)
 	case OpRevokeCertificate:
 		return e.revoke(index, c)
+	case OpCreateToken:
+		return e.createToken(index, nowMs, c)
+	case OpRevokeToken:
+		return e.revokeToken(index, c)
 	}
 	return rejected(CodeInvalid)
 }

@@ -20,7 +20,11 @@ const (
 	CodeInvalidAccount       Code = 11
 	CodeInvalidKey           Code = 12
 	CodeInvalidSerial        Code = 13
-	codeEnd                       = 14
+	CodeUnauthenticated      Code = 14 // the principal is unknown, revoked or expired
+	CodeForbidden            Code = 15 // the principal's role or accounts do not cover the command
+	CodeInvalidToken         Code = 16 // a token op's role, accounts, lifetime or hash is bad
+	CodeTokenNotFound        Code = 17
+	codeEnd                       = 18
 )
 
 var codeNames = [codeEnd]string{
@@ -38,6 +42,10 @@ var codeNames = [codeEnd]string{
 	CodeInvalidAccount:       "invalid_account",
 	CodeInvalidKey:           "invalid_key",
 	CodeInvalidSerial:        "invalid_serial",
+	CodeUnauthenticated:      "unauthenticated",
+	CodeForbidden:            "forbidden",
+	CodeInvalidToken:         "invalid_token",
+	CodeTokenNotFound:        "token_not_found",
 }
 
 // String returns the stable snake_case name used in the API.

@@ -17,7 +17,9 @@ const (
 	OpRename        Op = 6
 	// Body version 2 and later:
 	OpRevokeCertificate Op = 7
-	opEnd                  = 8
+	OpCreateToken       Op = 8
+	OpRevokeToken       Op = 9
+	opEnd                  = 10
 )
 
 var opNames = [opEnd]string{
@@ -30,6 +32,8 @@ var opNames = [opEnd]string{
 	OpRename:        "rename",
 
 	OpRevokeCertificate: "revoke_certificate",
+	OpCreateToken:       "create_token",
+	OpRevokeToken:       "revoke_token",
 }
 
 // String returns the API name of the op.
@@ -62,11 +66,13 @@ func ParseOp(name string) (Op, bool) {
 //	transfer        Account (from), To, Amount
 //	delete_account  Account
 //	rename          Account, Name
-//	revoke_certificate  Serial (body version 2 and later)
+//	revoke_certificate  Serial (body version 2 and later, as the rest)
+//	create_token    Name, Token (Role, Accounts, TTLMs, Hash)
+//	revoke_token    Token (ID)
 //
 // Key is the idempotency key; every command must carry one. Principal
-// names who sent it, compactly (a token's id, a certificate's serial);
-// bodies of version 2 and later carry it.
+// names who sent it, compactly (ParsePrincipal); bodies of version 2 and
+// later carry it.
 type Command struct {
 	Op        Op
 	Key       string
@@ -76,6 +82,7 @@ type Command struct {
 	Amount    uint64
 	Serial    string // a certificate's serial, lower-case hex
 	Principal string
+	Token     *TokenSpec // the token ops' fields; nil for the others
 }
 
 // opsIn is the last op a body version carries.
@@ -89,6 +96,10 @@ func opsIn(version uint32) Op {
 // movesMoney reports whether an op names accounts (its result carries
 // them).
 func (o Op) movesMoney() bool { return o >= OpCreateAccount && o <= OpRename }
+
+// isTokenOp reports whether an op creates or revokes a token (its result
+// carries the token's id).
+func (o Op) isTokenOp() bool { return o == OpCreateToken || o == OpRevokeToken }
 
 // Check validates what can be validated without state, returning the code
 // Apply would give. Servers use it to refuse bad input before it reaches the
@@ -114,6 +125,8 @@ func (c *Command) Check() Code {
 		return firstFailure(checkNumber(c.Account), checkName(c.Name))
 	case OpRevokeCertificate:
 		return checkSerial(c.Serial)
+	case OpCreateToken, OpRevokeToken:
+		return checkToken(c)
 	}
 	return CodeInvalid
 }
@@ -202,8 +215,22 @@ func (c *Command) fingerprint() uint64 {
 	str(c.To)
 	str(c.Name)
 	str(c.Serial)
-	for i := 0; i < 8; i++ {
-		mix(byte(c.Amount >> (8 * i)))
+	u64 := func(v uint64) {
+		for i := 0; i < 8; i++ {
+			mix(byte(v >> (8 * i)))
+		}
+	}
+	u64(c.Amount)
+	if t := c.Token; t != nil {
+		mix(byte(t.Role))
+		for _, a := range t.Accounts {
+			str(a)
+		}
+		u64(t.TTLMs)
+		u64(t.ID)
+		for _, b := range t.Hash {
+			mix(b)
+		}
 	}
 	return h
 }

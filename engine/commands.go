@@ -55,7 +55,13 @@ func EncodedBytesMax(cmds []Command) int {
 	n := 0
 	for i := range cmds {
 		c := &cmds[i]
-		n += 48 + len(c.Key) + len(c.Account) + len(c.To) + len(c.Name)
+		n += 48 + len(c.Key) + len(c.Account) + len(c.To) + len(c.Name) + len(c.Serial) + len(c.Principal)
+		if t := c.Token; t != nil {
+			n += 64 + TokenHashLen
+			for _, a := range t.Accounts {
+				n += 8 + len(a)
+			}
+		}
 	}
 	return n
 }

@@ -21,6 +21,9 @@ type Result struct {
 	// Replayed is set when the key had been seen with the same command and
 	// this is the first outcome, answered again without changing anything.
 	Replayed bool
+	// Token is the id of the token a create_token made or a revoke_token
+	// revoked.
+	Token uint64
 
 	accounts [2]Account
 	n        uint8
@@ -61,6 +64,9 @@ type Engine struct {
 
 	keys    keyWindow
 	revoked revocations
+	tokens  tokens
+
+	keyBuf []byte // scratch for scoped keys
 }
 
 // New returns an empty engine at index 0.
@@ -141,8 +147,9 @@ func (e *Engine) Apply(ent *Entry) ([]Result, error) {
 		return nil, err
 	}
 	results := make([]Result, len(ent.Commands))
+	now := max(ent.TimeMs, e.timeMs) // a leader's clock may step back; the log's time never does
 	for i := range ent.Commands {
-		results[i] = e.applyCommand(ent.Index, &ent.Commands[i])
+		results[i] = e.applyCommand(ent.Index, now, &ent.Commands[i])
 	}
 	e.index = ent.Index
 	e.epoch = ent.Epoch
@@ -181,20 +188,30 @@ func (e *Engine) checkNext(ent *Entry) error {
 	return nil
 }
 
-// applyCommand runs one command through the idempotency window.
-func (e *Engine) applyCommand(index uint64, c *Command) Result {
+// applyCommand runs one command through the idempotency window (its
+// principal's part of it), then checks its principal, then runs it. A
+// refusal is recorded under the key like any outcome.
+func (e *Engine) applyCommand(index uint64, nowMs int64, c *Command) Result {
 	if !ValidKey(c.Key) {
 		return rejected(CodeInvalidKey)
 	}
+	e.keyBuf = e.keyBuf[:0]
+	if c.Principal != "" {
+		e.keyBuf = append(append(e.keyBuf, c.Principal...), keyScopeSep...)
+	}
+	e.keyBuf = append(e.keyBuf, c.Key...)
 	fp := c.fingerprint()
-	if rec, created, ok := e.keys.lookup(c.Key); ok {
+	if rec, created, ok := e.keys.lookup(e.keyBuf); ok {
 		if rec.fingerprint != fp {
 			return rejected(CodeIdempotencyKeyReused)
 		}
 		return rec.replay(e, c, created)
 	}
-	r := e.execute(index, c)
+	r := Result{Code: e.Authorize(c, nowMs)}
+	if r.Code == CodeOK {
+		r = e.execute(index, nowMs, c)
+	}
 	rec, created := newKeyRecord(index, fp, c, &r)
-	e.keys.remember(c.Key, created, rec)
+	e.keys.remember(e.keyBuf, created, rec)
 	return r
 }

@@ -85,17 +85,41 @@ const (
 	BodyVersionMax = BodyV2
 )
 
-// EncodeBody encodes cmds as a body of the given version. A field the
-// version does not have (a principal in version 1) is an error, never
-// dropped.
-func EncodeBody(version uint32, cmds []Command) ([]byte, error) {
+// ErrNotInVersion: a command holds an op or a field that the body
+// version cannot carry.
+var ErrNotInVersion = errors.New("engine: not in this body version")
+
+// ForBody is cmds as a body of the given version carries them. A version
+// 1 body has no principal, so it is left out (of a copy; the caller's
+// commands are not touched): until the log switches to version 2 the
+// API's check before the log is the only one. An op or another field the
+// version lacks (a revocation, a token) is ErrNotInVersion, never
+// dropped. Whoever applies commands without decoding them (the leader)
+// applies what ForBody returned, as the body holds it.
+func ForBody(version uint32, cmds []Command) ([]Command, error) {
 	if version < BodyV1 || version > BodyVersionMax {
 		return nil, fmt.Errorf("%w: %d (this binary writes 1 to %d)", ErrUnknownBodyVersion, version, BodyVersionMax)
 	}
+	out := cmds
 	for i := range cmds {
-		if err := fitsVersion(version, &cmds[i]); err != nil {
-			return nil, fmt.Errorf("engine: command %d: %w", i, err)
+		if version == BodyV1 && cmds[i].Principal != "" {
+			if &out[0] == &cmds[0] {
+				out = append([]Command(nil), cmds...)
+			}
+			out[i].Principal = ""
 		}
+		if err := fitsVersion(version, &out[i]); err != nil {
+			return nil, fmt.Errorf("%w: command %d: %w", ErrNotInVersion, i, err)
+		}
+	}
+	return out, nil
+}
+
+// EncodeBody encodes cmds as a body of the given version (ForBody).
+func EncodeBody(version uint32, cmds []Command) ([]byte, error) {
+	cmds, err := ForBody(version, cmds)
+	if err != nil {
+		return nil, err
 	}
 	return EncodeCommands(cmds)
 }
@@ -124,8 +148,8 @@ func fitsVersion(version uint32, c *Command) error {
 	switch {
 	case c.Op > opsIn(version):
 		return fmt.Errorf("op %s is not in body version %d", c.Op, version)
-	case version == BodyV1 && (c.Principal != "" || c.Serial != ""):
-		return fmt.Errorf("a version 1 body carries no principal or serial")
+	case version == BodyV1 && (c.Principal != "" || c.Serial != "" || c.Token != nil):
+		return fmt.Errorf("a version 1 body carries no principal, serial or token")
 	}
 	return nil
 }
@@ -137,6 +161,14 @@ func encodeCommand(w *pack.Writer, c *Command) {
 	for _, set := range []bool{c.Account != "", c.To != "", c.Name != "", c.Amount != 0, c.Serial != "", c.Principal != ""} {
 		if set {
 			n++
+		}
+	}
+	t := c.Token
+	if t != nil {
+		for _, set := range []bool{t.Role != 0, len(t.Accounts) > 0, t.TTLMs != 0, t.Hash != ([TokenHashLen]byte{}), t.ID != 0} {
+			if set {
+				n++
+			}
 		}
 	}
 	w.MapLen(n)
@@ -153,6 +185,36 @@ func encodeCommand(w *pack.Writer, c *Command) {
 	}
 	w.OptStr("serial", c.Serial)
 	w.OptStr("by", c.Principal)
+	if t != nil {
+		encodeTokenSpec(w, t)
+	}
+}
+
+// encodeTokenSpec writes the token ops' fields that are set.
+func encodeTokenSpec(w *pack.Writer, t *TokenSpec) {
+	if t.Role != 0 {
+		w.Str("role")
+		w.Uint(uint64(t.Role))
+	}
+	if len(t.Accounts) > 0 {
+		w.Str("accounts")
+		w.ArrayLen(len(t.Accounts))
+		for _, a := range t.Accounts {
+			w.Str(a)
+		}
+	}
+	if t.TTLMs != 0 {
+		w.Str("ttl")
+		w.Uint(t.TTLMs)
+	}
+	if t.Hash != ([TokenHashLen]byte{}) {
+		w.Str("hash")
+		w.Bin(t.Hash[:])
+	}
+	if t.ID != 0 {
+		w.Str("token")
+		w.Uint(t.ID)
+	}
 }
 
 // readCommandList decodes an array of commands with the msgpack Decoder:
@@ -233,6 +295,45 @@ func readCommandField(r *pack.Reader, k string, c *Command) (uint32, error) {
 	case "serial":
 		c.Serial, err = r.Str(fieldBytesMax)
 		return 128, err
+	}
+	return readTokenField(r, k, c)
+}
+
+// readTokenField reads the token ops' fields; any other key is unknown.
+func readTokenField(r *pack.Reader, k string, c *Command) (uint32, error) {
+	if c.Token == nil {
+		c.Token = &TokenSpec{}
+	}
+	t := c.Token
+	var err error
+	switch k {
+	case "role":
+		var v uint64
+		v, err = r.Uint()
+		t.Role = Role(v)
+		if err == nil && v > 255 {
+			err = fmt.Errorf("role %d", v)
+		}
+		return 256, err
+	case "accounts":
+		var n int
+		if n, err = r.ArrayLen(); err == nil && (n < 0 || n > TokenAccountsMax) {
+			err = fmt.Errorf("%d accounts, limit %d", n, TokenAccountsMax)
+		}
+		for i := 0; err == nil && i < n; i++ {
+			var a string
+			a, err = r.Str(fieldBytesMax)
+			t.Accounts = append(t.Accounts, a)
+		}
+		return 512, err
+	case "ttl":
+		t.TTLMs, err = r.Uint()
+		return 1024, err
+	case "hash":
+		return 2048, r.Fixed(t.Hash[:])
+	case "token":
+		t.ID, err = r.Uint()
+		return 4096, err
 	}
 	return 0, errors.New("unknown field")
 }

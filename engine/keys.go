@@ -1,6 +1,9 @@
 package engine
 
-import "hash/maphash"
+import (
+	"bytes"
+	"hash/maphash"
+)
 
 // keyRecord is what the engine remembers about an idempotency key: enough
 // to answer a retry with the first outcome, and no more, because a busy
@@ -22,6 +25,9 @@ type keyRecord struct {
 // read from the current state.
 func (r *keyRecord) replay(e *Engine, c *Command, created string) Result {
 	res := Result{Code: r.code, Replayed: true}
+	if r.code == CodeOK && c.Op.isTokenOp() {
+		res.Token = r.balances[0]
+	}
 	if r.code != CodeOK || !c.Op.movesMoney() {
 		return res
 	}
@@ -52,6 +58,9 @@ func newKeyRecord(index, fp uint64, c *Command, r *Result) (keyRecord, string) {
 	rec := keyRecord{index: index, fingerprint: fp, code: r.Code}
 	for i, a := range r.Accounts() {
 		rec.balances[i] = a.Balance
+	}
+	if c.Op.isTokenOp() {
+		rec.balances[0] = r.Token
 	}
 	if c.Op == OpCreateAccount && r.Code == CodeOK {
 		return rec, r.accounts[0].Number
@@ -112,16 +121,16 @@ func recordText(r *keyRecord, text []byte) (key, number []byte) {
 // widen turns the low 32 bits of a position in the window back into it.
 func (w *keyWindow) widen(low uint32) uint64 { return w.head + uint64(low-uint32(w.head)) }
 
-func (w *keyWindow) find(key string) (uint64, bool) {
-	low, ok := w.index.find(indexHash(w.seed, key), func(low uint32) bool {
+func (w *keyWindow) find(key []byte) (uint64, bool) {
+	low, ok := w.index.find(indexHashBytes(w.seed, key), func(low uint32) bool {
 		k, _ := w.text(w.widen(low))
-		return string(k) == key
+		return bytes.Equal(k, key)
 	})
 	return w.widen(low), ok
 }
 
 // lookup returns the record of key and the number its command created.
-func (w *keyWindow) lookup(key string) (*keyRecord, string, bool) {
+func (w *keyWindow) lookup(key []byte) (*keyRecord, string, bool) {
 	pos, ok := w.find(key)
 	if !ok {
 		return nil, "", false
@@ -131,8 +140,8 @@ func (w *keyWindow) lookup(key string) (*keyRecord, string, bool) {
 }
 
 // remember adds a record for a key that lookup did not find; key and
-// number are at most 255 bytes (ValidKey, ValidAccountNumber).
-func (w *keyWindow) remember(key, number string, rec keyRecord) {
+// number are at most 255 bytes (a scoped key, ValidAccountNumber).
+func (w *keyWindow) remember(key []byte, number string, rec keyRecord) {
 	if w.tail%keyChunk == 0 {
 		w.chunks = append(w.chunks, &keyChunkData{text: make([]byte, 0, keyChunk*24)})
 	}
@@ -140,7 +149,7 @@ func (w *keyWindow) remember(key, number string, rec keyRecord) {
 	rec.textOff, rec.keyLen, rec.numLen = uint32(len(c.text)), uint8(len(key)), uint8(len(number))
 	c.text = append(append(c.text, key...), number...)
 	c.records[w.tail%keyChunk] = rec
-	w.index.insert(indexHash(w.seed, key), uint32(w.tail))
+	w.index.insert(indexHashBytes(w.seed, key), uint32(w.tail))
 	w.tail++
 }
 

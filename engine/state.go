@@ -26,7 +26,8 @@ var ErrCorruptState = errors.New("engine: corrupt state")
 //	uvarint version | uvarint index | uvarint epoch | [32]byte last hash |
 //	varint time_ms | uvarint next assigned number |
 //	(version 2: uvarint body version | uvarint version since |
-//	 uvarint r, r x (str serial | uvarint index), in serial order) |
+//	 uvarint r, r x (str serial | uvarint index), in serial order |
+//	 uvarint next token id | uvarint t, t x token, in id order) |
 //	uvarint n, n x account (in number order) | uvarint total balance |
 //	uvarint k, k x key record (oldest first)
 func (e *Engine) WriteState(w io.Writer) error {
@@ -45,11 +46,13 @@ type stateHeader struct {
 	bodyVersion  uint32
 	versionSince uint64
 	revoked      []Revocation // in serial order
+	tokens       []Token      // in id order, copied (a capture outlives changes)
+	nextToken    uint64
 }
 
 func (e *Engine) header() stateHeader {
 	return stateHeader{index: e.index, epoch: e.epoch, lastHash: e.lastHash, timeMs: e.timeMs, nextNum: e.nextNum, totals: e.totals,
-		bodyVersion: e.bodyVersion, versionSince: e.versionSince, revoked: e.revoked.sorted()}
+		bodyVersion: e.bodyVersion, versionSince: e.versionSince, revoked: e.revoked.sorted(), tokens: e.Tokens(), nextToken: e.tokens.next}
 }
 
 // writeState is the one encoder behind Engine.WriteState and
@@ -74,6 +77,11 @@ func writeState(w io.Writer, h stateHeader, ascend func(visit func(*slot) bool),
 		for _, r := range h.revoked {
 			s.str(r.Serial)
 			s.uvarint(r.Index)
+		}
+		s.uvarint(h.nextToken)
+		s.uvarint(uint64(len(h.tokens)))
+		for i := range h.tokens {
+			s.token(&h.tokens[i])
 		}
 	}
 	s.uvarint(h.totals.Accounts)
@@ -138,6 +146,23 @@ func (s *stateWriter) account(a *slot) {
 	s.uvarint(a.balance)
 	s.uvarint(a.created)
 	s.uvarint(a.updated)
+}
+
+// token: uvarint id | [32]byte hash | str name | byte role | uvarint n,
+// n x str account | uvarint expires_ms (0: never) | uvarint created_index
+// | uvarint revoked_index (0: in force).
+func (s *stateWriter) token(t *Token) {
+	s.uvarint(t.ID)
+	s.raw(t.Hash[:])
+	s.str(t.Name)
+	s.raw([]byte{byte(t.Role)})
+	s.uvarint(uint64(len(t.Accounts)))
+	for _, a := range t.Accounts {
+		s.str(a)
+	}
+	s.uvarint(uint64(t.ExpiresMs))
+	s.uvarint(t.CreatedIndex)
+	s.uvarint(t.RevokedIndex)
 }
 
 func (s *stateWriter) keyRecord(r *keyRecord, key, number []byte) {
@@ -229,6 +254,7 @@ func (rd *stateReader) restore(e *Engine) error {
 	if v == stateV2 {
 		rd.bodyVersion(e)
 		rd.revocations(e)
+		rd.tokens(e)
 	}
 	rd.accounts(e)
 	rd.keyRecords(e)
@@ -278,6 +304,60 @@ func (rd *stateReader) revocations(e *Engine) {
 		}
 		prev = serial
 	}
+}
+
+// tokens reads a version 2 state's tokens: in id order, below the next
+// id, each valid as create_token made it, created and revoked at indexes
+// the state applied.
+func (rd *stateReader) tokens(e *Engine) {
+	e.tokens.next = rd.uvarint()
+	n := rd.uvarint()
+	if n > TokensMax {
+		rd.fail("%d tokens, limit %d", n, TokensMax)
+		return
+	}
+	var prev uint64
+	for i := uint64(0); i < n && rd.err == nil; i++ {
+		t := rd.token()
+		if rd.err != nil {
+			return
+		}
+		spec := Command{Op: OpCreateToken, Name: t.Name, Token: &TokenSpec{Role: t.Role, Accounts: t.Accounts, Hash: t.Hash}}
+		_, dup := e.tokens.byHash[t.Hash]
+		switch {
+		case t.ID <= prev || t.ID >= e.tokens.next:
+			rd.fail("token %d out of order or at or past the next id %d", t.ID, e.tokens.next)
+		case checkToken(&spec) != CodeOK || dup || t.ExpiresMs < 0:
+			rd.fail("token %d is not a valid token", t.ID)
+		case t.CreatedIndex == 0 || t.CreatedIndex > e.index || t.RevokedIndex > e.index || (t.RevokedIndex != 0 && t.RevokedIndex < t.CreatedIndex):
+			rd.fail("token %d: indexes %d and %d, state at %d", t.ID, t.CreatedIndex, t.RevokedIndex, e.index)
+		default:
+			e.tokens.add(&t)
+		}
+		prev = t.ID
+	}
+}
+
+func (rd *stateReader) token() Token {
+	var t Token
+	t.ID = rd.uvarint()
+	rd.raw(t.Hash[:])
+	t.Name = rd.str(TokenNameLenMax)
+	var role [1]byte
+	rd.raw(role[:])
+	t.Role = Role(role[0])
+	n := rd.uvarint()
+	if n > TokenAccountsMax {
+		rd.fail("token %d bound to %d accounts, limit %d", t.ID, n, TokenAccountsMax)
+		return t
+	}
+	for i := uint64(0); i < n && rd.err == nil; i++ {
+		t.Accounts = append(t.Accounts, rd.str(AccountNumberLenMax))
+	}
+	t.ExpiresMs = int64(rd.uvarint())
+	t.CreatedIndex = rd.uvarint()
+	t.RevokedIndex = rd.uvarint()
+	return t
 }
 
 func (rd *stateReader) account(index uint64) Account {
@@ -354,16 +434,16 @@ func (rd *stateReader) keyRecords(e *Engine) {
 			return
 		}
 		lastIndex = rec.index
-		if _, dup := e.keys.find(key); dup {
+		if _, dup := e.keys.find([]byte(key)); dup {
 			rd.fail("key %q repeated", key)
 			return
 		}
-		e.keys.remember(key, number, rec)
+		e.keys.remember([]byte(key), number, rec)
 	}
 }
 
 func (rd *stateReader) keyRecord(index uint64) (key, number string, rec keyRecord) {
-	key = rd.str(KeyLenMax)
+	key = rd.str(PrincipalLenMax + len(keyScopeSep) + KeyLenMax)
 	rec.index = rd.uvarint()
 	var fixed [9]byte
 	rd.raw(fixed[:])
@@ -375,7 +455,7 @@ func (rd *stateReader) keyRecord(index uint64) (key, number string, rec keyRecor
 		return key, number, rec
 	}
 	switch {
-	case !ValidKey(key):
+	case !validScopedKey(key):
 		rd.fail("invalid key %q", key)
 	case rec.index == 0 || rec.index > index:
 		rd.fail("key %q: index %d out of range", key, rec.index)

@@ -63,10 +63,21 @@ func TestTheLogSwitchesBodyVersionOnceAndNeverBack(t *testing.T) {
 	}
 }
 
+// TestAVersion1BodyCarriesNoPrincipal: written into a version 1 body, a
+// command loses its principal (on a copy: the caller's stays); read from
+// one, a principal is malformed.
 func TestAVersion1BodyCarriesNoPrincipal(t *testing.T) {
 	cmd := Command{Op: OpDeposit, Key: "k", Account: "A", Amount: 1, Principal: "t:1"}
-	if _, err := EncodeBody(BodyV1, []Command{cmd}); err == nil {
-		t.Fatal("a principal written into a version 1 body")
+	cmds := []Command{cmd}
+	v1, err := EncodeBody(BodyV1, cmds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := DecodeBody(BodyV1, v1); err != nil || got[0].Principal != "" || cmds[0].Principal != "t:1" {
+		t.Fatalf("version 1: %+v %v, the caller's %+v", got, err, cmds[0])
+	}
+	if _, err := ForBody(BodyV1, []Command{{Op: OpRevokeToken, Key: "k", Token: &TokenSpec{ID: 1}}}); !errors.Is(err, ErrNotInVersion) {
+		t.Fatalf("a token op for a version 1 body: %v", err)
 	}
 	body, err := EncodeBody(BodyV2, []Command{cmd})
 	if err != nil {

@@ -26,7 +26,7 @@ type options struct {
 	snapshotEveryMB, logRetainMB, logLagMaxMB     uint64
 	snapshotRetain                                int
 	batchCommands, batchBytes, inflight           int
-	gcPercent                                     int
+	gcPercent, rateLimit                          int
 	keepGOGC                                      bool // GOGC is set: leave the runtime's setting
 	logLevel, logFormat                           string
 }
@@ -85,6 +85,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.sessionTimeout, "session-timeout", def.ZooKeeper.SessionTimeout, "ZooKeeper session timeout: a dead leader is replaced after about this long")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", adef.WriteTimeout, "how long a write waits for a leader before answering 503 no_leader")
 	fs.DurationVar(&o.readTimeout, "read-timeout", adef.ReadTimeout, "how long a read waits for min_index before answering 504 timeout")
+	fs.IntVar(&o.rateLimit, "rate-limit", adef.RateLimit, "requests a second one principal may send to this node (as many at once), then 429 rate_limited; 0: no limit")
 	fs.Uint64Var(&o.snapshotEvery, "snapshot-every", def.SnapshotEveryEntries, "log entries between snapshots")
 	fs.Uint64Var(&o.snapshotEveryMB, "snapshot-every-mb", def.SnapshotEveryBytes>>20, "or MiB of log entries between snapshots, whichever comes first")
 	fs.IntVar(&o.snapshotRetain, "snapshot-retain", def.SnapshotRetain, "snapshot files kept")
@@ -161,6 +162,8 @@ func (o *options) validate() error {
 		return errors.New("--batch-commands and --inflight must be at least 1, --batch-bytes at least 1024")
 	case o.gcPercent < 1 || o.gcPercent > 1000:
 		return fmt.Errorf("--gc-percent %d: use 1 to 1000", o.gcPercent)
+	case o.rateLimit < 0:
+		return fmt.Errorf("--rate-limit %d: use 0 (no limit) or more", o.rateLimit)
 	}
 	if !o.insecure {
 		if _, err := o.tlsFiles(); err != nil {

@@ -94,6 +94,7 @@ func run(o *options, log *slog.Logger) error {
 		Handler: api.New(n, api.Config{
 			WriteTimeout: o.writeTimeout, ReadTimeout: o.readTimeout, Insecure: o.insecure,
 			Internal: peer.Handler(n), MetricsHandle: m.Handler(), Observe: m.Observe,
+			RateLimit: o.rateLimit, Logger: log, Count: m.Event,
 		}),
 		ReadHeaderTimeout: 10 * time.Second, // bounds the TLS handshake too
 		IdleTimeout:       2 * time.Minute,

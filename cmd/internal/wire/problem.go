@@ -51,6 +51,7 @@ const (
 	CodeForbidden        = "forbidden"        // a known caller that may not do this
 	CodeMemberNotFound   = "member_not_found" // no such member in the registry
 	CodeMemberLive       = "member_live"      // a member to remove is still running
+	CodeRateLimited      = "rate_limited"     // a principal sent more than its share
 	CodeInternal         = "internal"
 )
 
@@ -59,12 +60,12 @@ var apiStatus = map[string]int{
 	CodeInvalidParameter: 400, CodeBodyTooLarge: 413, CodeBatchTooLarge: 413, CodeUnsupportedMedia: 415,
 	CodeNotFound: 404, CodeMethodNotAllowed: 405, CodeNoLeader: 503, CodeNotLeader: 503,
 	CodeOverloaded: 503, CodeTimeout: 504, CodeIndexPassed: 409, CodeOutcomeUnknown: 503, CodeNotReady: 503, CodeInternal: 500,
-	CodeUnauthenticated: 401, CodeForbidden: 403, CodeMemberNotFound: 404, CodeMemberLive: 409,
+	CodeUnauthenticated: 401, CodeForbidden: 403, CodeMemberNotFound: 404, CodeMemberLive: 409, CodeRateLimited: 429,
 }
 
 var retryable = map[string]bool{
 	CodeNoLeader: true, CodeNotLeader: true, CodeOverloaded: true, CodeTimeout: true,
-	CodeOutcomeUnknown: true, CodeNotReady: true,
+	CodeOutcomeUnknown: true, CodeNotReady: true, CodeRateLimited: true,
 }
 
 // StatusOf is the HTTP status of an API code or an engine outcome.
@@ -76,13 +77,13 @@ func StatusOf(code string) int {
 	switch c {
 	case engine.CodeOK:
 		return http.StatusOK
-	case engine.CodeAccountNotFound:
+	case engine.CodeAccountNotFound, engine.CodeTokenNotFound:
 		return http.StatusNotFound
 	case engine.CodeAccountExists, engine.CodeInsufficientFunds, engine.CodeBalanceNotZero,
 		engine.CodeLimitExceeded, engine.CodeIdempotencyKeyReused:
 		return http.StatusConflict
 	case engine.CodeInvalidAmount, engine.CodeInvalidName, engine.CodeSameAccount,
-		engine.CodeInvalidAccount, engine.CodeInvalidKey, engine.CodeInvalidSerial:
+		engine.CodeInvalidAccount, engine.CodeInvalidKey, engine.CodeInvalidSerial, engine.CodeInvalidToken:
 		return http.StatusBadRequest
 	}
 	return http.StatusInternalServerError

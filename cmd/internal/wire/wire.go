@@ -6,6 +6,7 @@ package wire
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/zkbank/zkbank/engine"
 )
@@ -65,6 +66,18 @@ type TransferResult struct {
 	To   Account `json:"to"`
 }
 
+// CustomerTransfer is a transfer's answer to a customer: its own account,
+// and of the other only the number it gave.
+type CustomerTransfer struct {
+	From Account      `json:"from"`
+	To   Counterparty `json:"to"`
+}
+
+// Counterparty is an account a caller may not see, by its number alone.
+type Counterparty struct {
+	Account string `json:"account"`
+}
+
 // AccountList is one page of GET /v1/accounts; Next is the value to pass
 // as `after` for the next page, absent on the last one.
 type AccountList struct {
@@ -93,8 +106,8 @@ func (c Command) ToEngine() (engine.Command, error) {
 	if !ok {
 		return engine.Command{}, fmt.Errorf("unknown op %q", c.Op)
 	}
-	if op == engine.OpRevokeCertificate {
-		return engine.Command{}, fmt.Errorf("op %q is not a batch op: POST /v1/admin/revocations", c.Op)
+	if route, admin := adminOps[op]; admin {
+		return engine.Command{}, fmt.Errorf("op %q is not a batch op: %s", c.Op, route)
 	}
 	if c.From != "" && c.Account != "" && c.From != c.Account {
 		return engine.Command{}, fmt.Errorf("both account %q and from %q given", c.Account, c.From)
@@ -110,6 +123,13 @@ func (c Command) ToEngine() (engine.Command, error) {
 		out.Amount = max(c.Amount, c.Balance)
 	}
 	return out, nil
+}
+
+// adminOps are the ops a batch does not take, with the route that does.
+var adminOps = map[engine.Op]string{
+	engine.OpRevokeCertificate: "POST /v1/admin/revocations",
+	engine.OpCreateToken:       "POST /v1/admin/tokens",
+	engine.OpRevokeToken:       "DELETE /v1/admin/tokens/{id}",
 }
 
 // FromEngine converts a command back into its batch form.
@@ -228,4 +248,44 @@ type Member struct {
 // ReadIndex is the leader's answer to a linearizable read's quorum round.
 type ReadIndex struct {
 	Index uint64 `json:"index"`
+}
+
+// TokenRequest is the body of POST /v1/admin/tokens. Without
+// SecretSHA256 the node makes the secret and answers it once; with it
+// (the hex SHA-256 of a secret the client made, as bankctl does), the
+// secret never travels and a retry with the same Idempotency-Key is a
+// replay.
+type TokenRequest struct {
+	Name         string   `json:"name"`
+	Role         string   `json:"role"`
+	Accounts     []string `json:"accounts,omitempty"`
+	ExpiresIn    string   `json:"expires_in,omitempty"` // a Go duration: "720h"
+	SecretSHA256 string   `json:"secret_sha256,omitempty"`
+}
+
+// Token is a token as the API shows it: never its hash; its secret only
+// in the answer that created it, when the node made it.
+type Token struct {
+	ID           uint64   `json:"id"`
+	Name         string   `json:"name"`
+	Role         string   `json:"role"`
+	Accounts     []string `json:"accounts,omitempty"`
+	ExpiresAt    string   `json:"expires_at,omitempty"` // RFC 3339, by the log's time
+	CreatedIndex uint64   `json:"created_index"`
+	RevokedIndex uint64   `json:"revoked_index,omitempty"`
+	Token        string   `json:"token,omitempty"`
+}
+
+// Tokens is the answer to GET /v1/admin/tokens.
+type Tokens struct {
+	Tokens []Token `json:"tokens"`
+}
+
+// FromToken converts the engine's token.
+func FromToken(t engine.Token) Token {
+	out := Token{ID: t.ID, Name: t.Name, Role: t.Role.String(), Accounts: t.Accounts, CreatedIndex: t.CreatedIndex, RevokedIndex: t.RevokedIndex}
+	if t.ExpiresMs != 0 {
+		out.ExpiresAt = time.UnixMilli(t.ExpiresMs).UTC().Format(time.RFC3339Nano)
+	}
+	return out
 }

@@ -1,7 +1,8 @@
 package api
 
 import (
-	"crypto/x509"
+	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,71 +10,163 @@ import (
 	"github.com/zkbank/zkbank/cmd/internal/certs"
 	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/engine"
 )
 
-// caller is who sent a request, as its verified TLS client certificate
-// says.
+// caller is who sent a request: a node (by its certificate), or a
+// principal (by a bearer token or a client certificate) with a role and,
+// for a customer, its accounts. Every command it sends carries principal,
+// and the engine checks it again at apply.
 type caller struct {
-	node   string // a node's id, for a node certificate
-	name   string // a client's principal, for a client certificate
-	role   string // the client's role
-	serial string
+	node      string // a node's id, for a node certificate
+	principal string // the commands' "by": engine.TokenPrincipal or engine.CertPrincipal
+	name      string // the token's or the certificate's name, for logs
+	role      engine.Role
+	accounts  []string // a customer's, sorted
 }
 
-// The routes' audiences: /internal/ is for nodes, /v1/ for clients,
-// /v1/admin/ for admins; the probes and /metrics are for anyone.
+// mayRead says whether the caller may read account number.
+func (c *caller) mayRead(number string) bool {
+	return c.role != engine.RoleCustomer || engine.Owns(c.accounts, number)
+}
+
+// insecureCaller is every caller of a bankd run with --insecure: no
+// principal, so the engine lets its commands through.
+var insecureCaller = &caller{name: "insecure", role: engine.RoleAdmin}
+
+type callerKey struct{}
+
+// callerOf is the caller the guard let through.
+func callerOf(r *http.Request) *caller {
+	if c, ok := r.Context().Value(callerKey{}).(*caller); ok {
+		return c
+	}
+	return insecureCaller
+}
+
+// The routes' audiences: /internal/ is for nodes, /v1/ for principals,
+// /v1/admin/ for admins (auditors may read it); the probes and /metrics
+// are for anyone.
 const (
 	internalPrefix = "/internal/"
 	apiPrefix      = "/v1/"
 	adminPrefix    = "/v1/admin/"
 )
 
-// guard lets a request through when its caller may call its route, and
-// otherwise answers 401 unauthenticated (no credential, or a revoked one)
-// or 403 forbidden (a known caller of the wrong kind). With --insecure it
-// lets everything through.
-func (s *Server) guard(w http.ResponseWriter, r *http.Request) bool {
+// guard lets a request through when its caller may call its route, with
+// the caller in its context, and otherwise answers 401 unauthenticated
+// (no credential, or one the bank does not take), 403 forbidden (a known
+// caller of the wrong kind) or 429 rate_limited. With --insecure it lets
+// everything through.
+func (s *Server) guard(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
 	p := r.URL.Path
 	if s.cfg.Insecure || !(strings.HasPrefix(p, internalPrefix) || strings.HasPrefix(p, apiPrefix)) {
-		return true
+		return r, true
 	}
 	c, prob := s.identify(r)
 	if prob == nil {
 		prob = permitted(c, r.Method, p)
 	}
+	if prob == nil && c.node == "" && !s.limits.allow(c.principal) {
+		prob = wire.NewProblem(wire.CodeRateLimited, fmt.Sprintf("more than %d requests a second from %s; slow down", s.cfg.RateLimit, c.name))
+	}
 	if prob != nil {
-		if prob.Code == wire.CodeUnauthenticated {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="zkbank"`)
-		}
-		writeProblem(w, prob)
+		s.refused(w, r, c, prob)
+		return r, false
+	}
+	return r.WithContext(context.WithValue(r.Context(), callerKey{}, c)), true
+}
+
+// refused answers prob, and says so in the log and the metrics (the
+// principal and route; never a credential).
+func (s *Server) refused(w http.ResponseWriter, r *http.Request, c *caller, prob *wire.Problem) {
+	if prob.Code == wire.CodeUnauthenticated {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="zkbank"`)
+	}
+	s.events.refused(r, c, prob)
+	writeProblem(w, prob)
+}
+
+// identify reads the caller from the request's bearer token, else from
+// its verified client certificate.
+func (s *Server) identify(r *http.Request) (*caller, *wire.Problem) {
+	if h, ok := r.Header["Authorization"]; ok {
+		return s.bearer(h)
+	}
+	cert := tlsconf.Caller(r.TLS)
+	if cert == nil {
+		return nil, unauthenticated("send Authorization: Bearer <token>, or a client certificate of this cluster's CA")
+	}
+	serial := certs.Serial(cert)
+	if s.node.Revoked(serial) {
+		return nil, unauthenticated(fmt.Sprintf("certificate %s is revoked", serial))
+	}
+	if id, ok := certs.NodeID(cert); ok {
+		return &caller{node: id, name: "node " + id}, nil
+	}
+	name, roleName, ok := certs.Client(cert)
+	role, known := engine.ParseRole(roleName)
+	if !ok || !known {
+		return nil, unauthenticated(fmt.Sprintf("certificate %s (%q) is neither a node's nor a client's", serial, cert.Subject.CommonName))
+	}
+	return &caller{principal: engine.CertPrincipal(role, serial), name: name, role: role}, nil
+}
+
+// Bearer tokens are "zkb_" and 43 characters of base64url: 256 random
+// bits. The state holds their SHA-256 only.
+const (
+	TokenPrefix = "zkb_"
+	tokenLen    = len(TokenPrefix) + 43
+)
+
+// bearer reads the caller of an Authorization header.
+func (s *Server) bearer(h []string) (*caller, *wire.Problem) {
+	if len(h) != 1 {
+		return nil, unauthenticated("send one Authorization header")
+	}
+	scheme, tok, _ := strings.Cut(h[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return nil, unauthenticated("the Authorization header takes a bearer token: Bearer <token>")
+	}
+	if !WellFormedToken(tok) {
+		return nil, unauthenticated("the bearer token is not a token of this bank (zkb_ and 43 characters)")
+	}
+	t, now, ok := s.node.TokenByHash(sha256.Sum256([]byte(tok)))
+	switch {
+	case !ok:
+		return nil, unauthenticated("the bearer token is not a token of this bank")
+	case t.RevokedIndex != 0:
+		return nil, unauthenticated(fmt.Sprintf("token %d was revoked at index %d", t.ID, t.RevokedIndex))
+	case t.ExpiresMs != 0 && now >= t.ExpiresMs:
+		return nil, unauthenticated(fmt.Sprintf("token %d expired", t.ID))
+	}
+	return &caller{principal: engine.TokenPrincipal(t.ID), name: t.Name, role: t.Role, accounts: t.Accounts}, nil
+}
+
+// WellFormedToken reports whether tok has a token's form.
+func WellFormedToken(tok string) bool {
+	if len(tok) != tokenLen || !strings.HasPrefix(tok, TokenPrefix) {
 		return false
+	}
+	for _, c := range []byte(tok[len(TokenPrefix):]) {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
 	}
 	return true
 }
 
-// identify reads the caller from the verified client certificate.
-func (s *Server) identify(r *http.Request) (caller, *wire.Problem) {
-	cert := tlsconf.Caller(r.TLS)
-	if cert == nil {
-		return caller{}, wire.NewProblem(wire.CodeUnauthenticated, "present a client certificate of this cluster's CA")
-	}
-	c := caller{serial: certs.Serial(cert)}
-	if s.node.Revoked(c.serial) {
-		return c, wire.NewProblem(wire.CodeUnauthenticated, fmt.Sprintf("certificate %s is revoked", c.serial))
-	}
-	if id, ok := certs.NodeID(cert); ok {
-		c.node = id
-		return c, nil
-	}
-	if name, role, ok := certs.Client(cert); ok {
-		c.name, c.role = name, role
-		return c, nil
-	}
-	return c, wire.NewProblem(wire.CodeUnauthenticated, describeCert(cert)+" is neither a node's nor a client's certificate")
+func unauthenticated(detail string) *wire.Problem {
+	return wire.NewProblem(wire.CodeUnauthenticated, detail)
 }
 
-// permitted says whether c may call method on path.
-func permitted(c caller, method, path string) *wire.Problem {
+// permitted says whether c may call method on path at all; which
+// accounts a customer may touch is the handlers' (reads) and the
+// engine's (writes) to judge.
+func permitted(c *caller, method, path string) *wire.Problem {
+	forbid := func(what string) *wire.Problem {
+		return wire.NewProblem(wire.CodeForbidden, fmt.Sprintf("%s (%s) may not %s", c.name, c.role, what))
+	}
 	switch {
 	case strings.HasPrefix(path, internalPrefix):
 		if c.node == "" {
@@ -81,12 +174,16 @@ func permitted(c caller, method, path string) *wire.Problem {
 		}
 	case c.node != "":
 		return wire.NewProblem(wire.CodeForbidden, "node "+c.node+"'s certificate is for calls between nodes, not for the API")
-	case strings.HasPrefix(path, adminPrefix) && c.role != "admin" && !(c.role == "auditor" && method == http.MethodGet):
-		return wire.NewProblem(wire.CodeForbidden, c.name+" ("+c.role+") may not "+method+" "+path)
+	case strings.HasPrefix(path, adminPrefix):
+		if c.role != engine.RoleAdmin && !(c.role == engine.RoleAuditor && method == http.MethodGet) {
+			return forbid(method + " " + path)
+		}
+	case path == "/v1/cluster" || path == "/v1/digest":
+		if c.role == engine.RoleCustomer {
+			return forbid("read " + path)
+		}
+	case method != http.MethodGet && c.role == engine.RoleAuditor:
+		return forbid("write")
 	}
 	return nil
-}
-
-func describeCert(c *x509.Certificate) string {
-	return fmt.Sprintf("certificate %s (%q)", certs.Serial(c), c.Subject.CommonName)
 }

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -30,7 +29,7 @@ func (s *Server) consistent(r *http.Request) *wire.Problem {
 	switch c := q.Get("consistency"); c {
 	case "", "local":
 	case "linearizable":
-		ctx, cancel := context.WithTimeout(r.Context(), waitFor(r, s.cfg.WriteTimeout))
+		ctx, cancel := contextFor(r, s.cfg.WriteTimeout)
 		index, err := s.node.LinearizableIndex(ctx)
 		cancel()
 		if err != nil {
@@ -43,7 +42,7 @@ func (s *Server) consistent(r *http.Request) *wire.Problem {
 	if minIndex == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), waitFor(r, s.cfg.ReadTimeout))
+	ctx, cancel := contextFor(r, s.cfg.ReadTimeout)
 	defer cancel()
 	if err := s.node.WaitApplied(ctx, minIndex); err != nil {
 		return wire.NewProblem(wire.CodeTimeout, err.Error())
@@ -55,6 +54,10 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
 	number := r.PathValue("account")
 	if !engine.ValidAccountNumber(number) {
 		writeProblem(w, wire.NewProblem(engine.CodeInvalidAccount.String(), wire.Describe(engine.Command{}, engine.CodeInvalidAccount)))
+		return
+	}
+	if c := callerOf(r); !c.mayRead(number) { // forbidden whether it exists or not: no oracle
+		s.refused(w, r, c, wire.NewProblem(wire.CodeForbidden, fmt.Sprintf("%s (customer) may read only its own accounts", c.name)))
 		return
 	}
 	if p := s.consistent(r); p != nil {
@@ -90,7 +93,7 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	accts, index := s.node.List(after, limit)
+	accts, index := s.list(callerOf(r), after, limit)
 	out := wire.AccountList{Accounts: make([]wire.Account, len(accts))}
 	for i, a := range accts {
 		out.Accounts[i] = wire.FromAccount(a)
@@ -100,6 +103,25 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 	}
 	setIndex(w, index)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// list is a page of the accounts c may read: all of them, or a
+// customer's own.
+func (s *Server) list(c *caller, after string, limit int) ([]engine.Account, uint64) {
+	if c.role != engine.RoleCustomer {
+		return s.node.List(after, limit)
+	}
+	var out []engine.Account
+	index := s.node.Applied()
+	for _, number := range c.accounts {
+		if number <= after || len(out) == limit {
+			continue
+		}
+		if a, ok, at := s.node.Get(number); ok {
+			out, index = append(out, a), at
+		}
+	}
+	return out, index
 }
 
 func (s *Server) digest(w http.ResponseWriter, r *http.Request) {
@@ -192,7 +214,7 @@ func (s *Server) digestAt(w http.ResponseWriter, r *http.Request, v string) {
 		writeProblem(w, wire.NewProblem(wire.CodeInvalidParameter, fmt.Sprintf("at %q is not an index", v)))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), waitFor(r, s.cfg.ReadTimeout))
+	ctx, cancel := contextFor(r, s.cfg.ReadTimeout)
 	defer cancel()
 	d, err := s.node.DigestAt(ctx, index)
 	switch {

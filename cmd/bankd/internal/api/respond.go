@@ -38,10 +38,15 @@ type submitted struct {
 // submit runs cmds through the leader within the write timeout (or the
 // client's, when shorter: waitFor).
 func (s *Server) submit(r *http.Request, cmds []engine.Command) (submitted, error) {
-	ctx, cancel := context.WithTimeout(r.Context(), waitFor(r, s.cfg.WriteTimeout))
+	ctx, cancel := contextFor(r, s.cfg.WriteTimeout)
 	defer cancel()
 	index, out, err := s.node.Write(ctx, cmds)
 	return submitted{index, out}, err
+}
+
+// contextFor is r's context, ending after waitFor(r, limit).
+func contextFor(r *http.Request, limit time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), waitFor(r, limit))
 }
 
 // waitFor is how long a request may wait: limit, or less when the client
@@ -82,6 +87,8 @@ func problemFor(err error) *wire.Problem {
 	case errors.Is(err, node.ErrOutcomeUnknown), errors.Is(err, node.ErrLeadershipLost),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return wire.NewProblem(wire.CodeOutcomeUnknown, "the outcome is not known ("+err.Error()+"); retry with the same Idempotency-Key, it will not apply twice")
+	case errors.Is(err, node.ErrLogTooOld):
+		return wire.NewProblem(wire.CodeNotReady, err.Error()+"; retry shortly")
 	case errors.Is(err, node.ErrNoMember):
 		return wire.NewProblem(wire.CodeMemberNotFound, err.Error())
 	case errors.Is(err, node.ErrMemberLive):

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -26,19 +27,28 @@ type Config struct {
 	Insecure      bool
 	MetricsHandle http.Handler // serves /metrics; nil for none
 	Observe       func(route string, status int, took time.Duration)
+	// RateLimit is how many requests a second one principal may send to
+	// this node (as many at once); 0: no limit.
+	RateLimit int
+	// Logger takes the refusals and admin actions (nil: none); Count
+	// counts them by kind ("refused", "admin") and code or action.
+	Logger *slog.Logger
+	Count  func(kind, what string)
 }
 
 // DefaultConfig is the API's configuration unless told otherwise; bankd's
 // flags take their defaults from it.
 func DefaultConfig() Config {
-	return Config{WriteTimeout: 10 * time.Second, ReadTimeout: 5 * time.Second, BodyBytesMax: 1 << 20, BatchMax: 1000, ListLimitMax: 1000}
+	return Config{WriteTimeout: 10 * time.Second, ReadTimeout: 5 * time.Second, BodyBytesMax: 1 << 20, BatchMax: 1000, ListLimitMax: 1000, RateLimit: 1000}
 }
 
 // Server serves the API of one node.
 type Server struct {
-	cfg  Config
-	node *node.Node
-	mux  *http.ServeMux
+	cfg    Config
+	node   *node.Node
+	mux    *http.ServeMux
+	limits limiter
+	events *events
 }
 
 // New builds the API for n.
@@ -49,7 +59,7 @@ func New(n *node.Node, cfg Config) *Server {
 	setDefault(&cfg.BodyBytesMax, def.BodyBytesMax)
 	setDefault(&cfg.BatchMax, def.BatchMax)
 	setDefault(&cfg.ListLimitMax, def.ListLimitMax)
-	s := &Server{cfg: cfg, node: n, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, node: n, mux: http.NewServeMux(), limits: newLimiter(cfg.RateLimit), events: newEvents(cfg.Logger, cfg.Count)}
 	s.routes()
 	return s
 }
@@ -70,6 +80,9 @@ func (s *Server) routes() {
 		"POST /v1/admin/revocations":           s.revoke,
 		"GET /v1/admin/revocations":            s.revocations,
 		"DELETE /v1/admin/members/{id}":        s.removeMember,
+		"POST /v1/admin/tokens":                s.createToken,
+		"GET /v1/admin/tokens":                 s.listTokens,
+		"DELETE /v1/admin/tokens/{id}":         s.revokeToken,
 		"GET /livez":                           s.livez,
 		"GET /readyz":                          s.readyz,
 	}
@@ -102,14 +115,15 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 // reporting each request to Observe.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Observe == nil {
-		if s.guard(w, r) {
+		if r, ok := s.guard(w, r); ok {
 			s.mux.ServeHTTP(w, r)
 		}
 		return
 	}
 	started := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	if s.guard(sw, r) {
+	r, ok := s.guard(sw, r)
+	if ok {
 		s.mux.ServeHTTP(sw, r)
 	}
 	route := r.Pattern

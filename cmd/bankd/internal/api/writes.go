@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/engine"
 )
@@ -61,41 +61,75 @@ func (s *Server) transfer(w http.ResponseWriter, r *http.Request) {
 	}
 	cmd := engine.Command{Op: engine.OpTransfer, Account: body.From, To: body.To, Amount: body.Amount}
 	s.writeOne(w, r, cmd, http.StatusOK, func(accts []engine.Account) any {
+		if callerOf(r).role == engine.RoleCustomer { // its own account; of the other, the number it gave
+			return wire.CustomerTransfer{From: wire.FromAccount(accts[0]), To: wire.Counterparty{Account: accts[1].Number}}
+		}
 		return wire.TransferResult{From: wire.FromAccount(accts[0]), To: wire.FromAccount(accts[1])}
 	})
 }
 
 func firstAccount(accts []engine.Account) any { return wire.FromAccount(accts[0]) }
 
-// writeOne checks cmd, runs it through the log and answers with render's
-// view of the accounts on success, or the rejection as a problem.
+// writeOne runs cmd (runOne) and answers with render's view of the
+// accounts on success.
 func (s *Server) writeOne(w http.ResponseWriter, r *http.Request, cmd engine.Command, okStatus int, render func([]engine.Account) any) {
+	if out, _, ok := s.runOne(w, r, cmd); ok {
+		writeJSON(w, okStatus, render(out.Accounts))
+	}
+}
+
+// runOne gives cmd the request's key and the caller's principal, checks
+// it (its fields, then the caller's right to it, against this node's
+// state), runs it through the log and returns its outcome; on any
+// refusal or rejection it has answered with the problem, and ok is false.
+func (s *Server) runOne(w http.ResponseWriter, r *http.Request, cmd engine.Command) (out node.Outcome, index uint64, ok bool) {
 	key, p := requestKey(r)
 	if p != nil {
 		writeProblem(w, p)
-		return
+		return out, 0, false
 	}
-	cmd.Key = key
+	cmd.Key, cmd.Principal = key, callerOf(r).principal
 	if code := cmd.Check(); code != engine.CodeOK {
 		writeProblem(w, wire.NewProblem(code.String(), wire.Describe(cmd, code)))
-		return
+		return out, 0, false
+	}
+	if code := s.node.Authorize(&cmd); code != engine.CodeOK {
+		s.refused(w, r, callerOf(r), s.authProblem(r, &cmd, code))
+		return out, 0, false
 	}
 	res, err := s.submit(r, []engine.Command{cmd})
 	if err != nil {
 		writeProblem(w, problemFor(err))
-		return
+		return out, 0, false
 	}
 	setIndex(w, res.index)
 	w.Header().Set(wire.HeaderIdempotencyKey, key)
-	out := res.outcomes[0]
+	out = res.outcomes[0]
 	if out.Replayed {
 		w.Header().Set(wire.HeaderReplayed, "true")
 	}
 	if out.Code != engine.CodeOK {
+		if out.Code == engine.CodeUnauthenticated || out.Code == engine.CodeForbidden {
+			s.refused(w, r, callerOf(r), s.authProblem(r, &cmd, out.Code)) // revoked while it waited
+			return out, res.index, false
+		}
 		writeProblem(w, wire.NewProblem(out.Code.String(), wire.Describe(cmd, out.Code)))
-		return
+		return out, res.index, false
 	}
-	writeJSON(w, okStatus, render(out.Accounts))
+	return out, res.index, true
+}
+
+// authProblem says why the caller may not run cmd.
+func (s *Server) authProblem(r *http.Request, cmd *engine.Command, code engine.Code) *wire.Problem {
+	c := callerOf(r)
+	if code == engine.CodeUnauthenticated {
+		return unauthenticated(fmt.Sprintf("%s's credential is revoked or expired", c.name))
+	}
+	what := cmd.Op.String()
+	if cmd.Account != "" {
+		what += " on account " + strconv.Quote(cmd.Account)
+	}
+	return wire.NewProblem(wire.CodeForbidden, fmt.Sprintf("%s (%s) may not %s", c.name, c.role, what))
 }
 
 func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
@@ -108,13 +142,21 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
+	for i := range cmds {
+		if code := s.node.Authorize(&cmds[i]); code != engine.CodeOK {
+			p := s.authProblem(r, &cmds[i], code)
+			p.Detail = fmt.Sprintf("command %d: %s; nothing in the batch was sent", i, p.Detail)
+			s.refused(w, r, callerOf(r), p)
+			return
+		}
+	}
 	res, err := s.submit(r, cmds)
 	if err != nil {
 		writeProblem(w, problemFor(err))
 		return
 	}
 	setIndex(w, res.index)
-	writeJSON(w, http.StatusOK, toBatchResult(res))
+	writeJSON(w, http.StatusOK, toBatchResult(res, callerOf(r)))
 }
 
 // batchCommands converts and checks every command before any is sent: a
@@ -139,6 +181,7 @@ func (s *Server) batchCommands(r *http.Request, in []wire.Command) ([]engine.Com
 		if c.Key == "" {
 			c.Key = deriveKey(base, i)
 		}
+		c.Principal = callerOf(r).principal
 		if code := c.Check(); code != engine.CodeOK {
 			return nil, wire.NewProblem(code.String(), fmt.Sprintf("command %d: %s", i, wire.Describe(c, code)))
 		}
@@ -147,12 +190,16 @@ func (s *Server) batchCommands(r *http.Request, in []wire.Command) ([]engine.Com
 	return cmds, nil
 }
 
-func toBatchResult(res submitted) wire.BatchResult {
+// toBatchResult is the answer to a batch; a customer sees only its own
+// accounts in it.
+func toBatchResult(res submitted, c *caller) wire.BatchResult {
 	out := wire.BatchResult{Index: res.index, Results: make([]wire.Result, len(res.outcomes))}
 	for i, o := range res.outcomes {
 		wr := wire.Result{Code: o.Code.String(), Replayed: o.Replayed}
 		for _, a := range o.Accounts {
-			wr.Accounts = append(wr.Accounts, wire.FromAccount(a))
+			if c.mayRead(a.Number) {
+				wr.Accounts = append(wr.Accounts, wire.FromAccount(a))
+			}
 		}
 		out.Results[i] = wr
 	}
@@ -191,20 +238,24 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cmd := engine.Command{Op: engine.OpRevokeCertificate, Serial: body.Serial}
-	s.writeOne(w, r, cmd, http.StatusOK, func([]engine.Account) any { return wire.Revocation{Serial: body.Serial} })
+	if _, index, ok := s.runOne(w, r, cmd); ok {
+		s.events.admin(r, "revoke_certificate", "serial", body.Serial, "index", index)
+		writeJSON(w, http.StatusOK, wire.Revocation{Serial: body.Serial, Index: index})
+	}
 }
 
 // removeMember removes a stopped member for good: its certificates are
 // revoked through the log, then its registry record is deleted (admin
 // only: the guard). Retrying after a failure is safe.
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), waitFor(r, s.cfg.WriteTimeout))
+	ctx, cancel := contextFor(r, s.cfg.WriteTimeout)
 	defer cancel()
-	rm, err := s.node.RemoveMember(ctx, r.PathValue("id"))
+	rm, err := s.node.RemoveMember(ctx, r.PathValue("id"), callerOf(r).principal)
 	if err != nil {
 		writeProblem(w, problemFor(err))
 		return
 	}
+	s.events.admin(r, "remove_member", "member", rm.ID, "revoked", rm.Revoked, "index", rm.Index)
 	if rm.Index > 0 {
 		setIndex(w, rm.Index)
 	}

@@ -25,6 +25,7 @@ type Metrics struct {
 	batchCmds  prometheus.Histogram
 	batchBytes prometheus.Histogram
 	stages     *prometheus.HistogramVec
+	events     *prometheus.CounterVec
 }
 
 // New registers the metrics that events feed; Watch adds the ones read
@@ -55,7 +56,11 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 16),
 		}, []string{"stage"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.entries, m.commands, m.batchCmds, m.batchBytes, m.stages,
+	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "zkbank_auth_events_total",
+		Help: "Requests the API refused before they did anything (kind refused, by code: unauthenticated, forbidden, rate_limited) and admin actions (kind admin, by action).",
+	}, []string{"kind", "what"})
+	m.reg.MustRegister(m.requests, m.latency, m.entries, m.commands, m.batchCmds, m.batchBytes, m.stages, m.events,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -80,6 +85,9 @@ func (m *Metrics) Hooks() node.Hooks {
 		Stage: m.Stage,
 	}
 }
+
+// Event counts a refusal or an admin action (api.Config.Count).
+func (m *Metrics) Event(kind, what string) { m.events.WithLabelValues(kind, what).Inc() }
 
 // Stage records how long a stage of the write path took (node.Hooks and
 // api.Config both report here).

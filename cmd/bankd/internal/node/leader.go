@@ -97,6 +97,9 @@ func (n *Node) Submit(ctx context.Context, cmds []engine.Command) (uint64, []Out
 	if ls == nil {
 		return 0, nil, ErrNotLeader
 	}
+	if err := fitsLog(ls.bodyVersion.Load(), cmds); err != nil {
+		return 0, nil, err
+	}
 	if err := ls.enqueue(r); err != nil {
 		return 0, nil, err
 	}
@@ -242,7 +245,11 @@ func (n *Node) appendGroup(term *zkcoord.Term, app *zkcoord.Appender, ls *leader
 		cmds = append(cmds, r.cmds...)
 	}
 	version := ls.bodyVersion.Load()
-	body, err := engine.EncodeBody(version, cmds)
+	cmds, err := engine.ForBody(version, cmds) // what the body holds is what this node applies
+	if err != nil {
+		return err
+	}
+	body, err := engine.EncodeCommands(cmds)
 	if err != nil {
 		return err
 	}

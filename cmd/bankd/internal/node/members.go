@@ -72,8 +72,8 @@ type Removal struct {
 // index on), then its registry record is deleted, so the cluster no longer
 // waits for it (a body version switch). A live member is refused: stop it
 // first. Repeating a removal that failed half way is safe: the revocations
-// carry fixed idempotency keys.
-func (n *Node) RemoveMember(ctx context.Context, id string) (Removal, error) {
+// carry fixed idempotency keys. by is the principal who asked.
+func (n *Node) RemoveMember(ctx context.Context, id, by string) (Removal, error) {
 	recs, err := n.sess.Registry()
 	if err != nil {
 		return Removal{}, err
@@ -93,7 +93,7 @@ func (n *Node) RemoveMember(ctx context.Context, id string) (Removal, error) {
 	if len(out.Revoked) > 0 {
 		cmds := make([]engine.Command, len(out.Revoked))
 		for j, s := range out.Revoked {
-			cmds[j] = engine.Command{Op: engine.OpRevokeCertificate, Serial: s, Key: removalKey(id, s)}
+			cmds[j] = engine.Command{Op: engine.OpRevokeCertificate, Serial: s, Key: removalKey(id, s), Principal: by}
 		}
 		index, outcomes, err := n.Write(ctx, cmds)
 		if err != nil {

@@ -108,3 +108,35 @@ func (n *Node) Revocations() []engine.Revocation {
 	defer n.mu.RUnlock()
 	return n.eng.Revocations()
 }
+
+// Authorize checks c's principal against the state this node applied, at
+// the time of its last entry: the check before the log. The engine makes
+// it again at apply, which decides.
+func (n *Node) Authorize(c *engine.Command) engine.Code {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.eng.Authorize(c, n.eng.TimeMs())
+}
+
+// TokenByHash finds the token whose secret hashes to h, with the time of
+// the last entry this node applied (by which expiry is judged).
+func (n *Node) TokenByHash(h [engine.TokenHashLen]byte) (engine.Token, int64, bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	t, ok := n.eng.TokenByHash(h)
+	return t, n.eng.TimeMs(), ok
+}
+
+// TokenByID finds a token by its id.
+func (n *Node) TokenByID(id uint64) (engine.Token, bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.eng.TokenByID(id)
+}
+
+// Tokens lists every token, revoked ones included, in id order.
+func (n *Node) Tokens() []engine.Token {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.eng.Tokens()
+}

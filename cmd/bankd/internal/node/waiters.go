@@ -12,6 +12,7 @@ type Outcome struct {
 	Code     engine.Code
 	Replayed bool             // a retry answered with the first outcome
 	Accounts []engine.Account // the touched accounts afterwards, on success
+	Token    uint64           // the token a create_token made or a revoke_token revoked
 }
 
 // request is one Submit call waiting for its commands' outcomes; the
@@ -86,7 +87,7 @@ func (w *waiters) resolve(e *engine.Entry, results []engine.Result) {
 		out := make([]Outcome, len(r.cmds))
 		for i := range out {
 			res := &results[off+i]
-			out[i] = Outcome{Code: res.Code, Replayed: res.Replayed, Accounts: res.Accounts()}
+			out[i] = Outcome{Code: res.Code, Replayed: res.Replayed, Accounts: res.Accounts(), Token: res.Token}
 		}
 		off += len(r.cmds)
 		r.finish(e.Index, out, nil)

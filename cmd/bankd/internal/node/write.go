@@ -37,11 +37,29 @@ func (n *Node) Write(ctx context.Context, cmds []engine.Command) (uint64, []Outc
 			if !ok || leader.ID == n.cfg.ID {
 				return result{}, fmt.Errorf("%w: %w", ErrNotLeader, ErrNoLeader)
 			}
-			index, out, err = n.cfg.Transport.Forward(ctx, leader.Addr, n.forwardVersion(leader.ID), cmds)
+			bv := n.forwardVersion(leader.ID)
+			if err := fitsLog(bv, cmds); err != nil {
+				return result{}, err
+			}
+			index, out, err = n.cfg.Transport.Forward(ctx, leader.Addr, bv, cmds)
 		}
 		return result{index, out}, err
 	})
 	return r.index, r.out, err
+}
+
+// ErrLogTooOld: a command's op needs a newer body version than the log
+// is written in yet (a fresh cluster switches within a second; a rolling
+// upgrade once every expected member reads the new one). Retry.
+var ErrLogTooOld = errors.New("node: the log's body version does not carry this command yet")
+
+// fitsLog refuses, before it is queued with others, a command the body
+// version bv cannot carry.
+func fitsLog(bv uint32, cmds []engine.Command) error {
+	if _, err := engine.ForBody(bv, cmds); err != nil {
+		return fmt.Errorf("%w (the log is at body version %d): %w", ErrLogTooOld, bv, err)
+	}
+	return nil
 }
 
 // LinearizableIndex is an index that covers every write acknowledged

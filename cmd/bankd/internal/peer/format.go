@@ -50,8 +50,8 @@ const (
 )
 
 // EncodeResult is the answer to a forwarded write: [index, [outcome...]],
-// each outcome [code, replayed, [account...]], each account [number, name,
-// balance, created_index, updated_index].
+// each outcome [code, replayed, [account...], token?], each account
+// [number, name, balance, created_index, updated_index].
 func EncodeResult(index uint64, outs []node.Outcome) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(16 + 64*len(outs))
@@ -66,12 +66,21 @@ func EncodeResult(index uint64, outs []node.Outcome) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// encodeOutcome writes [code, replayed, [account...]], and the token id
+// as a fourth element when there is one (the token ops).
 func encodeOutcome(enc *msgpack.Encoder, o *node.Outcome) error {
-	err := errors.Join(enc.EncodeArrayLen(3), enc.EncodeUint(uint64(o.Code)), enc.EncodeBool(o.Replayed), enc.EncodeArrayLen(len(o.Accounts)))
+	n := 3
+	if o.Token != 0 {
+		n = 4
+	}
+	err := errors.Join(enc.EncodeArrayLen(n), enc.EncodeUint(uint64(o.Code)), enc.EncodeBool(o.Replayed), enc.EncodeArrayLen(len(o.Accounts)))
 	for i := 0; err == nil && i < len(o.Accounts); i++ {
 		a := &o.Accounts[i]
 		err = errors.Join(enc.EncodeArrayLen(5), enc.EncodeString(a.Number), enc.EncodeString(a.Name),
 			enc.EncodeUint(a.Balance), enc.EncodeUint(a.CreatedIndex), enc.EncodeUint(a.UpdatedIndex))
+	}
+	if err == nil && o.Token != 0 {
+		err = enc.EncodeUint(o.Token)
 	}
 	return err
 }
@@ -155,7 +164,7 @@ func (r *reader) str() string {
 }
 
 func (r *reader) outcome() node.Outcome {
-	r.arrayLen(3, 3)
+	fields := r.arrayLen(3, 4)
 	code := engine.Code(r.uint())
 	if r.err == nil && !code.Valid() {
 		r.err = fmt.Errorf("unknown code %d", code)
@@ -167,6 +176,9 @@ func (r *reader) outcome() node.Outcome {
 			r.arrayLen(5, 5)
 			o.Accounts[i] = engine.Account{Number: r.str(), Name: r.str(), Balance: r.uint(), CreatedIndex: r.uint(), UpdatedIndex: r.uint()}
 		}
+	}
+	if fields == 4 {
+		o.Token = r.uint()
 	}
 	return o
 }

@@ -16,6 +16,7 @@ func sampleOutcomes() []node.Outcome {
 		}},
 		{Code: engine.CodeInsufficientFunds},
 		{Code: engine.CodeOK, Replayed: true, Accounts: []engine.Account{{Number: "C", Name: "Ünïcode", Balance: 0, CreatedIndex: 1, UpdatedIndex: 1}}},
+		{Code: engine.CodeOK, Token: 7},
 	}
 }
 
