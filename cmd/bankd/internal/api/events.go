@@ -66,6 +66,7 @@ func (e *events) admin(r *http.Request, action string, attrs ...any) {
 // once. A zero rate lets everything through.
 type limiter struct {
 	rate    float64
+	now     func() time.Time
 	mu      sync.Mutex
 	buckets map[string]*bucket
 }
@@ -79,7 +80,7 @@ type bucket struct {
 const limiterKeysMax = 10_000
 
 func newLimiter(perSecond int) limiter {
-	return limiter{rate: float64(perSecond), buckets: map[string]*bucket{}}
+	return limiter{rate: float64(perSecond), now: time.Now, buckets: map[string]*bucket{}}
 }
 
 // allow takes one token from key's bucket, if it has one.
@@ -87,7 +88,7 @@ func (l *limiter) allow(key string) bool {
 	if l.rate <= 0 {
 		return true
 	}
-	now := time.Now()
+	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, ok := l.buckets[key]

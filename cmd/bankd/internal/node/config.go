@@ -62,6 +62,11 @@ type Config struct {
 	// whose certificate is revoked stops.
 	Serial func() string
 
+	// Clock stamps the entries this node writes as leader (time.Now; a
+	// test skews it). The engine judges expiry by these stamps, never by
+	// a receiving node's clock.
+	Clock func() time.Time
+
 	Logger *slog.Logger
 	Hooks  Hooks
 }
@@ -148,6 +153,9 @@ func (c *Config) withDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
 	}
 	return c.validate()
 }

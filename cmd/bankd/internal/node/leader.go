@@ -222,7 +222,7 @@ func (n *Node) batch(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState)
 		SmallItems: smallEntryCommands, SmallInflight: smallEntryInflight}
 	var lastMs int64
 	unsent := groupcommit.Run(term.Done(), ls.queue, lim, func(g groupcommit.Group[*request], landed func()) error {
-		lastMs = max(lastMs, time.Now().UnixMilli()) // never backwards in the log
+		lastMs = max(lastMs, n.cfg.Clock().UnixMilli()) // never backwards in a term (the engine keeps it so across terms)
 		return n.appendGroup(term, app, ls, g, lastMs, landed)
 	})
 	for _, r := range unsent { // never appended: a retry elsewhere is safe
