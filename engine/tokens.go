@@ -166,6 +166,27 @@ func ParsePrincipal(by string) (Principal, bool) {
 	return Principal{}, false
 }
 
+// PrincipalName says who a "by" field names, for people: a token's name
+// and id, or a certificate's serial and role ("" for no principal). A
+// token's name is in the log (its create_token), so it is part of the
+// hash chain.
+func (e *Engine) PrincipalName(by string) string {
+	if by == "" {
+		return ""
+	}
+	p, ok := ParsePrincipal(by)
+	switch {
+	case !ok:
+		return "unknown principal " + strconv.Quote(by)
+	case p.Token == 0:
+		return "certificate " + p.Serial + " (" + p.Role.String() + ")"
+	}
+	if t, ok := e.tokens.byID[p.Token]; ok {
+		return t.Name + " (token " + strconv.FormatUint(t.ID, 10) + ", " + t.Role.String() + ")"
+	}
+	return "token " + strconv.FormatUint(p.Token, 10)
+}
+
 // Authorize says whether c's principal may run c now (nowMs: the time of
 // the entry being applied, or of the last one applied for a check before
 // the log): CodeUnauthenticated for a principal that is unknown, revoked

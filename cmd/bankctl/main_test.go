@@ -158,6 +158,7 @@ func TestBankctlAgainstADevCluster(t *testing.T) {
 	checkSupervisorRestarts(t, c)
 	checkAuditMatchesLiveDigest(t, c)
 	checkCertificatesAgainstTheCluster(t, c)
+	checkTokens(t, c)
 
 	if out := c.ok("dev", "down", "--dir", c.dir); !strings.Contains(out, "stopped") {
 		t.Fatalf("dev down: %s", out)
@@ -479,4 +480,59 @@ func certSerial(t *testing.T, path string) string {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return certs.Serial(list[0])
+}
+
+// checkTokens: tokens made with bankctl token authenticate bankctl alone
+// (no client certificate), with their role's rights; a revoked one is
+// refused once every node applied it; the history names who sent what.
+func checkTokens(t *testing.T, c *ctl) {
+	var tess wire.Token
+	json.Unmarshal([]byte(c.ok("token", "create", "--role", "teller", "--name", "tess", "-o", "json")), &tess)
+	var ada wire.Token
+	json.Unmarshal([]byte(c.ok("token", "create", "--role", "customer", "--accounts", "0000000001", "--name", "ada", "-o", "json")), &ada)
+	if tess.ID == 0 || !strings.HasPrefix(tess.Token, "zkb_") || ada.ID == 0 {
+		t.Fatalf("tokens %+v %+v", tess, ada)
+	}
+	ca := filepath.Join(devcluster.CertsDir(c.dir), "ca.crt")
+	as := func(tok wire.Token, args ...string) (string, string, int) {
+		return c.run("", append([]string{"--cacert", ca, "--token", tok.Token}, args...)...)
+	}
+	for _, tc := range []struct {
+		tok  wire.Token
+		args []string
+		code int
+		want string
+	}{
+		{tess, []string{"deposit", "B-1", "1"}, 0, ""},
+		{tess, []string{"token", "list"}, 3, "forbidden"},
+		{ada, []string{"withdraw", "0000000001", "1"}, 0, ""},
+		{ada, []string{"deposit", "0000000001", "1"}, 3, "forbidden"},
+		{ada, []string{"account", "get", "B-1"}, 3, "forbidden"},
+		{wire.Token{Token: "zkb_short"}, []string{"account", "get", "B-1"}, 2, "not a zkbank token"},
+	} {
+		out, errs, code := as(tc.tok, tc.args...)
+		if code != tc.code || !strings.Contains(out+errs, tc.want) {
+			t.Errorf("bankctl as %s %v: exit %d, want %d with %q\n%s%s", tc.tok.Name, tc.args, code, tc.code, tc.want, out, errs)
+		}
+	}
+	if out, errs, code := c.run("", "token", "create", "--role", "customer"); code != 2 || !strings.Contains(errs, "--accounts") {
+		t.Errorf("a customer token without accounts: exit %d\n%s%s", code, out, errs)
+	}
+	if out := c.ok("token", "revoke", fmt.Sprint(tess.ID), "-o", "table"); !strings.Contains(out, "every live node applied it") {
+		t.Fatalf("token revoke: %s", out)
+	}
+	if out, errs, code := as(tess, "deposit", "B-1", "1"); code != 3 || !strings.Contains(out+errs, "unauthenticated") {
+		t.Fatalf("a revoked token: exit %d\n%s%s", code, out, errs)
+	}
+	if out := c.ok("token", "list", "-o", "table"); !regexp.MustCompile(`tess\s+teller\s+\d+\s+\d+`).MatchString(out) {
+		t.Fatalf("token list does not show tess revoked:\n%s", out)
+	}
+	copyDir := filepath.Join(t.TempDir(), "copy")
+	c.ok("cluster", "status") // every member at one hash: n1 has tess's deposit
+	if out, err := exec.Command("cp", "-r", filepath.Join(c.dir, "nodes", "n1", "data"), copyDir).CombinedOutput(); err != nil {
+		t.Fatalf("copy: %v %s", err, out)
+	}
+	if out := c.ok("journal", "history", "B-1", "--data-dir", copyDir, "-o", "table"); !strings.Contains(out, "tess (token") {
+		t.Fatalf("history does not name tess:\n%s", out)
+	}
 }

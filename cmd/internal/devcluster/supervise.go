@@ -61,6 +61,11 @@ func Up(ctx context.Context, cfg Config, ready func(*State)) error {
 	if err := startAll(ctx, nodes, 90*time.Second, bankdReady(probeClient(cfg.Dir))); err != nil {
 		return err
 	}
+	if !cfg.Insecure {
+		if err := ensureAdminToken(ctx, cfg); err != nil {
+			return err
+		}
+	}
 	if err := writeEnv(cfg, cfg.Insecure); err != nil {
 		return fmt.Errorf("devcluster: %w", err)
 	}

@@ -109,7 +109,7 @@ func startCluster(t *testing.T, dir string, rng *rand.Rand) *cluster {
 		select {
 		case <-ready:
 			t.Cleanup(c.stop)
-			useCluster(t, cfg.Dir)
+			useCluster(t, cfg.Dir, c.endpoints)
 			return c
 		case err := <-c.done:
 			cancel()

@@ -21,13 +21,23 @@ var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16
 
 // useCluster makes the workload's calls go to the dev cluster in dir as
 // its admin.
-func useCluster(t *testing.T, dir string) {
+func useCluster(t *testing.T, dir string, endpoints []string) {
 	mat, err := tlsconf.Load(devcluster.AdminFiles(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, TLSClientConfig: mat.Client(nil)}}
+	bearerToken = devcluster.AdminToken(dir)
+	a := send(context.Background(), endpoints, 0, "POST", "/v1/admin/tokens", wire.TokenRequest{Name: "faults-teller", Role: "teller"}, "faults-teller", 20*time.Second)
+	var tok wire.Token
+	if a.status != 201 || json.Unmarshal(a.body, &tok) != nil || tok.Token == "" {
+		t.Fatalf("a teller token for the workload: %d %s", a.status, a.body)
+	}
+	bearerToken = tok.Token // the workload is a teller's, as a bank's clients are
 }
+
+// bearerToken is what the workload authenticates with.
+var bearerToken string
 
 // answer is the last reply of a (possibly retried) request.
 type answer struct {
@@ -38,7 +48,11 @@ type answer struct {
 	tries  int
 }
 
-func (a answer) definite() bool { return a.status >= 200 && a.status < 500 }
+// definite: a 2xx, or a 4xx rejection other than rate_limited (429,
+// which says to try again).
+func (a answer) definite() bool {
+	return a.status >= 200 && a.status < 500 && a.status != http.StatusTooManyRequests
+}
 
 // send posts or gets through the nodes in turn, starting at first, until a
 // definite answer (2xx, or a 4xx rejection) or the deadline. The key stays
@@ -78,6 +92,7 @@ func once(node, method, path string, data []byte, key string) answer {
 	if key != "" {
 		req.Header.Set(wire.HeaderIdempotencyKey, key)
 	}
+	req.Header.Set("Authorization", "Bearer "+bearerToken)
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return answer{node: node}

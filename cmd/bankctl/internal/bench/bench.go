@@ -8,6 +8,7 @@ package bench
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -55,6 +56,7 @@ type run struct {
 	http      *http.Client // as the cluster's admin
 	quick     *http.Client // the same, with a short timeout
 	tls       *tls.Config  // the load generator's (nil for an insecure cluster)
+	token     string       // its bearer token ("" for an insecure cluster)
 	dir       string
 	endpoints []string
 	zk        []string
@@ -79,7 +81,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	dc := devcluster.Config{
 		Dir: filepath.Join(dir, "cluster"), Nodes: 3, ZooKeepers: 3, ZKPort: cfg.ZKPort, APIPort: cfg.APIPort,
 		Bankd: cfg.Bankd, SessionTimeout: 4 * time.Second, ZKHeapMB: cfg.ZKHeapMB, Insecure: cfg.Insecure,
-		BankdArgs: append([]string{"--snapshot-every", "2000", "--log-retain", "100", "--segment-size", "500", "--trim-interval", "1s", "--log-level", "warn"}, cfg.Args...),
+		BankdArgs: append([]string{"--snapshot-every", "2000", "--log-retain", "100", "--segment-size", "500", "--trim-interval", "1s", "--log-level", "warn", "--rate-limit", "0"}, cfg.Args...),
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	r := &run{cfg: cfg, dir: dc.Dir}
@@ -93,7 +95,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		return nil, err
 	}
 	r.endpoints = dc.Endpoints()
-	if err := r.useTLS(dc); err != nil {
+	if err := r.useCredentials(dc); err != nil {
 		return nil, err
 	}
 	for i := range dc.ZooKeepers {
@@ -195,9 +197,12 @@ func percentiles(lat []time.Duration) (p50, p99, p999 float64) {
 	return at(0.50), at(0.99), at(0.999)
 }
 
-// useTLS makes the run's clients speak to the cluster as its admin.
-func (r *run) useTLS(dc devcluster.Config) error {
+// useCredentials makes the run's clients speak to the cluster as its
+// admin: over TLS, with the dev cluster's admin token (what a bank's
+// clients send), unless the cluster is insecure.
+func (r *run) useCredentials(dc devcluster.Config) error {
 	pool := &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 4096}
+	var rt http.RoundTripper = pool
 	if !dc.Insecure {
 		mat, err := tlsconf.Load(devcluster.AdminFiles(dc.Dir))
 		if err != nil {
@@ -205,10 +210,26 @@ func (r *run) useTLS(dc devcluster.Config) error {
 		}
 		r.tls = mat.Client(nil)
 		pool.TLSClientConfig = r.tls
+		if r.token = devcluster.AdminToken(dc.Dir); r.token == "" {
+			return errors.New("bench: the cluster has no admin token")
+		}
+		rt = bearer{pool, r.token}
 	}
-	r.http = &http.Client{Transport: pool, Timeout: 30 * time.Second}
-	r.quick = &http.Client{Transport: pool, Timeout: time.Second}
+	r.http = &http.Client{Transport: rt, Timeout: 30 * time.Second}
+	r.quick = &http.Client{Transport: rt, Timeout: time.Second}
 	return nil
+}
+
+// bearer sends a token with every request.
+type bearer struct {
+	base  http.RoundTripper
+	token string
+}
+
+func (b bearer) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	return b.base.RoundTrip(req)
 }
 
 // url is the URL of path on node (host:port).

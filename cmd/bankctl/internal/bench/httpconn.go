@@ -19,14 +19,17 @@ import (
 // goroutines and several allocations per request), CPU the servers under
 // test then lacked (docs/benchmarks.md). A conn is used by one goroutine.
 type conn struct {
-	addr string
-	tls  *tls.Config // nil for plain HTTP
-	nc   net.Conn
-	r    *bufio.Reader
-	req  []byte
+	addr  string
+	tls   *tls.Config // nil for plain HTTP
+	token string      // bearer token, if any
+	nc    net.Conn
+	r     *bufio.Reader
+	req   []byte
 }
 
-func newConn(addr string, cfg *tls.Config) *conn { return &conn{addr: addr, tls: cfg} }
+func newConn(addr string, cfg *tls.Config, token string) *conn {
+	return &conn{addr: addr, tls: cfg, token: token}
+}
 
 // do sends one request and returns the answer's status with its body
 // skipped. On any error the connection is closed; the next call redials.
@@ -59,7 +62,7 @@ func (r *run) conns(n int, endpoints []string) []*conn {
 	cs := make([]*conn, n)
 	var wg sync.WaitGroup
 	for w := range cs {
-		cs[w] = newConn(endpoints[w%len(endpoints)], r.tls)
+		cs[w] = newConn(endpoints[w%len(endpoints)], r.tls, r.token)
 		wg.Go(func() {
 			if nc, err := cs[w].dial(); err == nil { // else the first request dials
 				cs[w].nc, cs[w].r = nc, bufio.NewReaderSize(nc, 64<<10)
@@ -92,6 +95,10 @@ func (c *conn) exchange(method, path string, body []byte) (int, error) {
 	c.req = append(c.req, path...)
 	c.req = append(c.req, " HTTP/1.1\r\nHost: "...)
 	c.req = append(c.req, c.addr...)
+	if c.token != "" {
+		c.req = append(c.req, "\r\nAuthorization: Bearer "...)
+		c.req = append(c.req, c.token...)
+	}
 	if body != nil {
 		c.req = append(c.req, "\r\nContent-Type: application/json\r\nContent-Length: "...)
 		c.req = strconv.AppendInt(c.req, int64(len(body)), 10)

@@ -30,7 +30,7 @@ func TestConnReadsEveryAnswerForm(t *testing.T) {
 	})
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
-	c := newConn(strings.TrimPrefix(ts.URL, "http://"), nil)
+	c := newConn(strings.TrimPrefix(ts.URL, "http://"), nil, "")
 	defer c.close()
 
 	steps := []struct {
@@ -64,7 +64,7 @@ func TestConnFailsOnAClosedServer(t *testing.T) {
 	ts := httptest.NewServer(http.NotFoundHandler())
 	addr := strings.TrimPrefix(ts.URL, "http://")
 	ts.Close()
-	if _, err := newConn(addr, nil).do("GET", "/", nil); err == nil {
+	if _, err := newConn(addr, nil, "").do("GET", "/", nil); err == nil {
 		t.Fatal("no error from a closed server")
 	}
 }

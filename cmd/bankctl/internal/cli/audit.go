@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -111,25 +112,20 @@ func (a *app) journalDump() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := audit.Open(dir)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			from = max(from, d.Journal.First())
-			if to == 0 {
-				to = d.Journal.Last()
-			}
-			if from > to {
-				return nil
-			}
-			return d.Journal.Iterate(from, to, func(e *engine.Entry) error {
-				if asJSON {
-					return json.NewEncoder(a.stdout).Encode(dumpEntry(e))
+			// A replay, not a read of the journal: who sent each command
+			// (a token's name) and its outcome are the engine's to say.
+			var werr error
+			_, err = audit.Replay(dir, audit.Options{To: to, OnApply: func(e *engine.Entry, res []engine.Result, eng *engine.Engine) {
+				if e.Index < from || werr != nil {
+					return
 				}
-				a.printEntry(e)
-				return nil
-			})
+				if asJSON {
+					werr = json.NewEncoder(a.stdout).Encode(dumpEntry(e, res, eng))
+					return
+				}
+				a.printEntry(e, res, eng)
+			}})
+			return errors.Join(err, werr)
 		},
 	}
 	dataDirFlag(cmd, &dir)
@@ -139,18 +135,27 @@ func (a *app) journalDump() *cobra.Command {
 }
 
 type entryJSON struct {
-	Index    uint64         `json:"index"`
-	Epoch    uint64         `json:"epoch"`
-	Time     string         `json:"time"`
-	Hash     string         `json:"hash"`
-	PrevHash string         `json:"prev_hash"`
-	Commands []wire.Command `json:"commands"`
+	Index    uint64        `json:"index"`
+	Epoch    uint64        `json:"epoch"`
+	Time     string        `json:"time"`
+	Hash     string        `json:"hash"`
+	PrevHash string        `json:"prev_hash"`
+	Commands []dumpCommand `json:"commands"`
 }
 
-func dumpEntry(e *engine.Entry) entryJSON {
+// dumpCommand is a command as journal dump shows it: its batch form, who
+// sent it, and its outcome.
+type dumpCommand struct {
+	wire.Command
+	Serial string `json:"serial,omitempty"`
+	By     string `json:"by,omitempty"`
+	Code   string `json:"code"`
+}
+
+func dumpEntry(e *engine.Entry, res []engine.Result, eng *engine.Engine) entryJSON {
 	out := entryJSON{Index: e.Index, Epoch: e.Epoch, Time: timeOf(e), Hash: e.Hash().String(), PrevHash: e.PrevHash.String()}
-	for _, c := range e.Commands {
-		out.Commands = append(out.Commands, wire.FromEngine(c))
+	for i, c := range e.Commands {
+		out.Commands = append(out.Commands, dumpCommand{Command: wire.FromEngine(c), Serial: c.Serial, By: eng.PrincipalName(c.Principal), Code: res[i].Code.String()})
 	}
 	return out
 }
@@ -159,11 +164,15 @@ func timeOf(e *engine.Entry) string {
 	return time.UnixMilli(e.TimeMs).UTC().Format(time.RFC3339Nano)
 }
 
-func (a *app) printEntry(e *engine.Entry) {
+func (a *app) printEntry(e *engine.Entry, res []engine.Result, eng *engine.Engine) {
 	fmt.Fprintf(a.stdout, "entry %d  epoch %d  %s  %d commands  hash %.16s  prev %.16s\n",
 		e.Index, e.Epoch, timeOf(e), len(e.Commands), e.Hash(), e.PrevHash)
-	for _, c := range e.Commands {
-		fmt.Fprintf(a.stdout, "  %s\n", describeCommand(c))
+	for i, c := range e.Commands {
+		line := describeCommand(c) + " -> " + res[i].Code.String()
+		if by := eng.PrincipalName(c.Principal); by != "" {
+			line += "  by " + by
+		}
+		fmt.Fprintf(a.stdout, "  %s\n", line)
 	}
 }
 
@@ -176,6 +185,7 @@ func describeCommand(c engine.Command) string {
 	}
 	add("account", c.Account)
 	add("to", c.To)
+	add("serial", c.Serial)
 	if c.Name != "" {
 		add("name", fmt.Sprintf("%q", c.Name))
 	}
@@ -198,6 +208,7 @@ type statementLine struct {
 	Replayed     bool   `json:"replayed,omitempty"`
 	Balance      uint64 `json:"balance"` // after this command
 	Key          string `json:"key"`
+	By           string `json:"by,omitempty"` // who sent it (a token's name, a certificate)
 }
 
 func (a *app) journalHistory() *cobra.Command {
@@ -245,7 +256,9 @@ func statement(dir, account string) ([]statementLine, *audit.Report, error) {
 				continue
 			}
 			balance = balanceAfter(results[i], account, balance)
-			lines = append(lines, statementRow(e, i, c, results[i], account, balance))
+			line := statementRow(e, i, c, results[i], account, balance)
+			line.By = eng.PrincipalName(c.Principal)
+			lines = append(lines, line)
 		}
 	}})
 	return lines, r, err
@@ -332,9 +345,9 @@ func (a *app) showStatement(account string, lines []statementLine, r *audit.Repo
 		if l.Replayed {
 			code += " (replay)"
 		}
-		rows = append(rows, []string{fmt.Sprintf("%d.%d", l.Index, l.Position), l.Time, l.Op, l.Direction, fmt.Sprint(l.Amount), l.Counterparty, code, fmt.Sprint(l.Balance)})
+		rows = append(rows, []string{fmt.Sprintf("%d.%d", l.Index, l.Position), l.Time, l.Op, l.Direction, fmt.Sprint(l.Amount), l.Counterparty, code, fmt.Sprint(l.Balance), l.By})
 	}
-	table(a.stdout, []string{"INDEX", "TIME", "OP", "DIR", "AMOUNT", "COUNTERPARTY", "OUTCOME", "BALANCE"}, rows)
+	table(a.stdout, []string{"INDEX", "TIME", "OP", "DIR", "AMOUNT", "COUNTERPARTY", "OUTCOME", "BALANCE", "BY"}, rows)
 	return nil
 }
 

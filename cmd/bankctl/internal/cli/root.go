@@ -49,6 +49,7 @@ type app struct {
 	consistency    string
 	flags          *pflag.FlagSet
 	tls            tlsconf.Files // --cacert, --cert, --key-file
+	token          string        // --token
 	stdin          io.Reader
 	stdout         io.Writer
 	stderr         io.Writer
@@ -141,13 +142,14 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&a.tls.CA, "cacert", os.Getenv("BANKCTL_CACERT"), "the cluster's CA bundle (env BANKCTL_CACERT): the nodes must chain to it; speaks HTTPS")
 	pf.StringVar(&a.tls.Cert, "cert", os.Getenv("BANKCTL_CERT"), "client certificate to present (env BANKCTL_CERT)")
 	pf.StringVar(&a.tls.Key, "key-file", os.Getenv("BANKCTL_KEY"), "its private key (env BANKCTL_KEY)")
+	pf.StringVar(&a.token, "token", "", "API token to authenticate with (env BANKCTL_TOKEN; a flag's value shows in ps: prefer the environment)")
 	pf.StringVarP(&a.output, "output", "o", "", "output format: table or json (default: table on a terminal, else json)")
 	pf.DurationVar(&a.timeout, "timeout", 15*time.Second, "how long to keep trying the endpoints")
 	pf.DurationVar(&a.attemptTimeout, "attempt-timeout", client.DefaultAttemptTimeout, "how long one try at one endpoint may take before the next is tried")
 	pf.StringVar(&a.consistency, "consistency", "local", "reads: local or linearizable")
 	root.InitDefaultCompletionCmd()
 	root.AddCommand(a.accountCommand(), a.depositCommand(), a.withdrawCommand(), a.transferCommand(),
-		a.batchCommand(), a.clusterCommand(), a.certsCommand(), a.journalCommand(), a.snapshotCommand(), a.devCommand(), a.benchCommand(),
+		a.batchCommand(), a.clusterCommand(), a.tokenCommand(), a.certsCommand(), a.journalCommand(), a.snapshotCommand(), a.devCommand(), a.benchCommand(),
 		a.shellCommand())
 	return root
 }
@@ -240,12 +242,27 @@ func (a *app) api() (*client.Client, error) {
 			return nil, usageError{fmt.Errorf("--attempt-timeout %v: give a positive duration", a.attemptTimeout)}
 		}
 		c.AttemptTimeout = a.attemptTimeout
+		if c.Token, err = a.bearer(); err != nil {
+			return nil, err
+		}
 		c.Waiting = func(why string, left time.Duration) {
 			fmt.Fprintf(a.stderr, "%s; %v left\n", why, left)
 		}
 		a.client = c
 	}
 	return a.client, nil
+}
+
+// bearer is the token to send: --token, else BANKCTL_TOKEN.
+func (a *app) bearer() (string, error) {
+	tok := a.token
+	if tok == "" {
+		tok = os.Getenv("BANKCTL_TOKEN")
+	}
+	if tok != "" && !wire.WellFormedToken(tok) {
+		return "", usageError{errors.New("the token (--token or BANKCTL_TOKEN) is not a zkbank token: zkb_ and 43 characters")}
+	}
+	return tok, nil
 }
 
 func (a *app) ctx() (context.Context, context.CancelFunc) {

@@ -53,6 +53,9 @@ type Client struct {
 
 	next atomic.Int64  // endpoint to try first; moves past ones that failed
 	seen atomic.Uint64 // highest log index in any answer
+
+	// Token is the bearer token sent with every request, if any.
+	Token string
 }
 
 // New makes a client for endpoints (host:port or URLs). With a TLS
@@ -90,6 +93,7 @@ func (c *Client) GetJSON(ctx context.Context, url string, out any) (int, error) 
 	if err != nil {
 		return 0, err
 	}
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, err
@@ -103,6 +107,12 @@ func (c *Client) GetJSON(ctx context.Context, url string, out any) (int, error) 
 		return resp.StatusCode, fmt.Errorf("%s answered %s", url, resp.Status)
 	}
 	return resp.StatusCode, nil
+}
+
+func (c *Client) authorize(req *http.Request) {
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 }
 
 // NewKey makes a random idempotency key.
@@ -266,6 +276,7 @@ func (c *Client) attempt(ctx context.Context, ep, method, path string, body []by
 		req.Header.Set(wire.HeaderIdempotencyKey, key)
 	}
 	req.Header.Set(wire.HeaderTimeout, strconv.FormatInt(answerWithin(ctx).Milliseconds(), 10))
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		t.refused = errors.Is(err, syscall.ECONNREFUSED)

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"strings"
@@ -112,13 +111,6 @@ func (s *Server) identify(r *http.Request) (*caller, *wire.Problem) {
 	return &caller{principal: engine.CertPrincipal(role, serial), name: name, role: role}, nil
 }
 
-// Bearer tokens are "zkb_" and 43 characters of base64url: 256 random
-// bits. The state holds their SHA-256 only.
-const (
-	TokenPrefix = "zkb_"
-	tokenLen    = len(TokenPrefix) + 43
-)
-
 // bearer reads the caller of an Authorization header.
 func (s *Server) bearer(h []string) (*caller, *wire.Problem) {
 	if len(h) != 1 {
@@ -128,10 +120,10 @@ func (s *Server) bearer(h []string) (*caller, *wire.Problem) {
 	if !strings.EqualFold(scheme, "Bearer") {
 		return nil, unauthenticated("the Authorization header takes a bearer token: Bearer <token>")
 	}
-	if !WellFormedToken(tok) {
+	if !wire.WellFormedToken(tok) {
 		return nil, unauthenticated("the bearer token is not a token of this bank (zkb_ and 43 characters)")
 	}
-	t, now, ok := s.node.TokenByHash(sha256.Sum256([]byte(tok)))
+	t, now, ok := s.node.TokenByHash(wire.TokenHash(tok))
 	switch {
 	case !ok:
 		return nil, unauthenticated("the bearer token is not a token of this bank")
@@ -141,19 +133,6 @@ func (s *Server) bearer(h []string) (*caller, *wire.Problem) {
 		return nil, unauthenticated(fmt.Sprintf("token %d expired", t.ID))
 	}
 	return &caller{principal: engine.TokenPrincipal(t.ID), name: t.Name, role: t.Role, accounts: t.Accounts}, nil
-}
-
-// WellFormedToken reports whether tok has a token's form.
-func WellFormedToken(tok string) bool {
-	if len(tok) != tokenLen || !strings.HasPrefix(tok, TokenPrefix) {
-		return false
-	}
-	for _, c := range []byte(tok[len(TokenPrefix):]) {
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 func unauthenticated(detail string) *wire.Problem {

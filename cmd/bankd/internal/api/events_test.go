@@ -44,15 +44,3 @@ func TestALimiterForgetsFullBucketsPastItsBound(t *testing.T) {
 		t.Fatalf("%d buckets kept, bound %d", len(l.buckets), limiterKeysMax)
 	}
 }
-
-func TestOnlyWellFormedTokensAreLookedUp(t *testing.T) {
-	good := NewToken()
-	if !WellFormedToken(good) {
-		t.Fatalf("a new token %q is not well formed", good)
-	}
-	for _, bad := range []string{"", "zkb_", good[:len(good)-1], good + "A", "zkc_" + good[4:], good[:10] + "*" + good[11:]} {
-		if WellFormedToken(bad) {
-			t.Errorf("%q passed as a token", bad)
-		}
-	}
-}

@@ -1,9 +1,6 @@
 package api
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -14,13 +11,6 @@ import (
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/engine"
 )
-
-// NewToken makes a token's secret: 256 random bits.
-func NewToken() string {
-	var b [32]byte
-	rand.Read(b[:])
-	return TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
-}
 
 // createToken adds a token through the log (admin only: the guard).
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
@@ -68,8 +58,8 @@ func tokenSpec(body wire.TokenRequest) (*engine.TokenSpec, string, *wire.Problem
 	}
 	var secret string
 	if body.SecretSHA256 == "" {
-		secret = NewToken()
-		spec.Hash = sha256.Sum256([]byte(secret))
+		secret = wire.NewToken()
+		spec.Hash = wire.TokenHash(secret)
 	} else if h, err := hex.DecodeString(body.SecretSHA256); err != nil || len(h) != engine.TokenHashLen {
 		return nil, "", wire.NewProblem(engine.CodeInvalidToken.String(), "secret_sha256 is 64 hex digits")
 	} else {
