@@ -295,3 +295,38 @@ func TestOperationsDocListsEveryFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestAPrincipalOverItsRateGets429: past --rate-limit a principal's
+// requests are 429 rate_limited with Retry-After, logged (as a refusal,
+// with the principal) and counted in /metrics.
+func TestAPrincipalOverItsRateGets429(t *testing.T) {
+	p := startBankd(t, true, "--rate-limit", "5")
+	codes := map[int]int{}
+	var retryAfter string
+	for range 20 {
+		resp, err := p.http.Get(p.url("/v1/accounts"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes[resp.StatusCode]++
+		if resp.StatusCode == 429 {
+			retryAfter = resp.Header.Get("Retry-After")
+		}
+	}
+	if codes[200] < 5 || codes[429] == 0 || retryAfter == "" {
+		t.Fatalf("20 requests at --rate-limit 5: %v, Retry-After %q", codes, retryAfter)
+	}
+	if !strings.Contains(p.logs.String(), "request refused") || !strings.Contains(p.logs.String(), "rate_limited") || !strings.Contains(p.logs.String(), "principal=admin") {
+		t.Fatalf("no refusal in the log:\n%s", p.logs)
+	}
+	resp, err := p.http.Get(p.url("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), `zkbank_auth_events_total{kind="refused",what="rate_limited"}`) {
+		t.Fatal("no rate_limited refusal in /metrics")
+	}
+}
