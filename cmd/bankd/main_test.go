@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkbank/zkbank/cmd/internal/certs"
+	"github.com/zkbank/zkbank/certs"
 	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
 )

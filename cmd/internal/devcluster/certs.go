@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zkbank/zkbank/cmd/internal/certs"
+	"github.com/zkbank/zkbank/certs"
 	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 )

@@ -19,7 +19,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/zkbank/zkbank/cmd/internal/certs"
+	"github.com/zkbank/zkbank/certs"
 )
 
 // Files name a node's or a client's TLS material. Cert and Key may be

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/zkbank/zkbank/cmd/internal/certs"
+	"github.com/zkbank/zkbank/certs"
 	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/engine"

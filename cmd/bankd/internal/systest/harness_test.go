@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zkbank/zkbank/certs"
 	"github.com/zkbank/zkbank/cmd/bankd/internal/api"
 	"github.com/zkbank/zkbank/cmd/bankd/internal/metrics"
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 	"github.com/zkbank/zkbank/cmd/bankd/internal/peer"
-	"github.com/zkbank/zkbank/cmd/internal/certs"
 	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/zkcoord"

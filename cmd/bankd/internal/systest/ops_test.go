@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkbank/zkbank/cmd/internal/certs"
+	"github.com/zkbank/zkbank/certs"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
 )

@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zkbank/zkbank/certs"
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
-	"github.com/zkbank/zkbank/cmd/internal/certs"
 	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
