@@ -7,6 +7,8 @@
 //	ca.key               the current CA's private key (keep it offline)
 //	node-<id>.crt, .key  a node's certificate and key
 //	client-<name>.crt, .key  a client's certificate and key
+//	zookeeper-<name>.crt, .key, .pem  a ZooKeeper server's certificate,
+//	                     key, and both in the PEM keystore it reads
 //
 // A node certificate says it is a node: a URI SAN zkbank://node/<id>,
 // extended key usage for both server and client auth, and the node's
@@ -203,6 +205,53 @@ func (ca *CA) IssueNode(dir, id string, hosts []string) (*x509.Certificate, erro
 		URIs:        []*url.URL{NodeURI(id)},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
+	addHosts(tmpl, hosts)
+	crt, key := NodeFiles(dir, id)
+	return ca.issue(tmpl, crt, key)
+}
+
+// ZooKeeperURI is the SAN that makes a certificate a ZooKeeper server's.
+func ZooKeeperURI(name string) *url.URL {
+	return &url.URL{Scheme: "zkbank", Host: "zookeeper", Path: "/" + name}
+}
+
+// ZooKeeperFiles are a ZooKeeper server's certificate and key files, and
+// the PEM keystore ZooKeeper reads (the key, then the certificate).
+func ZooKeeperFiles(dir, name string) (crt, key, keystore string) {
+	base := filepath.Join(dir, "zookeeper-"+name)
+	return base + ".crt", base + ".key", base + ".pem"
+}
+
+// IssueZooKeeper signs a certificate for the ZooKeeper server name, valid
+// for hosts (go-zookeeper dials IP:port, so list the IPs), with server and
+// client auth (servers of an ensemble dial each other over sslQuorum). It
+// is not a node certificate: it cannot join the bank or sign its log.
+// Besides the certificate and key it writes the keystore file ZooKeeper's
+// ssl.keyStore.type=PEM reads.
+func (ca *CA) IssueZooKeeper(dir, name string, hosts []string) (*x509.Certificate, error) {
+	if !ValidName(name) {
+		return nil, fmt.Errorf("certs: ZooKeeper server name %q: use 1 to 64 letters, digits, _, . and -", name)
+	}
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: name, Organization: []string{"zkbank"}, OrganizationalUnit: []string{"zookeeper"}},
+		URIs:        []*url.URL{ZooKeeperURI(name)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	addHosts(tmpl, hosts)
+	crt, key, keystore := ZooKeeperFiles(dir, name)
+	cert, err := ca.issue(tmpl, crt, key)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(key)
+	if err != nil {
+		return nil, fmt.Errorf("certs: %w", err)
+	}
+	return cert, writeFile(keystore, append(keyPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})...), 0o600)
+}
+
+// addHosts puts hosts (names or IPs) into tmpl's SANs.
+func addHosts(tmpl *x509.Certificate, hosts []string) {
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
@@ -210,8 +259,6 @@ func (ca *CA) IssueNode(dir, id string, hosts []string) (*x509.Certificate, erro
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	crt, key := NodeFiles(dir, id)
-	return ca.issue(tmpl, crt, key)
 }
 
 // IssueClient signs a client certificate for the principal name with
@@ -310,6 +357,11 @@ func Describe(c *x509.Certificate) string {
 	}
 	if name, role, ok := Client(c); ok {
 		return "client " + name + " (" + role + ")"
+	}
+	for _, u := range c.URIs {
+		if u.Scheme == "zkbank" && u.Host == "zookeeper" {
+			return "zookeeper " + strings.TrimPrefix(u.Path, "/")
+		}
 	}
 	if c.IsCA {
 		return "ca"

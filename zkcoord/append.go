@@ -103,7 +103,7 @@ func (a *Appender) ensureSegment(seg uint64) error {
 	if seg+1 <= a.seg {
 		return nil
 	}
-	_, err := a.l.s.Conn.Create(a.l.segmentPath(seg), nil, 0, zk.WorldACL(zk.PermAll))
+	_, err := a.l.s.Conn.Create(a.l.segmentPath(seg), nil, 0, a.l.s.acl)
 	if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 		return fmt.Errorf("zkcoord: create segment %d: %w: %w", seg, ErrAmbiguous, err)
 	}
@@ -118,7 +118,7 @@ func (a *Appender) send(p *Pending) {
 	defer func() { <-a.sem }()
 	res, err := a.l.s.Conn.Multi(
 		&zk.CheckVersionRequest{Path: a.l.s.Path("epoch"), Version: a.term.epochVersion},
-		&zk.CreateRequest{Path: a.l.EntryPath(p.Entry.Index), Data: p.Entry.Raw(), Acl: zk.WorldACL(zk.PermAll)},
+		&zk.CreateRequest{Path: a.l.EntryPath(p.Entry.Index), Data: p.Entry.Raw(), Acl: a.l.s.acl},
 	)
 	if err != nil {
 		err = classifyAppend(p.Entry.Index, err, res)

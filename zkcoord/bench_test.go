@@ -26,7 +26,7 @@ func BenchmarkLogThroughput(b *testing.B) {
 	ens := zktest.Start(b, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s, err := Connect(ctx, Config{Servers: ens.Connect(), Root: "/bench", SessionTimeout: 4 * time.Second})
+	s, err := Connect(ctx, Config{Servers: ens.Connect(), Root: "/bench", TLS: ens.TLS(), Auth: ens.Auth(), SessionTimeout: 4 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}

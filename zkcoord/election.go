@@ -127,7 +127,7 @@ func (e *Election) run(ctx context.Context) {
 func (e *Election) step(ctx context.Context, node string, events <-chan struct{}) (string, error) {
 	if node == "" {
 		data, _ := json.Marshal(e.me)
-		p, err := e.s.Conn.Create(e.s.Path("election", "n_"), data, zk.FlagEphemeral|zk.FlagSequence, zk.WorldACL(zk.PermAll))
+		p, err := e.s.Conn.Create(e.s.Path("election", "n_"), data, zk.FlagEphemeral|zk.FlagSequence, e.s.acl)
 		if err != nil {
 			return "", fmt.Errorf("zkcoord: create candidate: %w", err)
 		}
@@ -207,7 +207,7 @@ func (e *Election) fence(node string) (LeaderRecord, int32, error) {
 	epochPath := e.s.Path("epoch")
 	data, stat, err := e.s.Conn.Get(epochPath)
 	if errors.Is(err, zk.ErrNoNode) {
-		_, err = e.s.Conn.Create(epochPath, mustJSON(LeaderRecord{}), 0, zk.WorldACL(zk.PermAll))
+		_, err = e.s.Conn.Create(epochPath, mustJSON(LeaderRecord{}), 0, e.s.acl)
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return LeaderRecord{}, 0, fmt.Errorf("zkcoord: create epoch: %w", err)
 		}

@@ -19,7 +19,7 @@ const testTimeout = 2 * time.Second // session timeout in tests
 func connect(t *testing.T, ens *zktest.Ensemble, cutter *zktest.Cutter) *Session {
 	t.Helper()
 	cfg := Config{
-		Servers: ens.Connect(), Root: zktest.Root(t),
+		Servers: ens.Connect(), Root: zktest.Root(t), TLS: ens.TLS(), Auth: ens.Auth(),
 		SessionTimeout: testTimeout, Logger: slog.New(slog.NewTextHandler(zktest.LogWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
 	if cutter != nil {

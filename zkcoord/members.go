@@ -69,7 +69,7 @@ func (m *Member) record() []byte {
 
 func (m *Member) register() error {
 	data := m.record()
-	_, err := m.s.Conn.Create(m.path, data, zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
+	_, err := m.s.Conn.Create(m.path, data, zk.FlagEphemeral, m.s.acl)
 	if errors.Is(err, zk.ErrNodeExists) {
 		if _, stat, gerr := m.s.Conn.Get(m.path); gerr == nil && stat.EphemeralOwner == m.s.Conn.SessionID() {
 			return nil // ours already
@@ -77,7 +77,7 @@ func (m *Member) register() error {
 		if err := m.s.Conn.Delete(m.path, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
 			return fmt.Errorf("zkcoord: replace stale member %s: %w", m.path, err)
 		}
-		_, err = m.s.Conn.Create(m.path, data, zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
+		_, err = m.s.Conn.Create(m.path, data, zk.FlagEphemeral, m.s.acl)
 	}
 	if err != nil {
 		return fmt.Errorf("zkcoord: join as %s: %w", m.path, err)

@@ -47,7 +47,7 @@ func (s *Session) Register(rec RegistryRecord) error {
 	}
 	p := s.Path("registry", rec.ID)
 	data := mustJSON(rec)
-	_, err := s.Conn.Create(p, data, 0, zk.WorldACL(zk.PermAll))
+	_, err := s.Conn.Create(p, data, 0, s.acl)
 	if errors.Is(err, zk.ErrNodeExists) {
 		_, err = s.Conn.Set(p, data, -1)
 	}
@@ -116,7 +116,7 @@ func (s *Session) PublishClusterVersion(cv ClusterVersion) error {
 	for {
 		data, stat, err := s.Conn.Get(p)
 		if errors.Is(err, zk.ErrNoNode) {
-			_, err = s.Conn.Create(p, mustJSON(cv), 0, zk.WorldACL(zk.PermAll))
+			_, err = s.Conn.Create(p, mustJSON(cv), 0, s.acl)
 			if errors.Is(err, zk.ErrNodeExists) {
 				continue
 			}

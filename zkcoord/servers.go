@@ -22,7 +22,7 @@ func (s *Session) Servers() []ServerState {
 	var wg sync.WaitGroup
 	for i, addr := range s.cfg.Servers {
 		out[i].Addr = addr
-		wg.Go(func() { out[i].Mode = zkserver.Mode(addr) })
+		wg.Go(func() { out[i].Mode = zkserver.Mode(addr, s.cfg.TLS) })
 	}
 	wg.Wait()
 	return out

@@ -2,15 +2,19 @@ package zkcoord
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/zkbank/zkbank/zkcoord/zkdial"
 )
 
 // Defaults of Config.
@@ -27,6 +31,19 @@ type Config struct {
 	Logger         *slog.Logger  // default discards
 	// Dialer replaces net.DialTimeout; tests use it to cut a node off.
 	Dialer func(network, address string, timeout time.Duration) (net.Conn, error)
+	// TLS, when set, is the client side of ZooKeeper's secureClientPort:
+	// each connection Dialer makes is wrapped, with ServerName the dialed
+	// host unless set (go-zookeeper dials IP:port, so the servers'
+	// certificates need IP SANs).
+	TLS *tls.Config
+	// Auth is "user:password" of ZooKeeper's digest scheme. The session
+	// adds it (go-zookeeper adds it again after a reconnect), and every
+	// znode it creates is that identity's alone. Empty: znodes are open to
+	// anyone, which Connect refuses unless AllowOpen.
+	Auth string
+	// AllowOpen lets a session use a namespace whose znodes anyone may
+	// read and write (bankd --insecure).
+	AllowOpen bool
 }
 
 func (c *Config) withDefaults() error {
@@ -48,7 +65,55 @@ func (c *Config) withDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Auth == "" && !c.AllowOpen {
+		return errors.New("zkcoord: no ZooKeeper credentials: give a digest user:password, or allow an open namespace")
+	}
+	if user, pass, ok := strings.Cut(c.Auth, ":"); c.Auth != "" && (!ok || user == "" || pass == "") {
+		return errors.New("zkcoord: ZooKeeper credentials must be user:password")
+	}
 	return nil
+}
+
+// ParseAuth reads digest credentials, user:password on one line, from a
+// file only its owner may read.
+func ParseAuth(file string) (string, error) {
+	fi, err := os.Stat(file)
+	if err != nil {
+		return "", fmt.Errorf("zkcoord: ZooKeeper credentials: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("zkcoord: ZooKeeper credentials %s may be read by others (mode %v): chmod 600 it", file, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("zkcoord: ZooKeeper credentials: %w", err)
+	}
+	auth := strings.TrimSpace(string(b))
+	if user, pass, ok := strings.Cut(auth, ":"); !ok || user == "" || pass == "" || strings.ContainsAny(auth, "\n\r") {
+		return "", fmt.Errorf("zkcoord: ZooKeeper credentials %s: want one line user:password", file)
+	}
+	return auth, nil
+}
+
+// ACL is what every znode the session creates carries: all permissions
+// for the digest identity of Auth, or for anyone when there is none.
+func (c *Config) ACL() []zk.ACL {
+	user, pass, ok := strings.Cut(c.Auth, ":")
+	if !ok {
+		return zk.WorldACL(zk.PermAll)
+	}
+	return zk.DigestACL(zk.PermAll, user, pass)
+}
+
+// dialer is Dialer (or net.DialTimeout), wrapped in TLS when configured.
+func (c *Config) dialer() zk.Dialer {
+	if c.TLS == nil {
+		if c.Dialer == nil {
+			return net.DialTimeout
+		}
+		return c.Dialer
+	}
+	return zkdial.TLS(c.Dialer, c.TLS)
 }
 
 // Session is one ZooKeeper session plus the namespace paths. go-zookeeper
@@ -58,6 +123,7 @@ func (c *Config) withDefaults() error {
 type Session struct {
 	Conn *zk.Conn
 	cfg  Config
+	acl  []zk.ACL // of every znode the session creates
 
 	mu    sync.Mutex
 	state zk.State
@@ -70,26 +136,72 @@ func Connect(ctx context.Context, cfg Config) (*Session, error) {
 	if err := cfg.withDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Session{cfg: cfg}
-	dialer := cfg.Dialer
-	if dialer == nil {
-		dialer = net.DialTimeout
-	}
+	s := &Session{cfg: cfg, acl: cfg.ACL()}
 	conn, _, err := zk.Connect(cfg.Servers, cfg.SessionTimeout,
-		zk.WithEventCallback(s.onEvent), zk.WithLogger(zkLogger{cfg.Logger}), zk.WithDialer(dialer))
+		zk.WithEventCallback(s.onEvent), zk.WithLogger(zkLogger{cfg.Logger}), zk.WithDialer(cfg.dialer()))
 	if err != nil {
 		return nil, fmt.Errorf("zkcoord: connect %v: %w", cfg.Servers, err)
 	}
 	s.Conn = conn
-	if err := s.waitConnected(ctx); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	if err := s.ensureNamespace(); err != nil {
+	if err := s.open(ctx); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// open waits for the session, authenticates it, and makes sure of the
+// namespace and its ACLs.
+func (s *Session) open(ctx context.Context) error {
+	if err := s.waitConnected(ctx); err != nil {
+		return err
+	}
+	if user, pass, ok := strings.Cut(s.cfg.Auth, ":"); ok {
+		// Digest AddAuth never fails on the server, so go-zookeeper's
+		// re-sending after a reconnect cannot hang on a refusal (its PR
+		// #163).
+		if err := s.Conn.AddAuth("digest", []byte(user+":"+pass)); err != nil {
+			return fmt.Errorf("zkcoord: authenticate to ZooKeeper as %s: %w", user, err)
+		}
+	}
+	if err := s.ensureNamespace(); err != nil {
+		return err
+	}
+	return s.checkACLs()
+}
+
+// checkACLs refuses a namespace that anyone may read or write, naming the
+// znode, unless the configuration allows it.
+func (s *Session) checkACLs() error {
+	if s.cfg.AllowOpen {
+		return nil
+	}
+	for _, p := range s.namespace() {
+		acls, _, err := s.Conn.GetACL(p)
+		if err != nil {
+			return fmt.Errorf("zkcoord: ACL of %s: %w", p, err)
+		}
+		for _, a := range acls {
+			if a.Scheme == "world" || a.Scheme == "ip" {
+				return fmt.Errorf("zkcoord: %s is open to %s:%s (%s): give it digest ACLs (docs/operations.md), or run insecure", p, a.Scheme, a.ID, perms(a.Perms))
+			}
+		}
+	}
+	return nil
+}
+
+// perms renders ZooKeeper permissions as zkCli does (cdrwa).
+func perms(p int32) string {
+	var b strings.Builder
+	for _, x := range []struct {
+		bit int32
+		c   byte
+	}{{zk.PermCreate, 'c'}, {zk.PermDelete, 'd'}, {zk.PermRead, 'r'}, {zk.PermWrite, 'w'}, {zk.PermAdmin, 'a'}} {
+		if p&x.bit != 0 {
+			b.WriteByte(x.c)
+		}
+	}
+	return b.String()
 }
 
 // onEvent runs on go-zookeeper's goroutine and must not block.
@@ -173,8 +285,16 @@ func (s *Session) Path(parts ...string) string {
 	return path.Join(append([]string{s.cfg.Root}, parts...)...)
 }
 
+// ACL is what every znode the session creates carries.
+func (s *Session) ACL() []zk.ACL { return s.acl }
+
+// namespace is the root and the znodes directly below it.
+func (s *Session) namespace() []string {
+	return []string{s.cfg.Root, s.Path("election"), s.Path("members"), s.Path("registry"), s.Path("operations")}
+}
+
 func (s *Session) ensureNamespace() error {
-	for _, p := range []string{s.cfg.Root, s.Path("election"), s.Path("members"), s.Path("registry"), s.Path("operations")} {
+	for _, p := range s.namespace() {
 		if err := s.ensure(p); err != nil {
 			return err
 		}
@@ -190,7 +310,7 @@ func (s *Session) ensure(p string) error {
 	if err := s.ensure(path.Dir(p)); err != nil {
 		return err
 	}
-	_, err := s.Conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll))
+	_, err := s.Conn.Create(p, nil, 0, s.acl)
 	if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 		return fmt.Errorf("zkcoord: create %s: %w", p, err)
 	}

@@ -19,6 +19,7 @@ import (
 type options struct {
 	id, dataDir, zk, zkRoot, listen, advertise    string
 	certsDir, tlsCert, tlsKey, tlsCA, debugListen string
+	zkAuthFile, zkTLSCA, zkTLSCert, zkTLSKey      string
 	insecure                                      bool
 	sessionTimeout, writeTimeout, readTimeout     time.Duration
 	trimInterval                                  time.Duration
@@ -80,7 +81,11 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "this node's certificate (PEM), a node certificate for --id")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "its private key (PEM)")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "the cluster's CA bundle (PEM): peers and clients must chain to it")
-	fs.BoolVar(&o.insecure, "insecure", false, "serve plain HTTP and trust every caller: for a test on one machine only; bankd says so loudly")
+	fs.StringVar(&o.zkAuthFile, "zk-auth-file", "", "file (mode 0600) of the ZooKeeper digest credentials user:password that every znode of the bank is locked to (default zookeeper.auth in --certs-dir)")
+	fs.StringVar(&o.zkTLSCA, "zk-tls-ca", "", "CA bundle the ZooKeeper servers' certificates chain to (default --tls-ca)")
+	fs.StringVar(&o.zkTLSCert, "zk-tls-cert", "", "certificate bankd shows ZooKeeper (default --tls-cert)")
+	fs.StringVar(&o.zkTLSKey, "zk-tls-key", "", "its private key (default --tls-key)")
+	fs.BoolVar(&o.insecure, "insecure", false, "serve plain HTTP and trust every caller, talk plaintext to an open ZooKeeper namespace unless --zk-tls-* and --zk-auth-file say otherwise: for a test on one machine only; bankd says so loudly")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "address of a plain-HTTP listener for /debug/pprof (off by default; keep it on loopback)")
 	fs.DurationVar(&o.sessionTimeout, "session-timeout", def.ZooKeeper.SessionTimeout, "ZooKeeper session timeout: a dead leader is replaced after about this long")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", adef.WriteTimeout, "how long a write waits for a leader before answering 503 no_leader")
@@ -169,6 +174,9 @@ func (o *options) validate() error {
 		if _, err := o.tlsFiles(); err != nil {
 			return err
 		}
+	}
+	if _, _, err := o.zkFiles(); err != nil {
+		return err
 	}
 	if _, _, err := net.SplitHostPort(o.listen); err != nil {
 		return fmt.Errorf("--listen %q: %w", o.listen, err)

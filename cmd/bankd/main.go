@@ -50,9 +50,17 @@ func run(o *options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	zkMat, err := o.loadZooKeeperTLS(mat)
+	if err != nil {
+		return err
+	}
+	zcfg, err := o.zookeeper(zkMat, log)
+	if err != nil {
+		return err
+	}
 	var self atomic.Pointer[node.Node] // for the peers' revocation check and SIGHUP, once it runs
 	if mat != nil {
-		defer reloadOnHUP(mat, log, func() error {
+		defer reloadOnHUP(mat, zkMat, log, func() error {
 			if n := self.Load(); n != nil {
 				return n.RecordCertificate()
 			}
@@ -71,7 +79,7 @@ func run(o *options, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	revoked := func(serial string) bool { n := self.Load(); return n != nil && n.Revoked(serial) }
-	n, err := node.Start(ctx, o.nodeConfig(advertise, log, m, mat, peer.Client(mat, revoked)))
+	n, err := node.Start(ctx, o.nodeConfig(advertise, zcfg, log, m, mat, peer.Client(mat, revoked)))
 	if err != nil {
 		ln.Close()
 		return err
@@ -133,14 +141,14 @@ func serveDebug(addr string, log *slog.Logger) (func(), error) {
 }
 
 // nodeConfig is the node's configuration from the options.
-func (o *options) nodeConfig(advertise string, log *slog.Logger, m *metrics.Metrics, mat *tlsconf.Material, peers *http.Client) node.Config {
+func (o *options) nodeConfig(advertise string, zcfg zkcoord.Config, log *slog.Logger, m *metrics.Metrics, mat *tlsconf.Material, peers *http.Client) node.Config {
 	var serial func() string
 	if mat != nil {
 		serial = func() string { return certs.Serial(mat.Leaf()) }
 	}
 	return node.Config{
 		ID: o.id, Addr: advertise, DataDir: o.dataDir,
-		ZooKeeper:   zkcoord.Config{Servers: o.servers(), Root: o.zkRoot, SessionTimeout: o.sessionTimeout, Logger: log},
+		ZooKeeper:   zcfg,
 		SegmentSize: o.segmentSize, SnapshotEveryEntries: o.snapshotEvery, SnapshotEveryBytes: o.snapshotEveryMB << 20,
 		SnapshotRetain: o.snapshotRetain, LogRetainEntries: o.logRetain, LogRetainBytes: o.logRetainMB << 20,
 		LogLagMaxBytes: o.logLagMaxMB << 20, TrimInterval: o.trimInterval, BatchCommandsMax: o.batchCommands, BatchBytesMax: o.batchBytes,

@@ -103,6 +103,8 @@ func startBankd(t *testing.T, secure bool, extra ...string) *bankdProc {
 	p := &bankdProc{t: t, addr: freeAddr(t), certs: t.TempDir(), logs: &syncBuffer{}}
 	args := []string{"--id", "n1", "--data-dir", t.TempDir(), "--zk", strings.Join(ens.Connect(), ","),
 		"--zk-root", zktest.Root(t), "--listen", p.addr, "--session-timeout", "2s"}
+	zkCrt, zkKey, zkCA := ens.ClientFiles()
+	args = append(args, "--zk-tls-cert", zkCrt, "--zk-tls-key", zkKey, "--zk-tls-ca", zkCA, "--zk-auth-file", ens.AuthFile(t))
 	if secure {
 		ca, err := certs.NewCA(p.certs, "test")
 		if err != nil {

@@ -58,7 +58,7 @@ func (o *options) loadTLS(log *slog.Logger) (*tlsconf.Material, error) {
 // reloadOnHUP re-reads the TLS material on every SIGHUP; connections and
 // requests in flight keep what they had, new handshakes take the new.
 // Then reloaded runs (the node records its new certificate).
-func reloadOnHUP(mat *tlsconf.Material, log *slog.Logger, reloaded func() error) func() {
+func reloadOnHUP(mat, zkMat *tlsconf.Material, log *slog.Logger, reloaded func() error) func() {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -71,6 +71,11 @@ func reloadOnHUP(mat *tlsconf.Material, log *slog.Logger, reloaded func() error)
 					continue
 				}
 				log.Info("SIGHUP: reloaded the TLS certificate, key and CA bundle", "serial", certs.Serial(mat.Leaf()))
+				if zkMat != nil && zkMat != mat {
+					if err := zkMat.Reload(); err != nil {
+						log.Error("SIGHUP: the ZooKeeper TLS files do not load; keeping the ones in use", "err", err)
+					}
+				}
 				if err := reloaded(); err != nil {
 					log.Error("SIGHUP: the registry does not record the new certificate; removing this node would not revoke it", "err", err)
 				}

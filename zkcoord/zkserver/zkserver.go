@@ -6,6 +6,9 @@
 package zkserver
 
 import (
+	"crypto/sha1"
+	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -35,9 +38,59 @@ func Installed() error {
 type Server struct {
 	ID           int    // 1-based
 	Dir          string // holds zoo.cfg and data/
-	ClientPort   int
+	ClientPort   int    // the secureClientPort when TLS is set, and then the only one
 	PeerPort     int
 	ElectionPort int
+	TLS          *TLS // nil: plaintext everywhere
+}
+
+// TLS is what a server needs to speak TLS (Netty) to clients, which must
+// present a certificate of the trust store, and to the other servers of
+// its ensemble (sslQuorum, hostnames verified).
+type TLS struct {
+	KeyStore   string // PEM: the server's key, then its certificate (certs.ZooKeeperFiles)
+	TrustStore string // PEM: the CAs that clients' and servers' certificates must chain to
+	// SuperDigest, when set, is "super:<base64 SHA-1 of super:password>"
+	// (SuperDigest): ZooKeeper's super user, which passes every ACL.
+	SuperDigest string
+}
+
+// SuperDigest is the digest a TLS.SuperDigest holds for password.
+func SuperDigest(password string) string {
+	sum := sha1.Sum([]byte("super:" + password))
+	return "super:" + base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// tls13Suites are TLS 1.3's cipher suites: ZooKeeper's default list
+// holds TLS 1.2's alone, and with only TLS 1.3 enabled no handshake
+// would find one.
+const tls13Suites = "TLS_AES_128_GCM_SHA256,TLS_AES_256_GCM_SHA384,TLS_CHACHA20_POLY1305_SHA256"
+
+// tlsConfig is zoo.cfg's TLS part: no plaintext port, client
+// certificates required, the quorum over TLS too.
+func (t *TLS) config(s Server) string {
+	return fmt.Sprintf(`secureClientPort=%d
+secureClientPortAddress=127.0.0.1
+serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory
+authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider
+ssl.keyStore.location=%[2]s
+ssl.keyStore.type=PEM
+ssl.trustStore.location=%[3]s
+ssl.trustStore.type=PEM
+ssl.clientAuth=need
+ssl.protocol=TLSv1.3
+ssl.enabledProtocols=TLSv1.3
+ssl.ciphersuites=%[4]s
+sslQuorum=true
+ssl.quorum.keyStore.location=%[2]s
+ssl.quorum.keyStore.type=PEM
+ssl.quorum.trustStore.location=%[3]s
+ssl.quorum.trustStore.type=PEM
+ssl.quorum.hostnameVerification=true
+ssl.quorum.protocol=TLSv1.3
+ssl.quorum.enabledProtocols=TLSv1.3
+ssl.quorum.ciphersuites=%[4]s
+`, s.ClientPort, t.KeyStore, t.TrustStore, tls13Suites)
 }
 
 // Addr is the server's client address.
@@ -57,14 +110,17 @@ func WriteConfig(s Server, all []Server, tick time.Duration) error {
 initLimit=10
 syncLimit=5
 dataDir=%s
-clientPort=%d
-clientPortAddress=127.0.0.1
 maxClientCnxns=0
 4lw.commands.whitelist=srvr,mntr,ruok
 admin.enableServer=false
 autopurge.purgeInterval=1
 autopurge.snapRetainCount=3
-`, tick.Milliseconds(), data, s.ClientPort)
+`, tick.Milliseconds(), data)
+	if s.TLS != nil {
+		cfg += s.TLS.config(s)
+	} else {
+		cfg += fmt.Sprintf("clientPort=%d\nclientPortAddress=127.0.0.1\n", s.ClientPort)
+	}
 	if len(all) > 1 {
 		for _, o := range all {
 			cfg += fmt.Sprintf("server.%d=127.0.0.1:%d:%d\n", o.ID, o.PeerPort, o.ElectionPort)
@@ -85,24 +141,42 @@ autopurge.snapRetainCount=3
 // than the serial one's (10-25 ms under load), which shows in bankd's
 // write p99 (docs/benchmarks.md); C1 only, for quick start-up.
 func Command(s Server, heapMB int) *exec.Cmd {
-	return exec.Command("java", fmt.Sprintf("-Xmx%dm", heapMB), "-XX:+UseParallelGC", "-XX:TieredStopAtLevel=1",
-		"-Dzookeeper.jmx.log4j.disable=true", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-		"-cp", classpath(), "org.apache.zookeeper.server.quorum.QuorumPeerMain", s.ConfigPath())
+	args := []string{fmt.Sprintf("-Xmx%dm", heapMB), "-XX:+UseParallelGC", "-XX:TieredStopAtLevel=1",
+		"-Dzookeeper.jmx.log4j.disable=true", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"}
+	if s.TLS != nil && s.TLS.SuperDigest != "" {
+		// A system property, not zoo.cfg: the server reads it only there.
+		args = append(args, "-Dzookeeper.DigestAuthenticationProvider.superDigest="+s.TLS.SuperDigest)
+	}
+	args = append(args, "-cp", Classpath(), "org.apache.zookeeper.server.quorum.QuorumPeerMain", s.ConfigPath())
+	return exec.Command("java", args...)
 }
 
-// classpath is the jar plus a logging binding when one is installed.
-func classpath() string {
+// Classpath is the jar, the Netty jars its TLS needs (Debian's jar
+// manifest leaves netty-codec and netty-resolver out: handshakes fail with
+// NoClassDefFoundError io/netty/handler/codec/ByteToMessageDecoder), and
+// a logging binding when one is installed.
+func Classpath() string {
 	cp := []string{Jar}
-	if _, err := os.Stat("/usr/share/java/slf4j-simple.jar"); err == nil {
-		cp = append(cp, "/usr/share/java/slf4j-simple.jar")
+	for _, jar := range []string{"netty-codec.jar", "netty-resolver.jar", "slf4j-simple.jar"} {
+		if _, err := os.Stat("/usr/share/java/" + jar); err == nil {
+			cp = append(cp, "/usr/share/java/"+jar)
+		}
 	}
 	return strings.Join(cp, ":")
 }
 
-// Mode asks the server at addr for its role with `srvr`: leader, follower
-// or standalone; "" when it does not answer or serves no clients yet.
-func Mode(addr string) string {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+// Mode asks the server at addr for its role with `srvr` (over TLS when
+// tc is set): leader, follower or standalone; "" when it does not answer
+// or serves no clients yet.
+func Mode(addr string, tc *tls.Config) string {
+	d := &net.Dialer{Timeout: time.Second}
+	var c net.Conn
+	var err error
+	if tc != nil {
+		c, err = tls.DialWithDialer(d, "tcp", addr, tc)
+	} else {
+		c, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
 		return ""
 	}

@@ -1,6 +1,9 @@
 // Package zktest starts real Apache ZooKeeper servers for tests: Debian's
 // zookeeper package, run as `java ... QuorumPeerMain zoo.cfg`, one process
-// per server, in a temporary directory, on free loopback ports. Servers are
+// per server, in a temporary directory, on free loopback ports, locked
+// down as a bank's must be: TLS only (a CA of the ensemble's own, client
+// certificates required, the quorum over TLS too) and a super user for
+// tests that play a ZooKeeper operator. Servers are
 // ready when they answer the `srvr` four-letter command; their output goes
 // to t.Logf; they are stopped by PID when the test ends, even on failure.
 //
@@ -10,6 +13,7 @@ package zktest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -35,6 +39,7 @@ const TickTime = 500 * time.Millisecond
 // Ensemble is a running set of ZooKeeper servers.
 type Ensemble struct {
 	Servers []*Server
+	sec     *security
 }
 
 // Server is one ZooKeeper process.
@@ -43,6 +48,7 @@ type Server struct {
 	ClientPort int
 	spec       zkserver.Server
 	logf       func(string, ...any)
+	tls        *tls.Config // to ask the server its mode
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -75,17 +81,21 @@ func launch(dir string, n int, logf func(string, ...any)) (*Ensemble, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Ensemble{}
+	sec, err := newSecurity(filepath.Join(dir, "certs"))
+	if err != nil {
+		return nil, err
+	}
+	e := &Ensemble{sec: sec}
 	specs := make([]zkserver.Server, n)
 	for i := range specs {
-		specs[i] = zkserver.Server{ID: i + 1, Dir: filepath.Join(dir, fmt.Sprint(i+1)),
+		specs[i] = zkserver.Server{ID: i + 1, Dir: filepath.Join(dir, fmt.Sprint(i+1)), TLS: sec.serverTLS(),
 			ClientPort: ports[3*i], PeerPort: ports[3*i+1], ElectionPort: ports[3*i+2]}
 	}
 	for _, spec := range specs {
 		if err := zkserver.WriteConfig(spec, specs, TickTime); err != nil {
 			return nil, err
 		}
-		e.Servers = append(e.Servers, &Server{ID: spec.ID, ClientPort: spec.ClientPort, spec: spec, logf: logf})
+		e.Servers = append(e.Servers, &Server{ID: spec.ID, ClientPort: spec.ClientPort, spec: spec, logf: logf, tls: sec.client})
 	}
 	for _, s := range e.Servers {
 		if err := s.start(); err != nil {
@@ -326,7 +336,7 @@ func (s *Server) waitReady() error {
 
 // Mode asks the server for its role with `srvr`; "" when it does not
 // answer.
-func (s *Server) Mode() string { return zkserver.Mode(s.Addr()) }
+func (s *Server) Mode() string { return zkserver.Mode(s.Addr(), s.tls) }
 
 // freePorts reserves n distinct free loopback ports. They are released
 // before use, so a race with another process is possible but rare.

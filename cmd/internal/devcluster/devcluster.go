@@ -77,6 +77,7 @@ type State struct {
 	Supervisor int       `json:"supervisor_pid"`
 	Started    time.Time `json:"started"`
 	Ready      bool      `json:"ready"`
+	Insecure   bool      `json:"insecure,omitempty"` // plaintext ZooKeeper, plain HTTP
 	Procs      []Proc    `json:"processes"`
 }
 

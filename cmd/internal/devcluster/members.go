@@ -2,8 +2,6 @@ package devcluster
 
 import (
 	"context"
-	"strings"
-	"time"
 
 	"github.com/zkbank/zkbank/zkcoord"
 )
@@ -12,7 +10,12 @@ import (
 // membership in ZooKeeper, so the supervisor's log tells the story of a
 // failure and its repair.
 func watchMembers(ctx context.Context, cfg Config) {
-	s, err := zkcoord.Connect(ctx, zkcoord.Config{Servers: strings.Split(zkConnect(cfg), ","), SessionTimeout: 10 * time.Second})
+	zc, err := ZooKeeper(cfg, zkcoord.DefaultRoot)
+	if err != nil {
+		cfg.Logger.Warn("not watching membership", "err", err)
+		return
+	}
+	s, err := zkcoord.Connect(ctx, zc)
 	if err != nil {
 		cfg.Logger.Warn("not watching membership", "err", err)
 		return

@@ -27,7 +27,7 @@ func Status(dir string) (*State, []ProcStatus, error) {
 	for i, p := range st.Procs {
 		ps := ProcStatus{Proc: p, Alive: alive(p.PID)}
 		if p.Kind == "zookeeper" {
-			ps.Role = zkserver.Mode(p.Addr)
+			ps.Role = zkserver.Mode(p.Addr, zkClientTLS(st.Dir, st.Insecure))
 		} else {
 			ps.Role = bankdRole(probeClient(st.Dir), p)
 		}

@@ -2,6 +2,7 @@ package devcluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -42,7 +43,7 @@ func Up(ctx context.Context, cfg Config, ready func(*State)) error {
 	if err := checkPorts(cfg); err != nil {
 		return err
 	}
-	sf := &stateFile{st: State{Dir: cfg.Dir, Supervisor: os.Getpid(), Started: time.Now().UTC()}}
+	sf := &stateFile{st: State{Dir: cfg.Dir, Supervisor: os.Getpid(), Started: time.Now().UTC(), Insecure: cfg.Insecure}}
 	if !cfg.Insecure {
 		if err := ensureCerts(&cfg); err != nil {
 			return err
@@ -55,7 +56,7 @@ func Up(ctx context.Context, cfg Config, ready func(*State)) error {
 	defer os.Remove(StatePath(cfg.Dir))
 	defer stopAll(zks)
 	defer stopAll(nodes)
-	if err := startAll(ctx, zks, 90*time.Second, zkServing); err != nil {
+	if err := startAll(ctx, zks, 90*time.Second, zkServing(zkClientTLS(cfg.Dir, cfg.Insecure))); err != nil {
 		return err
 	}
 	if err := startAll(ctx, nodes, 90*time.Second, bankdReady(probeClient(cfg.Dir))); err != nil {
@@ -83,7 +84,11 @@ func Up(ctx context.Context, cfg Config, ready func(*State)) error {
 func plan(cfg *Config, sf *stateFile) (zks, nodes []*managed, err error) {
 	var specs []zkserver.Server
 	for i := range cfg.ZooKeepers {
-		specs = append(specs, zkserver.Server{ID: i + 1, Dir: filepath.Join(cfg.Dir, "zk", fmt.Sprint(i+1)),
+		t, err := cfg.zkTLS(i + 1)
+		if err != nil {
+			return nil, nil, err
+		}
+		specs = append(specs, zkserver.Server{ID: i + 1, Dir: filepath.Join(cfg.Dir, "zk", fmt.Sprint(i+1)), TLS: t,
 			ClientPort: cfg.ZKPort + i, PeerPort: cfg.ZKPort + 1000 + i, ElectionPort: cfg.ZKPort + 2000 + i})
 	}
 	for _, spec := range specs {
@@ -235,7 +240,11 @@ func stopAll(ms []*managed) {
 	wg.Wait()
 }
 
-func zkServing(p Proc) bool { return zkserver.Serving(zkserver.Mode(p.Addr)) }
+// zkServing asks a ZooKeeper server whether it serves (over TLS as the
+// admin, when tc is set).
+func zkServing(tc *tls.Config) func(Proc) bool {
+	return func(p Proc) bool { return zkserver.Serving(zkserver.Mode(p.Addr, tc)) }
+}
 
 // bankdReady asks a bankd's /readyz with probe.
 func bankdReady(probe *http.Client) func(Proc) bool {

@@ -59,7 +59,7 @@ type run struct {
 	token     string       // its bearer token ("" for an insecure cluster)
 	dir       string
 	endpoints []string
-	zk        []string
+	dev       devcluster.Config // the cluster under test
 	accounts  []string
 	results   []Result
 }
@@ -98,9 +98,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	if err := r.useCredentials(dc); err != nil {
 		return nil, err
 	}
-	for i := range dc.ZooKeepers {
-		r.zk = append(r.zk, fmt.Sprintf("127.0.0.1:%d", dc.ZKPort+i))
-	}
+	r.dev = dc
 	err := r.all(ctx)
 	stop()
 	if uerr := <-done; err == nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/zkbank/zkbank/cmd/internal/devcluster"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/zkcoord"
 )
 
 func (r *run) post(node, path string, body any, out any) (int, error) {
@@ -61,19 +64,26 @@ func (r *run) preload(ctx context.Context) error {
 // baseline is ZooKeeper's own rate for unbatched sequential creates of
 // the size of one single-transfer log entry, on the same ensemble.
 func (r *run) baseline(ctx context.Context) error {
-	conn, _, err := zk.Connect(r.zk, 10*time.Second, zk.WithLogInfo(false))
+	zc, err := devcluster.ZooKeeper(r.dev, "/bench-baseline")
 	if err != nil {
-		return err
+		return fmt.Errorf("bench: baseline: %w", err)
 	}
-	defer conn.Close()
-	conn.Create("/bench-baseline", nil, 0, zk.WorldACL(zk.PermAll))
+	s, err := zkcoord.Connect(ctx, zc)
+	if err != nil {
+		return fmt.Errorf("bench: baseline: %w", err)
+	}
+	defer s.Close()
+	conn, parent := s.Conn, s.Path("creates")
+	if _, err := conn.Create(parent, nil, 0, s.ACL()); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		return fmt.Errorf("bench: baseline: %w", err)
+	}
 	payload := bytes.Repeat([]byte("x"), 171) // one transfer, as a log entry
 	for _, c := range []int{1, 64} {
 		var n atomic.Int64
 		var lats latencies
 		err := forDuration(r.cfg.Step, c, func(int) error {
 			started := time.Now()
-			_, err := conn.Create("/bench-baseline/n-", payload, zk.FlagSequence, zk.WorldACL(zk.PermAll))
+			_, err := conn.Create(parent+"/n-", payload, zk.FlagSequence, s.ACL())
 			lats.add(time.Since(started))
 			n.Add(1)
 			return err

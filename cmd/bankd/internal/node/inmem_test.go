@@ -70,7 +70,7 @@ func (c *inmem) tryStart(id string) (*node.Node, error) {
 	c.cutters[id] = &zktest.Cutter{}
 	cfg := node.Config{
 		ID: id, Addr: "inmem://" + id, DataDir: filepath.Join(c.dir, id), Transport: c.net, BodyVersionMax: c.reads,
-		ZooKeeper: zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, SessionTimeout: sessionTimeout, Dialer: c.cutters[id].Dial},
+		ZooKeeper: zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, TLS: c.ens.TLS(), Auth: c.ens.Auth(), SessionTimeout: sessionTimeout, Dialer: c.cutters[id].Dial},
 		Logger:    slog.New(slog.NewTextHandler(zktest.LogWriter(c.t), nil)).With("node", id),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

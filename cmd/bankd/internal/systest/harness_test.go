@@ -119,7 +119,7 @@ func (c *cluster) start(tn *testNode) {
 	revoked := func(serial string) bool { return tn.n != nil && tn.n.Revoked(serial) }
 	cfg := node.Config{
 		ID: tn.id, Addr: "https://" + tn.addr, DataDir: tn.dir,
-		ZooKeeper: zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, SessionTimeout: sessionTimeout, Dialer: tn.cutter.Dial},
+		ZooKeeper: zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, TLS: c.ens.TLS(), Auth: c.ens.Auth(), SessionTimeout: sessionTimeout, Dialer: tn.cutter.Dial},
 		Logger:    slog.New(slog.NewTextHandler(zktest.LogWriter(c.t), &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", tn.id),
 		Serial:    func() string { return certs.Serial(tn.tls.Leaf()) },
 	}

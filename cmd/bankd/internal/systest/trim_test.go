@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/engine/entry"
@@ -82,11 +80,7 @@ func TestZooKeeperHoldsBoundedLogBytes(t *testing.T) {
 
 // logBytesInZooKeeper adds up the data of every log entry in ZooKeeper.
 func logBytesInZooKeeper(t *testing.T, c *cluster) int {
-	conn, _, err := zk.Connect(c.ens.Connect(), 5*time.Second, zk.WithLogInfo(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := c.ens.Super(t)
 	ops := path.Join(c.root, "operations")
 	segs, _, err := conn.Children(ops)
 	if err != nil {

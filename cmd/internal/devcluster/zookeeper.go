@@ -1,0 +1,108 @@
+package devcluster
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/zkbank/zkbank/certs"
+	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
+	"github.com/zkbank/zkbank/zkcoord"
+	"github.com/zkbank/zkbank/zkcoord/zkserver"
+)
+
+// Files of the dev cluster's ZooKeeper credentials, in its certs
+// directory: bankd's digest credentials (bankd reads zookeeper.auth
+// there by default) and the ZooKeeper super user's password, for an
+// operator's zkCli.
+const (
+	ZooKeeperAuthFile  = "zookeeper.auth"
+	ZooKeeperSuperFile = "zookeeper.super"
+)
+
+// zkName is the name of ZooKeeper server i (1-based) and its certificate.
+func zkName(i int) string { return fmt.Sprintf("zk%d", i) }
+
+// ensureZooKeeperSecrets gives every ZooKeeper server a certificate of the
+// cluster CA and the cluster its digest and super credentials, keeping
+// those of an earlier start.
+func ensureZooKeeperSecrets(cfg *Config, ca *certs.CA) error {
+	dir := CertsDir(cfg.Dir)
+	for i := 1; i <= cfg.ZooKeepers; i++ {
+		if _, _, ks := certs.ZooKeeperFiles(dir, zkName(i)); !exists(ks) {
+			if _, err := ca.IssueZooKeeper(dir, zkName(i), []string{"127.0.0.1", "localhost"}); err != nil {
+				return fmt.Errorf("devcluster: %w", err)
+			}
+		}
+	}
+	for _, f := range []struct{ name, user string }{{ZooKeeperAuthFile, "zkbank:"}, {ZooKeeperSuperFile, ""}} {
+		if p := filepath.Join(dir, f.name); !exists(p) {
+			if err := writePrivate(p, f.user+randomSecret()+"\n"); err != nil {
+				return fmt.Errorf("devcluster: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func randomSecret() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// zkTLS is what ZooKeeper server i runs with: its keystore, the cluster
+// CA, and the super user's digest; nil for an insecure cluster.
+func (c Config) zkTLS(i int) (*zkserver.TLS, error) {
+	if c.Insecure {
+		return nil, nil
+	}
+	dir := CertsDir(c.Dir)
+	super, err := os.ReadFile(filepath.Join(dir, ZooKeeperSuperFile))
+	if err != nil {
+		return nil, fmt.Errorf("devcluster: %w", err)
+	}
+	_, _, ks := certs.ZooKeeperFiles(dir, zkName(i))
+	return &zkserver.TLS{KeyStore: ks, TrustStore: filepath.Join(dir, certs.CAFile),
+		SuperDigest: zkserver.SuperDigest(strings.TrimSpace(string(super)))}, nil
+}
+
+// zkClientTLS is the admin's TLS client configuration, which the
+// cluster's ZooKeeper accepts; nil for an insecure cluster (plaintext),
+// or when the admin's files do not load (the probe then fails, and says
+// the server does not answer).
+func zkClientTLS(dir string, insecure bool) *tls.Config {
+	if insecure {
+		return nil
+	}
+	mat, err := tlsconf.Load(AdminFiles(dir))
+	if err != nil {
+		return nil
+	}
+	return mat.Client(nil)
+}
+
+// ZooKeeper is a client configuration for the cluster's ZooKeeper under
+// root: TLS as the admin and bankd's digest credentials, or plaintext and
+// open for an insecure cluster.
+func ZooKeeper(cfg Config, root string) (zkcoord.Config, error) {
+	if err := cfg.withDefaults(); err != nil {
+		return zkcoord.Config{}, err
+	}
+	zc := zkcoord.Config{Servers: strings.Split(zkConnect(cfg), ","), Root: root, SessionTimeout: 10 * time.Second}
+	if cfg.Insecure {
+		zc.AllowOpen = true
+		return zc, nil
+	}
+	auth, err := zkcoord.ParseAuth(filepath.Join(CertsDir(cfg.Dir), ZooKeeperAuthFile))
+	if err != nil {
+		return zc, err
+	}
+	zc.Auth, zc.TLS = auth, zkClientTLS(cfg.Dir, false)
+	return zc, nil
+}
