@@ -27,7 +27,10 @@ func TestAClientWithoutTheBanksCredentialsGetsNoAuth(t *testing.T) {
 	}
 	anon := ens.Dial(t)
 	checks := map[string]func() error{
-		"create": func() error { _, err := anon.Create(s.Path("operations", "forged"), []byte("x"), 0, zk.WorldACL(zk.PermAll)); return err },
+		"create": func() error {
+			_, err := anon.Create(s.Path("operations", "forged"), []byte("x"), 0, zk.WorldACL(zk.PermAll))
+			return err
+		},
 		"read":   func() error { _, _, err := anon.Get(s.Path("members", "x")); return err },
 		"list":   func() error { _, _, err := anon.Children(s.Path("members")); return err },
 		"set":    func() error { _, err := anon.Set(s.Path("members", "x"), []byte("theirs"), -1); return err },
