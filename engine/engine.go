@@ -65,9 +65,23 @@ type Engine struct {
 	keys    keyWindow
 	revoked revocations
 	tokens  tokens
+	signer  Signer
 
 	keyBuf []byte // scratch for scoped keys
 }
+
+// Signer is who signs the entries of an epoch of a sealed log: the node
+// certificate (DER) its term entry carried. Zero before the first term
+// entry.
+type Signer struct {
+	Epoch uint64
+	Cert  []byte
+}
+
+// Signer is the signer of the newest epoch that has a term entry: the one
+// every entry after the last applied must be signed by, unless it starts
+// a new epoch.
+func (e *Engine) Signer() Signer { return e.signer }
 
 // New returns an empty engine at index 0.
 func New(cfg Config) (*Engine, error) {
@@ -157,6 +171,9 @@ func (e *Engine) Apply(ent *Entry) ([]Result, error) {
 	e.timeMs = ent.TimeMs
 	if ent.BodyVersion > e.bodyVersion { // the switch: once, at this index
 		e.bodyVersion, e.versionSince = ent.BodyVersion, ent.Index
+	}
+	if len(ent.Cert) > 0 { // a term entry (package seal verified it)
+		e.signer = Signer{Epoch: ent.Epoch, Cert: ent.Cert}
 	}
 	e.keys.expire(ent.Index, e.cfg)
 	return results, nil

@@ -79,10 +79,11 @@ func Open(env *entry.Envelope) (*Entry, error) {
 // docs/format.md. The log switches to a newer one once, at one index, when
 // every expected member reads it; it never goes back.
 const (
-	BodyV1 = entry.BodyV1 // commands: op, key, account, to, name, amount
-	BodyV2 = 2            // and a principal per command ("by")
+	BodyV1 = entry.BodyV1     // commands: op, key, account, to, name, amount
+	BodyV2 = 2                // and a principal per command ("by")
+	BodyV3 = entry.BodySealed // the same commands, sealed: encrypted and signed (package seal)
 	// BodyVersionMax is the newest body version this binary reads.
-	BodyVersionMax = BodyV2
+	BodyVersionMax = BodyV3
 )
 
 // ErrNotInVersion: a command holds an op or a field that the body

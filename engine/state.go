@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/zkbank/zkbank/engine/entry"
 )
 
 // Versions of the canonical state encoding. A state whose log is at body
@@ -15,6 +17,7 @@ import (
 const (
 	stateV1 = 1
 	stateV2 = 2
+	stateV3 = 3 // and the signer of the current epoch (a sealed log)
 )
 
 // ErrCorruptState marks a state stream that cannot be restored.
@@ -28,6 +31,7 @@ var ErrCorruptState = errors.New("engine: corrupt state")
 //	(version 2: uvarint body version | uvarint version since |
 //	 uvarint r, r x (str serial | uvarint index), in serial order |
 //	 uvarint next token id | uvarint t, t x token, in id order) |
+//	(version 3: uvarint signer epoch | bytes signer certificate) |
 //	uvarint n, n x account (in number order) | uvarint total balance |
 //	uvarint k, k x key record (oldest first)
 func (e *Engine) WriteState(w io.Writer) error {
@@ -48,11 +52,13 @@ type stateHeader struct {
 	revoked      []Revocation // in serial order
 	tokens       []Token      // in id order, copied (a capture outlives changes)
 	nextToken    uint64
+	signer       Signer
 }
 
 func (e *Engine) header() stateHeader {
 	return stateHeader{index: e.index, epoch: e.epoch, lastHash: e.lastHash, timeMs: e.timeMs, nextNum: e.nextNum, totals: e.totals,
-		bodyVersion: e.bodyVersion, versionSince: e.versionSince, revoked: e.revoked.sorted(), tokens: e.Tokens(), nextToken: e.tokens.next}
+		bodyVersion: e.bodyVersion, versionSince: e.versionSince, revoked: e.revoked.sorted(), tokens: e.Tokens(), nextToken: e.tokens.next,
+		signer: e.signer}
 }
 
 // writeState is the one encoder behind Engine.WriteState and
@@ -60,11 +66,7 @@ func (e *Engine) header() stateHeader {
 func writeState(w io.Writer, h stateHeader, ascend func(visit func(*slot) bool), keys keyView) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	s := stateWriter{w: bw}
-	if h.bodyVersion > BodyV1 {
-		s.uvarint(stateV2)
-	} else {
-		s.uvarint(stateV1)
-	}
+	s.uvarint(stateVersion(h.bodyVersion))
 	s.uvarint(h.index)
 	s.uvarint(h.epoch)
 	s.raw(h.lastHash[:])
@@ -83,6 +85,10 @@ func writeState(w io.Writer, h stateHeader, ascend func(visit func(*slot) bool),
 		for i := range h.tokens {
 			s.token(&h.tokens[i])
 		}
+	}
+	if h.bodyVersion >= BodyV3 {
+		s.uvarint(h.signer.Epoch)
+		s.bytes(h.signer.Cert)
 	}
 	s.uvarint(h.totals.Accounts)
 	ascend(func(a *slot) bool {
@@ -243,7 +249,7 @@ func (rd *stateReader) str(limit int) string {
 
 func (rd *stateReader) restore(e *Engine) error {
 	v := rd.uvarint()
-	if rd.err == nil && v != stateV1 && v != stateV2 {
+	if rd.err == nil && (v < stateV1 || v > stateV3) {
 		return fmt.Errorf("unknown state version %d", v)
 	}
 	e.index = rd.uvarint()
@@ -251,10 +257,16 @@ func (rd *stateReader) restore(e *Engine) error {
 	rd.raw(e.lastHash[:])
 	e.timeMs = rd.varint()
 	e.nextNum = rd.uvarint()
-	if v == stateV2 {
+	if v >= stateV2 {
 		rd.bodyVersion(e)
 		rd.revocations(e)
 		rd.tokens(e)
+	}
+	if v >= stateV3 {
+		rd.signer(e)
+	}
+	if rd.err == nil && stateVersion(e.bodyVersion) != v {
+		return fmt.Errorf("state version %d with body version %d", v, e.bodyVersion)
 	}
 	rd.accounts(e)
 	rd.keyRecords(e)
@@ -265,6 +277,27 @@ func (rd *stateReader) restore(e *Engine) error {
 		return errors.New("trailing bytes after state")
 	}
 	return nil
+}
+
+// stateVersion is the state encoding for a log at bodyVersion.
+func stateVersion(bodyVersion uint32) uint64 {
+	switch {
+	case bodyVersion >= BodyV3:
+		return stateV3
+	case bodyVersion > BodyV1:
+		return stateV2
+	}
+	return stateV1
+}
+
+// signer reads a version 3 state's signer: the certificate of the term
+// entry that began its epoch, at or below the state's index.
+func (rd *stateReader) signer(e *Engine) {
+	e.signer.Epoch = rd.uvarint()
+	e.signer.Cert = []byte(rd.str(entry.CertBytesMax))
+	if rd.err == nil && (e.signer.Epoch > e.epoch || (len(e.signer.Cert) == 0) != (e.signer.Epoch == 0)) {
+		rd.fail("signer of epoch %d (%d bytes) in a state at epoch %d", e.signer.Epoch, len(e.signer.Cert), e.epoch)
+	}
 }
 
 // bodyVersion reads a version 2 state's body version: above 1 (a state

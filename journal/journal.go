@@ -57,6 +57,10 @@ type Options struct {
 	// Logger receives Pebble's own messages; nil discards them. Failures
 	// are returned as errors either way.
 	Logger pebble.Logger
+	// Decode turns stored bytes into an entry; nil means
+	// engine.DecodeEntry. A sealed log's journal keeps the log's bytes, so
+	// it needs the data keys (seal.Trust.DecodeRaw).
+	Decode func(raw []byte) (*engine.Entry, error)
 }
 
 type quietLogger struct{}
@@ -72,7 +76,8 @@ func (quietLogger) Fatalf(format string, args ...any) {
 // can ask for it while the replica loop appends. Append, TrimBelow and
 // Reset are meant for one writer goroutine.
 type Journal struct {
-	db *pebble.DB
+	db     *pebble.DB
+	decode func(raw []byte) (*engine.Entry, error)
 
 	mu       sync.RWMutex
 	base     uint64
@@ -95,7 +100,10 @@ func Open(dir string, opts Options) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal: open %s: %w", dir, err)
 	}
-	j := &Journal{db: db}
+	j := &Journal{db: db, decode: opts.Decode}
+	if j.decode == nil {
+		j.decode = engine.DecodeEntry
+	}
 	if err := j.load(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("journal: open %s: %w", dir, err)
@@ -257,7 +265,7 @@ func (j *Journal) Get(index uint64) (*engine.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := engine.DecodeEntry(raw)
+	e, err := j.decode(raw)
 	if err != nil {
 		return nil, fmt.Errorf("journal: get %d: %w: %w", index, ErrCorrupt, err)
 	}
@@ -283,7 +291,7 @@ func (j *Journal) Iterate(from, to uint64, fn func(*engine.Entry) error) error {
 		return fmt.Errorf("journal: iterate: %w", err)
 	}
 	defer it.Close()
-	c := chain{next: from}
+	c := chain{next: from, decode: j.decode}
 	for ok := it.First(); ok; ok = it.Next() {
 		e, err := c.check(it.Key(), it.Value())
 		if err != nil {
@@ -305,6 +313,7 @@ func (j *Journal) Iterate(from, to uint64, fn func(*engine.Entry) error) error {
 // chain verifies, while iterating, that keys are contiguous, values decode
 // and each entry's prev_hash is the hash of the one before.
 type chain struct {
+	decode   func(raw []byte) (*engine.Entry, error)
 	next     uint64
 	prevHash *engine.Hash // nil until the first entry is seen
 }
@@ -314,7 +323,7 @@ func (c *chain) check(key, value []byte) (*engine.Entry, error) {
 	if index != c.next {
 		return nil, fmt.Errorf("journal: %w: entry %d missing (found %d)", ErrCorrupt, c.next, index)
 	}
-	e, err := engine.DecodeEntry(append([]byte(nil), value...))
+	e, err := c.decode(append([]byte(nil), value...))
 	if err != nil {
 		return nil, fmt.Errorf("journal: entry %d: %w: %w", index, ErrCorrupt, err)
 	}

@@ -25,6 +25,21 @@ type Appender struct {
 	prevHash entry.Hash
 	seg      uint64 // highest segment known to exist, plus one (0: none)
 	failed   error
+	sealer   Sealer
+}
+
+// Sealer seals each envelope before it is encoded (package seal): the
+// Appender stays ignorant of keys and signatures.
+type Sealer interface {
+	Seal(e *entry.Envelope) error
+}
+
+// SealWith makes the appender seal every entry with s; call it before the
+// first Append.
+func (a *Appender) SealWith(s Sealer) {
+	a.mu.Lock()
+	a.sealer = s
+	a.mu.Unlock()
 }
 
 // Pending is one append in flight.
@@ -86,6 +101,11 @@ func (a *Appender) start(bodyVersion uint32, body []byte, timeMs int64) (*Pendin
 		return nil, err
 	}
 	e := &entry.Envelope{Index: a.next, Epoch: a.term.Epoch, PrevHash: a.prevHash, TimeMs: timeMs, BodyVersion: bodyVersion, Body: body}
+	if a.sealer != nil {
+		if err := a.sealer.Seal(e); err != nil {
+			return nil, fmt.Errorf("zkcoord: append %d: %w", a.next, err)
+		}
+	}
 	if _, err := entry.Encode(e); err != nil {
 		return nil, fmt.Errorf("zkcoord: append %d: %w", a.next, err)
 	}

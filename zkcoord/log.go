@@ -47,6 +47,9 @@ func (s *Session) Log(segSize uint64) *Log {
 	return &Log{s: s, segSize: segSize}
 }
 
+// Session is the session the log is read and written through.
+func (l *Log) Session() *Session { return l.s }
+
 func (l *Log) segment(index uint64) uint64 { return (index - 1) / l.segSize }
 
 func (l *Log) segmentPath(seg uint64) string {
@@ -123,17 +126,52 @@ type Head struct {
 // pipelined appends reached ZooKeeper out of order before the fence). Only
 // call it inside a term: the fence guarantees nobody else appends.
 func (l *Log) Recover(ctx context.Context, from Head) (Head, error) {
+	return l.RecoverWith(ctx, from, RecoverOptions{})
+}
+
+// RecoverOptions let a new leader clear junk at the head of the log.
+type RecoverOptions struct {
+	// Check, when set, judges each entry after from, in order (package
+	// seal's verification). An entry it refuses with ErrJunk, or that
+	// does not decode, is junk: nobody but a leader could have written a
+	// good one. Any other error ends the recovery.
+	Check func(*entry.Envelope) error
+	// Keep is the highest index any member reported applied. Junk above
+	// it is deleted with everything after it, as past a hole: nobody
+	// applied it. Junk at or below it is ErrUnverifiedApplied.
+	Keep uint64
+}
+
+// ErrJunk marks, from RecoverOptions.Check, an entry no leader wrote.
+var ErrJunk = errors.New("zkcoord: not an entry of this log")
+
+// ErrUnverifiedApplied: an entry that a member reported applied does not
+// verify here. Deleting it could undo what that member did, so the new
+// leader must halt instead.
+var ErrUnverifiedApplied = errors.New("zkcoord: an entry a member applied does not verify here")
+
+// RecoverWith is Recover that also clears junk (RecoverOptions).
+func (l *Log) RecoverWith(ctx context.Context, from Head, opts RecoverOptions) (Head, error) {
 	if _, err := l.s.Conn.Sync(l.s.Path("operations")); err != nil {
 		return from, fmt.Errorf("zkcoord: sync before recovery: %w", err)
 	}
 	head := from
 	for ctx.Err() == nil {
 		e, err := l.Read(head.Index + 1)
-		if errors.Is(err, ErrNotFound) {
+		switch {
+		case errors.Is(err, ErrNotFound):
 			return head, l.deleteBeyond(head.Index)
-		}
-		if err != nil {
+		case errors.Is(err, ErrDiverged) && opts.Check != nil: // bytes that are no entry
+			return head, l.clearJunk(head, opts.Keep, err)
+		case err != nil:
 			return head, err
+		}
+		if opts.Check != nil {
+			if err := opts.Check(e); errors.Is(err, ErrJunk) {
+				return head, l.clearJunk(head, opts.Keep, err)
+			} else if err != nil {
+				return head, err
+			}
 		}
 		if e.PrevHash != head.Hash {
 			return head, fmt.Errorf("zkcoord: entry %d: %w: prev_hash does not match entry %d", e.Index, ErrDiverged, head.Index)
@@ -141,6 +179,17 @@ func (l *Log) Recover(ctx context.Context, from Head) (Head, error) {
 		head = Head{Index: e.Index, Hash: e.Hash(), Epoch: e.Epoch, BodyVersion: e.BodyVersion}
 	}
 	return head, ctx.Err()
+}
+
+// clearJunk deletes the entry after head and those beyond it, unless a
+// member applied it.
+func (l *Log) clearJunk(head Head, keep uint64, why error) error {
+	index := head.Index + 1
+	if index <= keep {
+		return fmt.Errorf("%w: entry %d (members applied up to %d): %w", ErrUnverifiedApplied, index, keep, why)
+	}
+	l.s.cfg.Logger.Warn("deleting log entries that do not verify: nobody applied them", "from", index, "err", why)
+	return l.deleteBeyond(head.Index)
 }
 
 // deleteBeyond removes entries above index (orphans past a hole) in the

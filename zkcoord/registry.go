@@ -15,6 +15,9 @@ type RegistryRecord struct {
 	ID    string `json:"id"`
 	Addr  string `json:"addr"`
 	Reads uint32 `json:"reads"` // the newest body version its binary reads
+	// Keys are the ids of the data keys it holds (a sealed log): a leader
+	// seals with the newest key every expected member holds.
+	Keys []uint32 `json:"keys,omitempty"`
 	// Serials are the certificates it has run with, oldest first (at most
 	// SerialsKept): removing the member revokes them all.
 	Serials []string `json:"serials,omitempty"`

@@ -2,7 +2,9 @@ package zkcoord
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,6 +72,26 @@ func (c *Config) withDefaults() error {
 	}
 	if user, pass, ok := strings.Cut(c.Auth, ":"); c.Auth != "" && (!ok || user == "" || pass == "") {
 		return errors.New("zkcoord: ZooKeeper credentials must be user:password")
+	}
+	return nil
+}
+
+// AuthFile is the name of bankd's ZooKeeper credentials in its
+// certificate directory.
+const AuthFile = "zookeeper.auth"
+
+// NewAuthFile writes fresh digest credentials, zkbank:<random>, to path
+// (mode 0600), unless the file exists.
+func NewAuthFile(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	secret := make([]byte, 16)
+	if _, err := rand.Read(secret); err != nil {
+		return fmt.Errorf("zkcoord: %w", err)
+	}
+	if err := os.WriteFile(path, []byte("zkbank:"+hex.EncodeToString(secret)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("zkcoord: %w", err)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ type options struct {
 	id, dataDir, zk, zkRoot, listen, advertise    string
 	certsDir, tlsCert, tlsKey, tlsCA, debugListen string
 	zkAuthFile, zkTLSCA, zkTLSCert, zkTLSKey      string
+	dataKeys, clusterID                           string
 	insecure                                      bool
 	sessionTimeout, writeTimeout, readTimeout     time.Duration
 	trimInterval                                  time.Duration
@@ -85,6 +86,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.zkTLSCA, "zk-tls-ca", "", "CA bundle the ZooKeeper servers' certificates chain to (default --tls-ca)")
 	fs.StringVar(&o.zkTLSCert, "zk-tls-cert", "", "certificate bankd shows ZooKeeper (default --tls-cert)")
 	fs.StringVar(&o.zkTLSKey, "zk-tls-key", "", "its private key (default --tls-key)")
+	fs.StringVar(&o.dataKeys, "data-keys", "", "file (mode 0600) of the cluster's data keys that seal the log, a line \"<id> <64 hex>\" each, the same on every node (default data.keys in --certs-dir)")
+	fs.StringVar(&o.clusterID, "cluster-id", "", "the cluster's id (32 hex digits) that every log signature covers (default: the file cluster.id in --certs-dir)")
 	fs.BoolVar(&o.insecure, "insecure", false, "serve plain HTTP and trust every caller, talk plaintext to an open ZooKeeper namespace unless --zk-tls-* and --zk-auth-file say otherwise: for a test on one machine only; bankd says so loudly")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "address of a plain-HTTP listener for /debug/pprof (off by default; keep it on loopback)")
 	fs.DurationVar(&o.sessionTimeout, "session-timeout", def.ZooKeeper.SessionTimeout, "ZooKeeper session timeout: a dead leader is replaced after about this long")

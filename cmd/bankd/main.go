@@ -58,6 +58,10 @@ func run(o *options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	sealing, err := o.sealConfig(mat)
+	if err != nil {
+		return err
+	}
 	var self atomic.Pointer[node.Node] // for the peers' revocation check and SIGHUP, once it runs
 	if mat != nil {
 		defer reloadOnHUP(mat, zkMat, log, func() error {
@@ -79,7 +83,7 @@ func run(o *options, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	revoked := func(serial string) bool { n := self.Load(); return n != nil && n.Revoked(serial) }
-	n, err := node.Start(ctx, o.nodeConfig(advertise, zcfg, log, m, mat, peer.Client(mat, revoked)))
+	n, err := node.Start(ctx, o.nodeConfig(advertise, zcfg, sealing, log, m, mat, peer.Client(mat, revoked)))
 	if err != nil {
 		ln.Close()
 		return err
@@ -141,7 +145,7 @@ func serveDebug(addr string, log *slog.Logger) (func(), error) {
 }
 
 // nodeConfig is the node's configuration from the options.
-func (o *options) nodeConfig(advertise string, zcfg zkcoord.Config, log *slog.Logger, m *metrics.Metrics, mat *tlsconf.Material, peers *http.Client) node.Config {
+func (o *options) nodeConfig(advertise string, zcfg zkcoord.Config, sealing *node.SealConfig, log *slog.Logger, m *metrics.Metrics, mat *tlsconf.Material, peers *http.Client) node.Config {
 	var serial func() string
 	if mat != nil {
 		serial = func() string { return certs.Serial(mat.Leaf()) }
@@ -155,6 +159,7 @@ func (o *options) nodeConfig(advertise string, zcfg zkcoord.Config, log *slog.Lo
 		InflightMax: o.inflight, PeerTimeout: o.writeTimeout, Logger: log, Hooks: m.Hooks(),
 		Transport: peer.NewTransport(peer.Config{Client: peers, CallTimeout: o.writeTimeout + time.Second, Stage: m.Stage}),
 		Serial:    serial,
+		Seal:      sealing,
 	}
 }
 

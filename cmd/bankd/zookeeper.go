@@ -10,10 +10,6 @@ import (
 	"github.com/zkbank/zkbank/zkcoord"
 )
 
-// ZooKeeperAuthFile is the name of the digest credentials file in
-// --certs-dir (bankctl certs zookeeper writes it).
-const ZooKeeperAuthFile = "zookeeper.auth"
-
 // zkFiles names the TLS material bankd shows ZooKeeper: the node's own
 // unless a --zk-tls-* flag replaces a part. With --insecure and none of
 // those flags: none (plaintext).
@@ -44,7 +40,7 @@ func (o *options) zkFiles() (f tlsconf.Files, ok bool, err error) {
 // zookeeper.auth in --certs-dir; none with --insecure and neither.
 func (o *options) zkAuth() string {
 	if o.zkAuthFile == "" && o.certsDir != "" {
-		return filepath.Join(o.certsDir, ZooKeeperAuthFile)
+		return filepath.Join(o.certsDir, zkcoord.AuthFile)
 	}
 	return o.zkAuthFile
 }

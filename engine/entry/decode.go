@@ -9,7 +9,7 @@ import (
 
 // Fields of the envelope, as bits of the set of fields seen.
 const (
-	fieldV uint8 = 1 << iota
+	fieldV uint16 = 1 << iota
 	fieldIndex
 	fieldEpoch
 	fieldPrevHash
@@ -17,16 +17,23 @@ const (
 	fieldCommands // layout 1's inline body
 	fieldBV       // layout 2's body version
 	fieldBody     // layout 2's body
+	fieldKeyID    // layout 3's key id
+	fieldCert     // layout 3's certificate (a term entry)
+	fieldCluster  // layout 3's cluster id (a term entry)
+	fieldSig      // layout 3's signature
 )
 
 // complete reports whether seen holds exactly the fields of layout v.
-func complete(v uint64, seen uint8) bool {
+func complete(v uint64, seen uint16) bool {
 	const common = fieldV | fieldIndex | fieldEpoch | fieldPrevHash | fieldTime
+	const sealed = common | fieldBV | fieldBody | fieldKeyID | fieldSig
 	switch v {
 	case 1:
 		return seen == common|fieldCommands
 	case 2:
 		return seen == common|fieldBV|fieldBody
+	case 3:
+		return seen == sealed || seen == sealed|fieldCert|fieldCluster
 	}
 	return false
 }
@@ -36,10 +43,10 @@ func complete(v uint64, seen uint8) bool {
 func scan(raw []byte) (*Envelope, bool) {
 	s := pack.Scanner{B: raw}
 	e := &Envelope{}
-	var seen uint8
+	var seen uint16
 	var v uint64
 	for n := s.MapLen(); n > 0 && !s.Bad; n-- {
-		var bit uint8
+		var bit uint16
 		switch string(s.Bytes(16)) {
 		case "v":
 			v, bit = s.Uint(), fieldV
@@ -62,6 +69,14 @@ func scan(raw []byte) (*Envelope, bool) {
 			e.BodyVersion, bit = bodyVersion(s.Uint(), &s.Bad), fieldBV
 		case "body":
 			e.Body, bit = s.Bytes(BytesMax), fieldBody
+		case "kid":
+			e.KeyID, bit = keyID(s.Uint(), &s.Bad), fieldKeyID
+		case "cert":
+			e.Cert, bit = s.Bytes(CertBytesMax), fieldCert
+		case "cluster":
+			e.Cluster, bit = s.Bytes(ClusterBytesMax), fieldCluster
+		case "sig":
+			e.Sig, bit = s.Bytes(SigBytesMax), fieldSig
 		default:
 			return nil, false
 		}
@@ -70,7 +85,16 @@ func scan(raw []byte) (*Envelope, bool) {
 		}
 		seen |= bit
 	}
-	return e, s.Done() && complete(v, seen) && layout(e.BodyVersion) == v
+	return e, s.Done() && complete(v, seen) && layout(e.BodyVersion) == v && e.checkSeal() == nil
+}
+
+// keyID reads a key id, which fits 32 bits.
+func keyID(v uint64, bad *bool) uint32 {
+	if v > 1<<32-1 {
+		*bad = true
+		return 0
+	}
+	return uint32(v)
 }
 
 // inlineBody takes layout 1's body: the value of "commands". When it is
@@ -111,7 +135,7 @@ func readFields(r *pack.Reader, e *Envelope) error {
 	if err != nil {
 		return err
 	}
-	var seen uint8
+	var seen uint16
 	var v uint64
 	for i := 0; i < n; i++ {
 		k, err := r.Key()
@@ -127,7 +151,7 @@ func readFields(r *pack.Reader, e *Envelope) error {
 		}
 		seen |= bit
 	}
-	if v != 1 && v != 2 {
+	if v < 1 || v > 3 {
 		return fmt.Errorf("unknown layout %d", v)
 	}
 	if !complete(v, seen) {
@@ -136,10 +160,10 @@ func readFields(r *pack.Reader, e *Envelope) error {
 	if layout(e.BodyVersion) != v {
 		return fmt.Errorf("body version %d in layout %d", e.BodyVersion, v)
 	}
-	return nil
+	return e.checkSeal()
 }
 
-func readField(r *pack.Reader, k string, e *Envelope, v *uint64, last bool) (uint8, error) {
+func readField(r *pack.Reader, k string, e *Envelope, v *uint64, last bool) (uint16, error) {
 	var err error
 	switch k {
 	case "v":
@@ -176,6 +200,24 @@ func readField(r *pack.Reader, k string, e *Envelope, v *uint64, last bool) (uin
 	case "body":
 		e.Body, err = r.Bytes(BytesMax)
 		return fieldBody, err
+	case "kid":
+		var id uint64
+		id, err = r.Uint()
+		bad := false
+		e.KeyID = keyID(id, &bad)
+		if err == nil && bad {
+			err = fmt.Errorf("key id %d", id)
+		}
+		return fieldKeyID, err
+	case "cert":
+		e.Cert, err = r.Bytes(CertBytesMax)
+		return fieldCert, err
+	case "cluster":
+		e.Cluster, err = r.Bytes(ClusterBytesMax)
+		return fieldCluster, err
+	case "sig":
+		e.Sig, err = r.Bytes(SigBytesMax)
+		return fieldSig, err
 	}
 	return 0, errors.New("unknown field")
 }

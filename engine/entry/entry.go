@@ -20,6 +20,7 @@ package entry
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -54,6 +55,9 @@ const BytesMax = 900 << 10
 // Body versions. BodyV1 is the only one carried inline (layout v 1).
 const (
 	BodyV1 = 1
+	// BodySealed is the first body version written in layout 3: the body
+	// encrypted, the envelope signed (package seal).
+	BodySealed = 3
 	// BodyVersionMax bounds the versions an envelope may name.
 	BodyVersionMax = 1 << 16
 )
@@ -72,7 +76,16 @@ type Envelope struct {
 	PrevHash    Hash
 	TimeMs      int64
 	BodyVersion uint32
-	Body        []byte // msgpack bytes of the body, of BodyVersion
+	Body        []byte // msgpack bytes of the body, of BodyVersion; sealed (encrypted) in layout 3
+
+	// Layout 3 (BodySealed and later) only. KeyID names the data key the
+	// body is sealed with; Sig signs SigningHash. A term entry, the first
+	// of its epoch, also carries the signer's node certificate (DER) and
+	// the cluster's id; the entries after it in the epoch carry neither.
+	KeyID   uint32
+	Cert    []byte
+	Cluster []byte
+	Sig     []byte
 
 	raw  []byte // the bytes this envelope was decoded from or encoded to
 	hash Hash   // SHA-256 of raw
@@ -92,8 +105,11 @@ func Encode(e *Envelope) ([]byte, error) {
 	if e.BodyVersion < BodyV1 || e.BodyVersion >= BodyVersionMax {
 		return nil, fmt.Errorf("entry: encode %d: body version %d", e.Index, e.BodyVersion)
 	}
-	w := pack.NewWriter(96 + len(e.Body))
-	w.MapLen(6 + min(int(e.BodyVersion)-1, 1))
+	if err := e.checkSeal(); err != nil {
+		return nil, fmt.Errorf("entry: encode %d: %w", e.Index, err)
+	}
+	w := pack.NewWriter(96 + len(e.Body) + len(e.Cert) + len(e.Sig))
+	w.MapLen(fieldCount(e))
 	w.Str("v")
 	w.Uint(layout(e.BodyVersion))
 	w.Str("index")
@@ -116,6 +132,18 @@ func Encode(e *Envelope) ([]byte, error) {
 		w.Str("body")
 		w.Bin(e.Body)
 	}
+	if e.BodyVersion >= BodySealed {
+		w.Str("kid")
+		w.Uint(uint64(e.KeyID))
+		if len(e.Cert) > 0 {
+			w.Str("cert")
+			w.Bin(e.Cert)
+			w.Str("cluster")
+			w.Bin(e.Cluster)
+		}
+		w.Str("sig")
+		w.Bin(e.Sig)
+	}
 	if w.Err != nil {
 		return nil, fmt.Errorf("entry: encode %d: %w", e.Index, w.Err)
 	}
@@ -129,11 +157,89 @@ func Encode(e *Envelope) ([]byte, error) {
 
 // layout is the envelope layout a body version is written in.
 func layout(bodyVersion uint32) uint64 {
-	if bodyVersion == BodyV1 {
+	switch {
+	case bodyVersion == BodyV1:
 		return 1
+	case bodyVersion < BodySealed:
+		return 2
 	}
-	return 2
+	return 3
 }
+
+// fieldCount is how many fields e's layout writes.
+func fieldCount(e *Envelope) int {
+	switch layout(e.BodyVersion) {
+	case 1:
+		return 6
+	case 2:
+		return 7
+	}
+	if len(e.Cert) > 0 {
+		return 11
+	}
+	return 9
+}
+
+// Limits of layout 3's fields.
+const (
+	CertBytesMax    = 8 << 10
+	ClusterBytesMax = 64
+	SigBytesMax     = 160
+)
+
+// checkSeal: layout 3 needs a signature, and a certificate comes with a
+// cluster id; layouts 1 and 2 carry none of those fields.
+func (e *Envelope) checkSeal() error {
+	sealed := e.BodyVersion >= BodySealed
+	switch {
+	case !sealed && (e.KeyID != 0 || e.Cert != nil || e.Cluster != nil || e.Sig != nil):
+		return fmt.Errorf("body version %d carries no key id, certificate, cluster or signature", e.BodyVersion)
+	case !sealed:
+		return nil
+	case len(e.Sig) == 0 || len(e.Sig) > SigBytesMax:
+		return fmt.Errorf("signature of %d bytes (1 to %d)", len(e.Sig), SigBytesMax)
+	case (len(e.Cert) == 0) != (len(e.Cluster) == 0):
+		return errors.New("a term entry carries both a certificate and a cluster id, any other neither")
+	case len(e.Cert) > CertBytesMax || len(e.Cluster) > ClusterBytesMax:
+		return fmt.Errorf("certificate of %d bytes (at most %d) or cluster id of %d (at most %d)", len(e.Cert), CertBytesMax, len(e.Cluster), ClusterBytesMax)
+	}
+	return nil
+}
+
+// SigningHash is what the signature of a layout 3 envelope signs: the
+// SHA-256 of a domain tag, the cluster's id, and every field of the
+// envelope but the signature, each of a fixed width or length-prefixed
+// (docs/format.md). Nothing in it depends on a clock or on msgpack.
+func (e *Envelope) SigningHash(cluster []byte) Hash {
+	h := sha256.New()
+	var b [8]byte
+	num := func(v uint64) {
+		binary.BigEndian.PutUint64(b[:], v)
+		h.Write(b[:])
+	}
+	bytes := func(p []byte) {
+		num(uint64(len(p)))
+		h.Write(p)
+	}
+	h.Write([]byte(signingTag))
+	bytes(cluster)
+	num(e.Index)
+	num(e.Epoch)
+	h.Write(e.PrevHash[:])
+	num(uint64(e.TimeMs))
+	num(uint64(e.BodyVersion))
+	num(uint64(e.KeyID))
+	bytes(e.Cert)
+	bytes(e.Cluster)
+	bytes(e.Body)
+	var out Hash
+	h.Sum(out[:0])
+	return out
+}
+
+// signingTag starts every SigningHash, so that no other signature by a
+// node key (a TLS handshake's, a snapshot's) is ever an entry's.
+const signingTag = "zkbank entry signature v1\x00"
 
 // Decode decodes an envelope and keeps raw and its hash in it (raw must
 // not be modified afterwards; Body is a slice of it). Anything but a

@@ -31,6 +31,8 @@ type Options struct {
 	Engine engine.Config
 	Retain int    // snapshots kept; default 3
 	FS     vfs.FS // journal filesystem; nil for the real one (tests crash a memory FS)
+	// Decode reads the journal's entries (journal.Options.Decode).
+	Decode func(raw []byte) (*engine.Entry, error)
 }
 
 // Dir is an open data directory.
@@ -50,7 +52,7 @@ func Open(path string, opts Options) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	j, err := journal.Open(filepath.Join(path, "journal"), journal.Options{FS: opts.FS})
+	j, err := journal.Open(filepath.Join(path, "journal"), journal.Options{FS: opts.FS, Decode: opts.Decode})
 	if err != nil {
 		return nil, err
 	}

@@ -110,6 +110,10 @@ func (e *Ensemble) Dial(t testing.TB) *zk.Conn {
 	return conn
 }
 
+// SuperAuth is the super user's digest credentials, for a zkcoord
+// session that plays a ZooKeeper operator.
+func (e *Ensemble) SuperAuth() string { return "super:" + e.sec.super }
+
 // Super is Dial authenticated as ZooKeeper's super user, which passes
 // every ACL: what a ZooKeeper operator, or someone who stole their
 // password, can do.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/journal/datadir"
+	"github.com/zkbank/zkbank/seal"
 	"github.com/zkbank/zkbank/snapshot"
 )
 
@@ -33,6 +34,7 @@ type Report struct {
 	Commands  uint64
 	Outcomes  map[string]uint64 // commands by outcome code
 	Snapshots []SnapshotCheck   // every snapshot at or below Index
+	Verified  uint64            // sealed entries whose signature verified (Options.Trust with Roots)
 }
 
 // SnapshotCheck is the comparison of one snapshot with the replay.
@@ -48,23 +50,63 @@ type Options struct {
 	To       uint64                                               // stop after this index (0: the end)
 	Progress func(done, total uint64)                             // called every few thousand entries
 	OnApply  func(*engine.Entry, []engine.Result, *engine.Engine) // sees each applied entry
+	// Trust opens a sealed journal (its data keys) and, with Roots and
+	// Cluster set, verifies every sealed entry's signature before it is
+	// applied, as the nodes did.
+	Trust *seal.Trust
 }
 
 // Open opens a data dir for reading; it refuses a path that is not one.
-func Open(dir string) (*datadir.Dir, error) {
+// A sealed journal needs trust's data keys (nil for one that is not).
+func Open(dir string, trust *seal.Trust) (*datadir.Dir, error) {
 	if _, err := os.Stat(filepath.Join(dir, "journal")); err != nil {
 		return nil, fmt.Errorf("audit: %s is not a bankd data dir (no journal/): %w", dir, err)
 	}
-	d, err := datadir.Open(dir, datadir.Options{Engine: engine.DefaultConfig()})
+	opts := datadir.Options{Engine: engine.DefaultConfig()}
+	if trust != nil {
+		opts.Decode = trust.DecodeRaw
+	}
+	d, err := datadir.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("audit: open %s (is a bankd still running on it? audit a copy): %w", dir, err)
 	}
 	return d, nil
 }
 
+// verifier checks each entry's signature against the state before it, as
+// a node does: a cursor from the engine's signer and revocations, made
+// again after an entry that revokes a certificate.
+type verifier struct {
+	trust *seal.Trust
+	eng   *engine.Engine
+	cur   *seal.Cursor
+}
+
+func (v *verifier) check(ent *engine.Entry, r *Report) error {
+	if v.trust == nil || v.trust.Roots == nil || ent.BodyVersion < engine.BodyV3 {
+		return nil
+	}
+	if v.cur == nil {
+		revoked := func(serial string) bool { _, ok := v.eng.Revoked(serial); return ok }
+		cur, err := v.trust.NewCursor(v.eng.Signer(), revoked)
+		if err != nil {
+			return err
+		}
+		v.cur = cur
+	}
+	if _, err := v.cur.Open(&ent.Envelope); err != nil {
+		return err
+	}
+	if seal.Revokes(ent) {
+		v.cur = nil
+	}
+	r.Verified++
+	return nil
+}
+
 // Replay rebuilds the state of the data dir at dir.
 func Replay(dir string, opts Options) (*Report, error) {
-	d, err := Open(dir)
+	d, err := Open(dir, opts.Trust)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +145,11 @@ func replayRange(d *datadir.Dir, e *engine.Engine, from, to uint64, r *Report, p
 	if from == to {
 		return nil
 	}
+	v := verifier{trust: opts.Trust, eng: e}
 	err := d.Journal.Iterate(from+1, to, func(ent *engine.Entry) error {
+		if err := v.check(ent, r); err != nil {
+			return err
+		}
 		results, err := e.Apply(ent)
 		if err != nil {
 			return err

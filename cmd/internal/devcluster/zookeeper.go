@@ -12,25 +12,22 @@ import (
 
 	"github.com/zkbank/zkbank/certs"
 	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
+	"github.com/zkbank/zkbank/seal"
 	"github.com/zkbank/zkbank/zkcoord"
 	"github.com/zkbank/zkbank/zkcoord/zkserver"
 )
 
-// Files of the dev cluster's ZooKeeper credentials, in its certs
-// directory: bankd's digest credentials (bankd reads zookeeper.auth
-// there by default) and the ZooKeeper super user's password, for an
-// operator's zkCli.
-const (
-	ZooKeeperAuthFile  = "zookeeper.auth"
-	ZooKeeperSuperFile = "zookeeper.super"
-)
+// ZooKeeperSuperFile holds the dev cluster's ZooKeeper super password
+// (for an operator's zkCli), in its certs directory; bankd's own digest
+// credentials are zkcoord.AuthFile there.
+const ZooKeeperSuperFile = "zookeeper.super"
 
 // zkName is the name of ZooKeeper server i (1-based) and its certificate.
 func zkName(i int) string { return fmt.Sprintf("zk%d", i) }
 
 // ensureZooKeeperSecrets gives every ZooKeeper server a certificate of the
-// cluster CA and the cluster its digest and super credentials, keeping
-// those of an earlier start.
+// cluster CA, the cluster its digest and super credentials, and its log
+// its cluster id and data key, keeping those of an earlier start.
 func ensureZooKeeperSecrets(cfg *Config, ca *certs.CA) error {
 	dir := CertsDir(cfg.Dir)
 	for i := 1; i <= cfg.ZooKeepers; i++ {
@@ -40,14 +37,15 @@ func ensureZooKeeperSecrets(cfg *Config, ca *certs.CA) error {
 			}
 		}
 	}
-	for _, f := range []struct{ name, user string }{{ZooKeeperAuthFile, "zkbank:"}, {ZooKeeperSuperFile, ""}} {
-		if p := filepath.Join(dir, f.name); !exists(p) {
-			if err := writePrivate(p, f.user+randomSecret()+"\n"); err != nil {
-				return fmt.Errorf("devcluster: %w", err)
-			}
+	if err := zkcoord.NewAuthFile(filepath.Join(dir, zkcoord.AuthFile)); err != nil {
+		return err
+	}
+	if p := filepath.Join(dir, ZooKeeperSuperFile); !exists(p) {
+		if err := writePrivate(p, randomSecret()+"\n"); err != nil {
+			return fmt.Errorf("devcluster: %w", err)
 		}
 	}
-	return nil
+	return seal.InitDir(dir)
 }
 
 func randomSecret() string {
@@ -99,7 +97,7 @@ func ZooKeeper(cfg Config, root string) (zkcoord.Config, error) {
 		zc.AllowOpen = true
 		return zc, nil
 	}
-	auth, err := zkcoord.ParseAuth(filepath.Join(CertsDir(cfg.Dir), ZooKeeperAuthFile))
+	auth, err := zkcoord.ParseAuth(filepath.Join(CertsDir(cfg.Dir), zkcoord.AuthFile))
 	if err != nil {
 		return zc, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/zkbank/zkbank/cmd/internal/audit"
 	"github.com/zkbank/zkbank/cmd/internal/devcluster"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/seal"
 )
 
 var (
@@ -232,13 +233,17 @@ func (c *cluster) converge(accounts []string) (map[string]uint64, wire.Digest) {
 // auditNodes replays each node's data dir (the cluster is stopped) and
 // compares with the live digest.
 func (c *cluster) auditNodes(d wire.Digest) {
+	trust, err := seal.LoadDir(devcluster.CertsDir(c.dir))
+	if err != nil {
+		c.t.Fatal(err)
+	}
 	for i := range c.endpoints {
 		dir := filepath.Join(c.dir, "nodes", fmt.Sprintf("n%d", i+1), "data")
-		rep, err := audit.Replay(dir, audit.Options{To: d.Index})
-		if err != nil || rep.StateHash.String() != d.StateHash {
+		rep, err := audit.Replay(dir, audit.Options{To: d.Index, Trust: trust})
+		if err != nil || rep.StateHash.String() != d.StateHash || rep.Verified == 0 {
 			c.t.Fatalf("audit of n%d: %+v %v; live digest %s", i+1, rep, err, d.StateHash)
 		}
-		c.t.Logf("audit of n%d: journal from index %d, state hash matches", i+1, rep.From+1)
+		c.t.Logf("audit of n%d: journal from index %d, %d signatures verified, state hash matches", i+1, rep.From+1, rep.Verified)
 	}
 }
 

@@ -12,6 +12,7 @@
 package tlsconf
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -128,6 +129,17 @@ func (c currentSessions) Get(key string) (*tls.ClientSessionState, bool) {
 
 func (c currentSessions) Put(key string, cs *tls.ClientSessionState) {
 	c.m.cur.Load().sessions.Put(key, cs)
+}
+
+// Identity is the material's own key and certificate (DER), as they are
+// now: what a node signs the log with (nil without a certificate).
+func (m *Material) Identity() (crypto.Signer, []byte) {
+	l := m.cur.Load()
+	if l.cert == nil {
+		return nil, nil
+	}
+	key, _ := l.cert.PrivateKey.(crypto.Signer)
+	return key, l.leaf.Raw
 }
 
 // Leaf is the material's own certificate (nil without one).

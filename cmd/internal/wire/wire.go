@@ -187,6 +187,16 @@ type Cluster struct {
 	// Insecure: the node runs with --insecure (plain HTTP, nobody
 	// authenticated).
 	Insecure bool `json:"insecure,omitempty"`
+	// Stalled: the answering node waits on the next log entry, which does
+	// not verify (or decode); it never applies one.
+	Stalled *Stalled `json:"stalled,omitempty"`
+}
+
+// Stalled is the log entry a node waits on, and why.
+type Stalled struct {
+	Index  uint64    `json:"index"`
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
 }
 
 // Revocation is a revoked certificate: the body of POST

@@ -12,6 +12,7 @@ import (
 	"github.com/zkbank/zkbank/cmd/internal/audit"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/seal"
 )
 
 func (a *app) journalCommand() *cobra.Command {
@@ -20,7 +21,14 @@ func (a *app) journalCommand() *cobra.Command {
 	return cmd
 }
 
-func dataDirFlag(cmd *cobra.Command, dir *string) {
+// dataDirFlag adds --data-dir and the flags that open a sealed journal.
+func (a *app) dataDirFlag(cmd *cobra.Command, dir *string) {
+	dataDirOnly(cmd, dir)
+	a.sealed.add(cmd)
+}
+
+// dataDirOnly adds --data-dir, for a command that reads no entry.
+func dataDirOnly(cmd *cobra.Command, dir *string) {
 	cmd.Flags().StringVar(dir, "data-dir", "", "a bankd data dir (stop the node or audit a copy)")
 	cmd.MarkFlagRequired("data-dir")
 }
@@ -49,11 +57,19 @@ func (a *app) journalReplay() *cobra.Command {
 when it was trimmed, else from index 1), verifying the hash chain, and
 compare the state with every snapshot passed on the way. Prints the state
 hash (the same as GET /v1/digest at that index), totals and commands by
-outcome. Exits 5 on any mismatch or damage.`,
+outcome. A sealed journal needs the data keys (--data-keys, or data.keys
+beside --cacert); with --cacert every signature is verified too, against
+the CA and the cluster's id (--cluster-id, or cluster.id beside it).
+Exits 5 on any mismatch, damage or signature that fails, naming the
+first index.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			trust, err := a.trust(&a.sealed)
+			if err != nil {
+				return err
+			}
 			var bar *progress
-			r, err := audit.Replay(dir, audit.Options{To: to, Progress: func(done, total uint64) {
+			r, err := audit.Replay(dir, audit.Options{To: to, Trust: trust, Progress: func(done, total uint64) {
 				if bar == nil {
 					bar = newProgress(a.stderr, "replay", int(total))
 				}
@@ -67,7 +83,7 @@ outcome. Exits 5 on any mismatch or damage.`,
 			return err
 		},
 	}
-	dataDirFlag(cmd, &dir)
+	a.dataDirFlag(cmd, &dir)
 	cmd.Flags().Uint64Var(&to, "to", 0, "stop after this index (default: the end)")
 	return cmd
 }
@@ -114,8 +130,12 @@ func (a *app) journalDump() *cobra.Command {
 			}
 			// A replay, not a read of the journal: who sent each command
 			// (a token's name) and its outcome are the engine's to say.
+			trust, err := a.trust(&a.sealed)
+			if err != nil {
+				return err
+			}
 			var werr error
-			_, err = audit.Replay(dir, audit.Options{To: to, OnApply: func(e *engine.Entry, res []engine.Result, eng *engine.Engine) {
+			_, err = audit.Replay(dir, audit.Options{To: to, Trust: trust, OnApply: func(e *engine.Entry, res []engine.Result, eng *engine.Engine) {
 				if e.Index < from || werr != nil {
 					return
 				}
@@ -128,7 +148,7 @@ func (a *app) journalDump() *cobra.Command {
 			return errors.Join(err, werr)
 		},
 	}
-	dataDirFlag(cmd, &dir)
+	a.dataDirFlag(cmd, &dir)
 	cmd.Flags().Uint64Var(&from, "from", 1, "first index")
 	cmd.Flags().Uint64Var(&to, "to", 0, "last index (default: the end)")
 	return cmd
@@ -225,7 +245,11 @@ it as it was). Stop the node first, or audit a copy of its data dir.`,
   bankctl journal history IE29-AIBK-9311 --data-dir /tmp/audit -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			lines, r, err := statement(dir, args[0])
+			trust, err := a.trust(&a.sealed)
+			if err != nil {
+				return err
+			}
+			lines, r, err := statement(dir, args[0], trust)
 			if err != nil {
 				return err
 			}
@@ -236,17 +260,17 @@ it as it was). Stop the node first, or audit a copy of its data dir.`,
 			return a.showStatement(args[0], lines, r)
 		},
 	}
-	dataDirFlag(cmd, &dir)
+	a.dataDirFlag(cmd, &dir)
 	return cmd
 }
 
 // statement replays the journal and keeps a line per command that touched
 // account, each with the balance its own result gives.
-func statement(dir, account string) ([]statementLine, *audit.Report, error) {
+func statement(dir, account string, trust *seal.Trust) ([]statementLine, *audit.Report, error) {
 	var lines []statementLine
 	var balance uint64
 	started := false
-	r, err := audit.Replay(dir, audit.Options{OnApply: func(e *engine.Entry, results []engine.Result, eng *engine.Engine) {
+	r, err := audit.Replay(dir, audit.Options{Trust: trust, OnApply: func(e *engine.Entry, results []engine.Result, eng *engine.Engine) {
 		for i, c := range e.Commands {
 			if !started { // the balance at the replay's start, before this entry's commands
 				started = true

@@ -14,6 +14,8 @@ import (
 
 	"github.com/zkbank/zkbank/certs"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/seal"
+	"github.com/zkbank/zkbank/zkcoord"
 )
 
 const certsLong = `Make and inspect the cluster's certificates (no openssl needed), and
@@ -24,16 +26,22 @@ BANKCTL_CERTS_DIR, default ./certs):
   ca.key                    the CA's private key: keep it offline
   node-<id>.crt, .key       a node's certificate (it says zkbank://node/<id>)
   client-<name>.crt, .key   a client's certificate (principal and role)
+  zookeeper-<name>.crt, .key, .pem  a ZooKeeper server's certificate, key
+                            and PEM keystore (zoo.cfg ssl.keyStore.location)
+  cluster.id                the cluster's id, which every log signature covers
+  data.keys                 the data keys that seal the log (0600; every node)
+  zookeeper.auth            bankd's ZooKeeper digest credentials (0600)
 
-A node runs with --certs-dir pointing at a directory holding ca.crt and
-its own node-<id> files; copy only those to its host. Revocation and CA
+A node runs with --certs-dir pointing at a directory holding ca.crt,
+its own node-<id> files, cluster.id, data.keys and zookeeper.auth; copy
+only those to its host. Revocation and CA
 rollover: docs/security.md.`
 
 func (a *app) certsCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "certs", Short: "Make, list and revoke the cluster's certificates", Long: certsLong}
 	dir := envOr("BANKCTL_CERTS_DIR", "certs")
 	cmd.PersistentFlags().StringVar(&dir, "dir", dir, "certificate directory (env BANKCTL_CERTS_DIR)")
-	cmd.AddCommand(a.certsCA(&dir), a.certsNode(&dir), a.certsClient(&dir), a.certsRollover(&dir),
+	cmd.AddCommand(a.certsCA(&dir), a.certsNode(&dir), a.certsClient(&dir), a.certsZooKeeper(&dir), a.certsDataKey(&dir), a.certsRollover(&dir),
 		a.certsDropOld(&dir), a.certsList(&dir), a.certsRevoke(&dir), a.certsRevocations())
 	return cmd
 }
@@ -47,6 +55,12 @@ func (a *app) certsCA(dir *string) *cobra.Command {
 		RunE: func(*cobra.Command, []string) error {
 			ca, err := certs.NewCA(*dir, name)
 			if err != nil {
+				return err
+			}
+			if err := seal.InitDir(*dir); err != nil {
+				return err
+			}
+			if err := zkcoord.NewAuthFile(filepath.Join(*dir, zkcoord.AuthFile)); err != nil {
 				return err
 			}
 			return a.said(ca.Cert, filepath.Join(*dir, certs.CAFile), "keep "+filepath.Join(*dir, certs.CAKeyFile)+" offline: whoever has it can make nodes")
@@ -88,6 +102,63 @@ Issuing again for the same id replaces the files: the way to renew one
 	cmd.Flags().StringArrayVar(&hosts, "host", nil, "a DNS name or IP the node is reached at (repeat)")
 	cmd.MarkFlagRequired("id")
 	return cmd
+}
+
+func (a *app) certsZooKeeper(dir *string) *cobra.Command {
+	var name string
+	var hosts []string
+	cmd := &cobra.Command{
+		Use:   "zookeeper --name NAME --host IP [--host HOST]...",
+		Short: "Issue a ZooKeeper server's certificate and PEM keystore (zookeeper-<name>.crt, .key, .pem)",
+		Long: `Issue a ZooKeeper server's certificate, for its secureClientPort and
+sslQuorum: server and client usage, the zkbank://zookeeper/<name> marker
+(it is no node certificate: it cannot join the bank or sign its log), and
+every --host. bankd dials ZooKeeper by IP, so list the server's IPs. The
+.pem file is the keystore zoo.cfg names (ssl.keyStore.type=PEM); the CA
+bundle ca.crt is its trust store (docs/operations.md).`,
+		Example: "  bankctl certs zookeeper --name zk1 --host 10.0.0.21",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if len(hosts) == 0 {
+				return usageError{errors.New("--host is required: the IPs (and names) the server is reached at")}
+			}
+			ca, err := certs.LoadCA(*dir)
+			if err != nil {
+				return err
+			}
+			c, err := ca.IssueZooKeeper(*dir, name, hosts)
+			if err != nil {
+				return usageError{err}
+			}
+			crt, _, _ := certs.ZooKeeperFiles(*dir, name)
+			return a.said(c, crt, "")
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "the server's name, e.g. zk1 (required)")
+	cmd.Flags().StringArrayVar(&hosts, "host", nil, "an IP or DNS name the server is reached at (repeat)")
+	cmd.MarkFlagRequired("name")
+	return cmd
+}
+
+func (a *app) certsDataKey(dir *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "data-key",
+		Short: "Add a new data key to data.keys, for a key rotation",
+		Long: `Add a data key with the next id to data.keys. Copy the file to every node
+and restart each; once every expected member holds the new key, the
+leader seals new entries with it (older entries keep theirs, so never
+drop an old key while a journal or snapshot may need it). See
+docs/security.md, key rotation.`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			id, err := seal.AddKey(*dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "added data key %d to %s\n", id, filepath.Join(*dir, seal.DataKeysFile))
+			return nil
+		},
+	}
 }
 
 func (a *app) certsClient(dir *string) *cobra.Command {

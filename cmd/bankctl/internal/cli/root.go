@@ -49,6 +49,7 @@ type app struct {
 	consistency    string
 	flags          *pflag.FlagSet
 	tls            tlsconf.Files // --cacert, --cert, --key-file
+	sealed         sealedFlags   // the journal commands' --data-keys, --cluster-id
 	token          string        // --token
 	stdin          io.Reader
 	stdout         io.Writer

@@ -26,7 +26,7 @@ func (a *app) snapshotCommand() *cobra.Command {
 			return a.showSnapshots(paths, false)
 		},
 	}
-	dataDirFlag(ls, &dir)
+	dataDirOnly(ls, &dir)
 	inspect := &cobra.Command{
 		Use: "inspect FILE", Short: "Show a snapshot's header, verify its checksum and recompute its state hash", Args: cobra.ExactArgs(1),
 		Example: "  bankctl snapshot inspect /tmp/audit/snapshots/snap-00000000000000010000.zks",
@@ -59,7 +59,7 @@ func (a *app) snapshotCommand() *cobra.Command {
 }
 
 func snapshotPaths(dir string) ([]string, error) {
-	d, err := audit.Open(dir)
+	d, err := audit.Open(dir, nil) // lists files; no entry is read
 	if err != nil {
 		return nil, err
 	}

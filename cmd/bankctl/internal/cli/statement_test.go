@@ -50,7 +50,7 @@ func TestAStatementShowsEachCommandsOwnBalance(t *testing.T) {
 			{Op: engine.OpDeposit, Key: "d", Account: "H1", Amount: 10}, // a retry: replayed
 			{Op: engine.OpTransfer, Key: "t2", Account: "H2", To: "H1", Amount: 2},
 		})
-	lines, _, err := statement(dir, "H1")
+	lines, _, err := statement(dir, "H1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,6 +143,9 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 	st := s.node.Status()
 	out := wire.Cluster{Self: s.node.ID(), LogHead: v.Head, TrimmedBelow: v.TrimmedBelow, BodyVersion: st.BodyVersion,
 		BodyVersionSince: st.VersionSince, Stale: v.Stale, Insecure: s.cfg.Insecure}
+	if st.Stalled != nil {
+		out.Stalled = &wire.Stalled{Index: st.Stalled.Index, Reason: st.Stalled.Reason, Since: st.Stalled.Since}
+	}
 	leader, ok := s.node.Leader()
 	if ok {
 		out.Leader = &wire.Leader{ID: leader.ID, Addr: leader.Addr, Epoch: leader.Epoch}

@@ -110,6 +110,12 @@ func (m *Metrics) Watch(status func() node.Status) {
 			Help: "Entries a follower took from the leader's push stream instead of reading them from ZooKeeper."},
 			func() float64 { return float64(status().Pushed) }),
 		gauge("zkbank_leader", "1 while this node leads.", func(s node.Status) float64 { return b2f(s.Leader) }),
+		gauge("zkbank_log_stalled_index", "Index of the log entry this node waits on because it does not verify; 0 when none.", func(s node.Status) float64 {
+			if s.Stalled == nil {
+				return 0
+			}
+			return float64(s.Stalled.Index)
+		}),
 		gauge("zkbank_ready", "1 while this node is ready.", func(s node.Status) float64 { return b2f(s.Ready) }),
 		gauge("zkbank_zookeeper_session_connected", "1 while the ZooKeeper session is established.", func(s node.Status) float64 {
 			return b2f(s.Session == "StateHasSession")

@@ -9,12 +9,14 @@
 package node
 
 import (
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/seal"
 	"github.com/zkbank/zkbank/zkcoord"
 )
 
@@ -62,6 +64,10 @@ type Config struct {
 	// whose certificate is revoked stops.
 	Serial func() string
 
+	// Seal, when set, seals the log (body version 3): entries encrypted
+	// with the cluster's data keys and signed by their epoch's leader.
+	// Without it the node reads and writes body version 2 at most.
+	Seal *SealConfig
 	// Clock stamps the entries this node writes as leader (time.Now; a
 	// test skews it). The engine judges expiry by these stamps, never by
 	// a receiving node's clock.
@@ -69,6 +75,14 @@ type Config struct {
 
 	Logger *slog.Logger
 	Hooks  Hooks
+}
+
+// SealConfig is what a node seals and verifies the log with.
+type SealConfig struct {
+	Trust *seal.Trust
+	// Identity is the key and certificate (DER) this node signs with as
+	// leader, read when each term begins (SIGHUP may change them).
+	Identity func() (crypto.Signer, []byte)
 }
 
 // DefaultConfig is the configuration bankd runs with unless told
@@ -147,6 +161,9 @@ func (c *Config) withDefaults() error {
 	setDefault(&c.ProgressInterval, def.ProgressInterval)
 	setDefault(&c.PeerTimeout, def.PeerTimeout)
 	setDefault(&c.BodyVersionMax, def.BodyVersionMax)
+	if c.Seal == nil {
+		c.BodyVersionMax = min(c.BodyVersionMax, engine.BodyV2)
+	}
 	setDefault(&c.SnapshotTimeout, def.SnapshotTimeout)
 	if c.Engine == (engine.Config{}) {
 		c.Engine = def.Engine

@@ -11,6 +11,8 @@ import (
 	"github.com/zkbank/zkbank/cmd/bankd/internal/groupcommit"
 	"github.com/zkbank/zkbank/cmd/bankd/internal/rounds"
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/entry"
+	"github.com/zkbank/zkbank/seal"
 	"github.com/zkbank/zkbank/zkcoord"
 )
 
@@ -31,6 +33,9 @@ type leaderState struct {
 	// bodyVersion is the body version the next entry is written in: the
 	// log's, until every expected member reads a newer one.
 	bodyVersion atomic.Uint32
+	// sealKey is the data key the term seals with: the newest every
+	// expected member holds (a sealed log).
+	sealKey atomic.Uint32
 	// feed hands each started append, in order, to the replica loop,
 	// which applies the entry as soon as ZooKeeper confirms it, instead of
 	// reading it back. Its capacity bounds how far appends run ahead.
@@ -156,6 +161,10 @@ func (n *Node) leadTerms(ctx context.Context) {
 
 func (n *Node) lead(term *zkcoord.Term) {
 	head, err := n.recoverHead(term)
+	if errors.Is(err, zkcoord.ErrUnverifiedApplied) {
+		n.stop(fmt.Errorf("node: leading epoch %d: %w", term.Epoch, err)) // deleting it could undo what a member did
+		return
+	}
 	if err != nil {
 		n.cfg.Logger.Warn("could not take over the log; waiting for the term to end", "epoch", term.Epoch, "err", err)
 		<-term.Done()
@@ -171,6 +180,7 @@ func (n *Node) lead(term *zkcoord.Term) {
 	if err := n.raiseBodyVersion(ls); err != nil { // before the first entry of a fresh cluster
 		n.cfg.Logger.Warn("reading the registry failed; keeping the log's body version for now", "err", err)
 	}
+	n.chooseSealKey(ls)
 	n.appendHead.Store(head.Index)
 	n.leading.Store(ls)
 	select { // wake the replica loop: it switches from tailing to the feed
@@ -180,7 +190,12 @@ func (n *Node) lead(term *zkcoord.Term) {
 	n.cfg.Logger.Info("leading", "epoch", term.Epoch, "log_head", head.Index)
 	go n.trimWhileLeading(term)
 	go n.keepVersion(ls)
-	n.batch(term, n.log.NewAppender(term, head, n.cfg.InflightMax), ls)
+	app := n.log.NewAppender(term, head, n.cfg.InflightMax)
+	if n.cfg.Seal != nil {
+		key, cert := n.cfg.Seal.Identity()
+		app.SealWith(n.cfg.Seal.Trust.NewTerm(key, cert, ls.sealKey.Load))
+	}
+	n.batch(term, app, ls)
 	ls.close()
 	n.leading.CompareAndSwap(ls, nil)
 	n.cfg.Logger.Info("stopped leading", "epoch", term.Epoch, "cause", term.Err())
@@ -194,7 +209,11 @@ func (n *Node) recoverHead(term *zkcoord.Term) (zkcoord.Head, error) {
 		n.mu.RLock()
 		from := zkcoord.Head{Index: n.eng.Index(), Hash: n.eng.LastHash(), BodyVersion: n.eng.BodyVersion()}
 		n.mu.RUnlock()
-		head, err := n.log.Recover(term.Context(), from)
+		opts, err := n.recoverOptions()
+		if err != nil {
+			return from, err
+		}
+		head, err := n.log.RecoverWith(term.Context(), from, opts)
 		if !errors.Is(err, zkcoord.ErrTrimmed) {
 			return head, err
 		}
@@ -205,6 +224,34 @@ func (n *Node) recoverHead(term *zkcoord.Term) (zkcoord.Head, error) {
 			return head, term.Err()
 		}
 	}
+}
+
+// recoverOptions let a new leader clear junk at the head: what does not
+// verify from what it applied, above what any live member reported
+// applied.
+func (n *Node) recoverOptions() (zkcoord.RecoverOptions, error) {
+	cur, err := n.cursor()
+	if err != nil {
+		return zkcoord.RecoverOptions{}, err
+	}
+	live, err := n.sess.Members()
+	if err != nil {
+		return zkcoord.RecoverOptions{}, fmt.Errorf("node: members before recovery: %w", err)
+	}
+	opts := zkcoord.RecoverOptions{Keep: n.Applied(), Check: func(env *entry.Envelope) error {
+		if err := n.checkBody(env.BodyVersion, env.Index); err != nil {
+			return err // this binary, not the entry, is at fault
+		}
+		_, err := openWith(cur, env)
+		if errors.Is(err, seal.ErrUnverified) || errors.Is(err, engine.ErrMalformedEntry) {
+			return fmt.Errorf("%w: %w", zkcoord.ErrJunk, err)
+		}
+		return err
+	}}
+	for _, m := range live {
+		opts.Keep = max(opts.Keep, m.Applied)
+	}
+	return opts, nil
 }
 
 // batch is the group commit (package groupcommit): while appends are in

@@ -33,7 +33,10 @@ func (n *Node) RecordCertificate() error {
 	if i := slices.IndexFunc(recs, func(r zkcoord.RegistryRecord) bool { return r.ID == n.cfg.ID }); i >= 0 {
 		rec = recs[i]
 	}
-	rec.Addr, rec.Reads = n.cfg.Addr, n.cfg.BodyVersionMax
+	rec.Addr, rec.Reads, rec.Keys = n.cfg.Addr, n.cfg.BodyVersionMax, nil
+	if n.cfg.Seal != nil {
+		rec.Keys = n.cfg.Seal.Trust.Keys.IDs()
+	}
 	return n.sess.Register(rec.WithSerial(n.serial()))
 }
 

@@ -51,6 +51,7 @@ type Node struct {
 	appendHead  atomic.Uint64        // last index appended while leading
 	hints       chan *entry.Envelope // entries the leader pushed, for the tailer
 	hinted      atomic.Uint64        // entries the tailer took from hints
+	stalled     stallState           // the entry the replica waits on, if any
 
 	waiters waiters
 	digests digestWaiters // DigestAt's, by index
@@ -90,7 +91,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 }
 
 func (n *Node) openDataDir() error {
-	dir, err := datadir.Open(n.cfg.DataDir, datadir.Options{Engine: n.cfg.Engine, Retain: n.cfg.SnapshotRetain})
+	dopts := datadir.Options{Engine: n.cfg.Engine, Retain: n.cfg.SnapshotRetain}
+	if n.cfg.Seal != nil {
+		dopts.Decode = n.cfg.Seal.Trust.DecodeRaw
+	}
+	dir, err := datadir.Open(n.cfg.DataDir, dopts)
 	if err != nil {
 		return fmt.Errorf("node: open data dir: %w", err)
 	}

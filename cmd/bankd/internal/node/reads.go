@@ -77,6 +77,7 @@ type Status struct {
 	BodyVersion   uint32 // the log's, as applied here
 	VersionSince  uint64 // index of its first entry
 	ReadsVersion  uint32 // the newest this binary reads
+	Stalled       *Stall // the entry the replica waits on, nil when none
 }
 
 // Status reports this node's state.
@@ -86,7 +87,8 @@ func (n *Node) Status() Status {
 	n.mu.RUnlock()
 	st := Status{ID: n.cfg.ID, Applied: applied, SnapshotIndex: n.snapIndex.Load(),
 		Ready: n.Ready(), Session: n.sess.State().String(), AppendHead: n.appendHead.Load(),
-		Pushed: n.hinted.Load(), BodyVersion: bv, VersionSince: since, ReadsVersion: n.cfg.BodyVersionMax}
+		Pushed: n.hinted.Load(), BodyVersion: bv, VersionSince: since, ReadsVersion: n.cfg.BodyVersionMax,
+		Stalled: n.Stalled()}
 	if l := n.leading.Load(); l != nil && l.term.Err() == nil {
 		st.Leader, st.Epoch = true, l.term.Epoch
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/engine/entry"
+	"github.com/zkbank/zkbank/seal"
 	"github.com/zkbank/zkbank/zkcoord"
 )
 
@@ -26,11 +27,16 @@ func (n *Node) replicate(ctx context.Context) error {
 		} else {
 			err = n.tailOnce(ctx)
 		}
+		if errors.Is(err, zkcoord.ErrDiverged) {
+			err = n.judgeDiverged(err)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil
-		case err == nil, errors.Is(err, errSwitch):
+		case err == nil, errors.Is(err, errSwitch), errors.Is(err, errRetail):
 			continue
+		case errors.Is(err, seal.ErrUnverified), errors.Is(err, engine.ErrMalformedEntry):
+			n.stall(ctx, err)
 		case errors.Is(err, zkcoord.ErrTrimmed):
 			n.cfg.Logger.Info("the log was trimmed past this node; installing a peer's snapshot", "applied", n.Applied())
 			if err := n.catchUp(ctx); err != nil {
@@ -57,10 +63,12 @@ func (n *Node) tailOnce(ctx context.Context) error {
 				return t.Err()
 			}
 			batch, err := n.open(drain(e, t.Entries()))
-			if err != nil {
-				return err
+			if len(batch) > 0 {
+				if err := n.persistAndApply(batch); err != nil {
+					return err
+				}
 			}
-			if err := n.persistAndApply(batch); err != nil {
+			if err != nil {
 				return err
 			}
 		case <-n.leadStarted:
@@ -188,23 +196,6 @@ func drain(first *entry.Envelope, ch <-chan *entry.Envelope) []*entry.Envelope {
 	return batch
 }
 
-// open decodes the bodies of tailed entries. A body this binary cannot
-// read stops the replica (ErrBinaryTooOld says: upgrade).
-func (n *Node) open(envs []*entry.Envelope) ([]*engine.Entry, error) {
-	out := make([]*engine.Entry, len(envs))
-	for i, env := range envs {
-		if err := n.checkBody(env.BodyVersion, env.Index); err != nil {
-			return nil, err
-		}
-		e, err := engine.Open(env)
-		if err != nil {
-			return nil, fmt.Errorf("node: %w", err)
-		}
-		out[i] = e
-	}
-	return out, nil
-}
-
 // persistAndApply makes the entries durable, then applies them and answers
 // the requests waiting on them.
 func (n *Node) persistAndApply(batch []*engine.Entry) error {
@@ -227,6 +218,7 @@ func (n *Node) persistAndApply(batch []*engine.Entry) error {
 	applied := n.eng.Index()
 	n.mu.Unlock()
 	n.mem.Update(applied, n.snapIndex.Load())
+	n.unstall()
 	if !n.ready.Load() && applied >= n.startHead {
 		n.setReady()
 	}

@@ -84,6 +84,31 @@ func (n *Node) raiseBodyVersion(ls *leaderState) error {
 	return nil
 }
 
+// chooseSealKey sets the data key the term seals with: the newest that
+// every expected member holds, so that none stalls on an entry it cannot
+// open (and no new leader lacks the key to an entry it must keep).
+func (n *Node) chooseSealKey(ls *leaderState) {
+	if n.cfg.Seal == nil {
+		return
+	}
+	keys := n.cfg.Seal.Trust.Keys
+	if ls.sealKey.Load() == 0 {
+		ls.sealKey.Store(keys.Common(nil))
+	}
+	recs, err := n.sess.Registry()
+	if err != nil {
+		n.cfg.Logger.Warn("reading the registry failed; keeping the data key for now", "key", ls.sealKey.Load(), "err", err)
+		return
+	}
+	var held [][]uint32
+	for _, r := range recs {
+		held = append(held, r.Keys)
+	}
+	if id := keys.Common(held); id != ls.sealKey.Swap(id) {
+		n.cfg.Logger.Info("sealing the log with a data key every expected member holds", "key", id)
+	}
+}
+
 // keepVersion raises the term's body version as the registry allows and
 // publishes the index of the log's version once its first entry is
 // applied, until the term ends.
@@ -95,6 +120,7 @@ func (n *Node) keepVersion(ls *leaderState) {
 		if err := n.raiseBodyVersion(ls); err != nil {
 			n.cfg.Logger.Warn("reading the registry failed; trying again later", "err", err)
 		}
+		n.chooseSealKey(ls)
 		n.mu.RLock()
 		cv := zkcoord.ClusterVersion{BodyVersion: n.eng.BodyVersion(), Since: n.eng.VersionSince()}
 		n.mu.RUnlock()

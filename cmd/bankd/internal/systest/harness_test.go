@@ -22,6 +22,7 @@ import (
 	"github.com/zkbank/zkbank/cmd/bankd/internal/peer"
 	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/seal"
 	"github.com/zkbank/zkbank/zkcoord"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
@@ -41,6 +42,7 @@ type cluster struct {
 	ca        *certs.CA
 	client    *http.Client      // the admin's
 	clientTLS *tlsconf.Material // its material, for a test to reload
+	trust     *seal.Trust       // every node's: the log is sealed
 }
 
 type testNode struct {
@@ -88,7 +90,22 @@ func (c *cluster) makeCerts(nodes int) {
 		c.t.Fatal(err)
 	}
 	c.clientTLS = c.material(certs.ClientFiles(c.certs, "admin"))
+	c.trust = c.sealTrust()
 	c.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: c.clientTLS.Client(nil)}}
+}
+
+// sealTrust gives the cluster a cluster id and a data key (seal.InitDir)
+// and reads them, as bankd does from its --certs-dir.
+func (c *cluster) sealTrust() *seal.Trust {
+	c.t.Helper()
+	if err := seal.InitDir(c.certs); err != nil {
+		c.t.Fatal(err)
+	}
+	trust, err := seal.LoadDir(c.certs)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return trust
 }
 
 // material loads a certificate and key with the cluster's CA bundle.
@@ -122,6 +139,7 @@ func (c *cluster) start(tn *testNode) {
 		ZooKeeper: zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, TLS: c.ens.TLS(), Auth: c.ens.Auth(), SessionTimeout: sessionTimeout, Dialer: tn.cutter.Dial},
 		Logger:    slog.New(slog.NewTextHandler(zktest.LogWriter(c.t), &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", tn.id),
 		Serial:    func() string { return certs.Serial(tn.tls.Leaf()) },
+		Seal:      &node.SealConfig{Trust: c.trust, Identity: tn.tls.Identity},
 	}
 	m := metrics.New()
 	cfg.Hooks = m.Hooks()
