@@ -5,7 +5,7 @@
 //
 //	offset size  field (integers little-endian)
 //	0      8     magic "ZKBSNAP\x00"
-//	8      4     format version (1)
+//	8      4     format version (1, or 2: signed)
 //	12     4     header length (128)
 //	16     8     index: last log entry applied
 //	24     8     epoch of that entry
@@ -17,6 +17,10 @@
 //	120    8     state length n
 //	128    n     state: engine.WriteState's canonical encoding
 //	128+n  32    trailer: SHA-256 of bytes 0..128+n
+//	(version 2 only:)
+//	160+n  4     signature block length s (at most 16 KiB)
+//	164+n  s     signature block: the writer's signature over the trailer
+//	             (package seal defines it; this package keeps it opaque)
 //
 // Files are written to a temporary name, synced, renamed into place and the
 // directory synced, so a crash leaves either the old set of snapshots or the
@@ -41,7 +45,10 @@ import (
 const (
 	magic         = "ZKBSNAP\x00"
 	formatVersion = 1
+	formatSigned  = 2 // a signature block follows the trailer
 	headerLen     = 128
+	// SignatureBytesMax bounds a signature block.
+	SignatureBytesMax = 16 << 10
 	trailerLen    = sha256.Size
 	// StateBytesMax bounds the state a reader accepts: a peer cannot make a
 	// node allocate without limit. 4 GiB is ~50 million accounts.
@@ -61,16 +68,31 @@ type Meta struct {
 	TotalBalance uint64
 	CreatedMs    int64
 	StateLen     uint64
+	// Signed says a signature block follows the trailer (format 2).
+	Signed bool
+	// Checksum is the trailer, and Signature the block signing it (format
+	// 2); both are set by a read once they are checked and read.
+	Checksum  engine.Hash
+	Signature []byte
 }
 
 // Size is the length of the snapshot's encoding.
-func (m *Meta) Size() int64 { return headerLen + int64(m.StateLen) + trailerLen }
+func (m *Meta) Size() int64 {
+	n := headerLen + int64(m.StateLen) + trailerLen
+	if m.Signed {
+		n += 4 + int64(len(m.Signature))
+	}
+	return n
+}
 
 func (m *Meta) encode() []byte {
 	h := make([]byte, headerLen)
 	copy(h, magic)
 	le := binary.LittleEndian
 	le.PutUint32(h[8:], formatVersion)
+	if m.Signed {
+		le.PutUint32(h[8:], formatSigned)
+	}
 	le.PutUint32(h[12:], headerLen)
 	le.PutUint64(h[16:], m.Index)
 	le.PutUint64(h[24:], m.Epoch)
@@ -88,7 +110,8 @@ func decodeMeta(h []byte) (Meta, error) {
 	if string(h[:8]) != magic {
 		return Meta{}, fmt.Errorf("%w: bad magic", ErrCorrupt)
 	}
-	if v := le.Uint32(h[8:]); v != formatVersion {
+	v := le.Uint32(h[8:])
+	if v != formatVersion && v != formatSigned {
 		return Meta{}, fmt.Errorf("%w: unknown format version %d", ErrCorrupt, v)
 	}
 	if n := le.Uint32(h[12:]); n != headerLen {
@@ -97,7 +120,7 @@ func decodeMeta(h []byte) (Meta, error) {
 	m := Meta{
 		Index: le.Uint64(h[16:]), Epoch: le.Uint64(h[24:]),
 		Accounts: le.Uint64(h[96:]), TotalBalance: le.Uint64(h[104:]),
-		CreatedMs: int64(le.Uint64(h[112:])), StateLen: le.Uint64(h[120:]),
+		CreatedMs: int64(le.Uint64(h[112:])), StateLen: le.Uint64(h[120:]), Signed: v == formatSigned,
 	}
 	copy(m.EntryHash[:], h[32:64])
 	copy(m.StateHash[:], h[64:96])
@@ -149,7 +172,28 @@ func (c *stream) finish() error {
 	if !bytes.Equal(c.hashed.Sum(nil), c.meta.StateHash[:]) {
 		return fmt.Errorf("%w: state hash mismatch", ErrCorrupt)
 	}
+	copy(c.meta.Checksum[:], got)
+	if !c.meta.Signed {
+		return nil
+	}
+	var n [4]byte
+	if _, err := io.ReadFull(c.r, n[:]); err != nil {
+		return fmt.Errorf("%w: signature length: %v", ErrCorrupt, err)
+	}
+	size := binary.LittleEndian.Uint32(n[:])
+	if size == 0 || size > SignatureBytesMax {
+		return fmt.Errorf("%w: a signature block of %d bytes", ErrCorrupt, size)
+	}
+	c.meta.Signature = make([]byte, size)
+	if _, err := io.ReadFull(c.r, c.meta.Signature); err != nil {
+		return fmt.Errorf("%w: signature: %v", ErrCorrupt, err)
+	}
 	return nil
+}
+
+// signatureBlock is the bytes after the trailer of a signed snapshot.
+func signatureBlock(sig []byte) []byte {
+	return append(binary.LittleEndian.AppendUint32(nil, uint32(len(sig))), sig...)
 }
 
 // check reports an engine that disagrees with the header it came with.

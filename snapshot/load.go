@@ -37,7 +37,10 @@ func verify(r io.Reader) (Meta, error) {
 	if _, err := io.Copy(io.Discard, c.state()); err != nil {
 		return Meta{}, fmt.Errorf("%w: state: %v", ErrCorrupt, err)
 	}
-	return c.meta, c.finish()
+	if err := c.finish(); err != nil {
+		return Meta{}, err
+	}
+	return c.meta, nil
 }
 
 // readFile runs read over the file at path and insists that nothing
@@ -106,7 +109,7 @@ func (s *Store) Receive(r io.Reader) (Info, error) {
 		os.Remove(tmp)
 		return Info{}, fmt.Errorf("snapshot: close %s: %w", tmp, err)
 	}
-	return s.install(tmp, c.meta.Index, headerLen+int64(c.meta.StateLen)+trailerLen)
+	return s.install(tmp, c.meta.Index, c.meta.Size())
 }
 
 func receiveInto(f *os.File, c *stream) error {
@@ -122,7 +125,10 @@ func receiveInto(f *os.File, c *stream) error {
 	if err := c.finish(); err != nil {
 		return err
 	}
-	bw.Write(c.sum.Sum(nil))
+	bw.Write(c.meta.Checksum[:])
+	if c.meta.Signed {
+		bw.Write(signatureBlock(c.meta.Signature))
+	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("snapshot: write %s: %w", f.Name(), err)
 	}

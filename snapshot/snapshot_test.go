@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 
@@ -86,7 +87,7 @@ func TestTheFileIsTheFormatByteForByte(t *testing.T) {
 		t.Fatalf("verify: %+v %v", m, err)
 	}
 	loaded, lm, err := Load(info.Path, e.Config())
-	if err != nil || lm != m || loaded.StateHash() != e.StateHash() {
+	if err != nil || !reflect.DeepEqual(lm, m) || loaded.StateHash() != e.StateHash() {
 		t.Fatalf("load: %+v %v", lm, err)
 	}
 	aborted, err := store.Begin(engineAt(t, 21), 0)
@@ -244,5 +245,44 @@ func TestHeaderMustAgreeWithState(t *testing.T) {
 	}
 	if _, _, err := Load(path, engine.DefaultConfig()); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("lying header accepted by Load: %v", err)
+	}
+}
+
+// A signed snapshot keeps its signature block through every read and a
+// transfer; a block of no bytes, or one cut short, is corrupt.
+func TestASignedSnapshotKeepsItsSignature(t *testing.T) {
+	store := mustStore(t)
+	var signed engine.Hash
+	store.SignWith(func(sum engine.Hash) ([]byte, error) { signed = sum; return []byte("sig:" + sum.String()[:8]), nil })
+	e := engineAt(t, 5)
+	info, err := store.Save(e, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Verify(info.Path)
+	want := "sig:" + signed.String()[:8]
+	if err != nil || !m.Signed || string(m.Signature) != want || m.Checksum != signed || info.Size != m.Size() {
+		t.Fatalf("verify a signed snapshot: %+v %v (info %+v)", m, err, info)
+	}
+	data, err := os.ReadFile(info.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := mustStore(t)
+	got, err := other.Receive(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied, err := os.ReadFile(got.Path)
+	if err != nil || !bytes.Equal(copied, data) {
+		t.Fatalf("a received signed snapshot differs from the sent one: %v", err)
+	}
+	for name, bad := range map[string][]byte{
+		"cut short":   data[:len(data)-2],
+		"empty block": append(append([]byte(nil), data[:len(data)-len(want)-4]...), 0, 0, 0, 0),
+	} {
+		if _, err := other.Receive(bytes.NewReader(bad)); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", name, err)
+		}
 	}
 }

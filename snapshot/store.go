@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/zkbank/zkbank/engine"
 )
 
 const (
@@ -20,7 +22,13 @@ const (
 type Store struct {
 	dir    string
 	retain int
+	sign   func(checksum engine.Hash) ([]byte, error)
 }
+
+// SignWith makes the store sign every snapshot it writes (format 2):
+// sign returns the signature block over the file's checksum (package
+// seal). Snapshots received from a peer keep their writer's.
+func (s *Store) SignWith(sign func(checksum engine.Hash) ([]byte, error)) { s.sign = sign }
 
 // Info describes one snapshot file.
 type Info struct {

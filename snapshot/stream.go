@@ -64,7 +64,7 @@ func (p *Pending) writeState(e State, nowMs int64) error {
 	tot := e.Totals()
 	p.meta = Meta{
 		Index: e.Index(), Epoch: e.Epoch(), EntryHash: e.LastHash(), Accounts: tot.Accounts,
-		TotalBalance: tot.Balance, CreatedMs: nowMs, StateLen: count.n,
+		TotalBalance: tot.Balance, CreatedMs: nowMs, StateLen: count.n, Signed: p.store.sign != nil,
 	}
 	hash.Sum(p.meta.StateHash[:0])
 	return nil
@@ -86,7 +86,7 @@ func (p *Pending) Commit() (Info, error) {
 		os.Remove(tmp)
 		return Info{}, fmt.Errorf("snapshot: close %s: %w", tmp, err)
 	}
-	return p.store.install(tmp, p.meta.Index, headerLen+int64(p.meta.StateLen)+trailerLen)
+	return p.store.install(tmp, p.meta.Index, p.meta.Size())
 }
 
 func (p *Pending) seal() error {
@@ -99,7 +99,20 @@ func (p *Pending) seal() error {
 	if _, err := io.Copy(sum, body); err != nil {
 		return fmt.Errorf("snapshot: read back %s: %w", name, err)
 	}
-	if _, err := p.f.WriteAt(sum.Sum(nil), headerLen+int64(p.meta.StateLen)); err != nil {
+	sum.Sum(p.meta.Checksum[:0])
+	tail := p.meta.Checksum[:]
+	if p.meta.Signed {
+		sig, err := p.store.sign(p.meta.Checksum)
+		if err != nil {
+			return fmt.Errorf("snapshot: sign %s: %w", name, err)
+		}
+		if len(sig) == 0 || len(sig) > SignatureBytesMax {
+			return fmt.Errorf("snapshot: sign %s: a signature of %d bytes", name, len(sig))
+		}
+		p.meta.Signature = sig
+		tail = append(append([]byte(nil), tail...), signatureBlock(sig)...)
+	}
+	if _, err := p.f.WriteAt(tail, headerLen+int64(p.meta.StateLen)); err != nil {
 		return fmt.Errorf("snapshot: write trailer %s: %w", name, err)
 	}
 	if err := p.f.Sync(); err != nil {

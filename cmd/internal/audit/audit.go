@@ -116,7 +116,7 @@ func Replay(dir string, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	slices.Reverse(snaps) // oldest first
-	e, from, err := start(d, snaps)
+	e, from, err := start(d, snaps, opts.Trust)
 	if err != nil {
 		return nil, err
 	}
@@ -180,12 +180,16 @@ func replayRange(d *datadir.Dir, e *engine.Engine, from, to uint64, r *Report, p
 // start is the engine the replay begins with: empty when the journal
 // holds index 1, else the oldest snapshot that verifies and lines up with
 // the journal (so that as much of the chain as possible is checked).
-func start(d *datadir.Dir, snaps []snapshot.Info) (*engine.Engine, uint64, error) {
+// start is the state a replay begins from: empty, or the snapshot the
+// trimmed journal starts at (whose signature must verify when trust
+// verifies signatures and the state is of a sealed log).
+func start(d *datadir.Dir, snaps []snapshot.Info, trust *seal.Trust) (*engine.Engine, uint64, error) {
 	base, baseHash := d.Journal.Base()
 	if base == 0 {
 		e, err := engine.New(engine.DefaultConfig())
 		return e, 0, err
 	}
+	var refused []error
 	for _, s := range snaps {
 		if s.Index < base || s.Index > d.Journal.Last() {
 			continue
@@ -199,11 +203,27 @@ func start(d *datadir.Dir, snaps []snapshot.Info) (*engine.Engine, uint64, error
 			want = ent.Hash()
 		}
 		e, meta, err := snapshot.Load(s.Path, engine.DefaultConfig())
-		if err == nil && meta.EntryHash == want {
-			return e, s.Index, nil
+		if err != nil || meta.EntryHash != want {
+			continue
 		}
+		if err := verifySnapshot(trust, meta, e); err != nil {
+			refused = append(refused, err)
+			continue
+		}
+		return e, s.Index, nil
 	}
-	return nil, 0, fmt.Errorf("%w: the journal starts after index %d and no valid snapshot lines up with it", ErrMismatch, base)
+	return nil, 0, fmt.Errorf("%w: the journal starts after index %d and no valid snapshot lines up with it: %w", ErrMismatch, base, errors.Join(refused...))
+}
+
+// verifySnapshot checks the signature of a snapshot a replay starts from.
+func verifySnapshot(trust *seal.Trust, meta snapshot.Meta, e *engine.Engine) error {
+	switch {
+	case trust == nil || trust.Roots == nil || e.BodyVersion() < engine.BodyV3:
+		return nil
+	case !meta.Signed:
+		return fmt.Errorf("%w: snapshot at %d of a sealed log is not signed", seal.ErrUnverified, meta.Index)
+	}
+	return trust.VerifySnapshot(meta.Checksum, meta.Signature, e)
 }
 
 func snapshotsAbove(snaps []snapshot.Info, from, to uint64) []snapshot.Info {

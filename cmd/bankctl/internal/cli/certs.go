@@ -149,7 +149,8 @@ and restart each; once every expected member holds the new key, the
 leader seals new entries with it (older entries keep theirs, so never
 drop an old key while a journal or snapshot may need it). See
 docs/security.md, key rotation.`,
-		Args: cobra.NoArgs,
+		Example: "  bankctl certs data-key --dir /etc/zkbank/certs",
+		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			id, err := seal.AddKey(*dir)
 			if err != nil {

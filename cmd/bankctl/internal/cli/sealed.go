@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zkbank/zkbank/certs"
+	"github.com/zkbank/zkbank/cmd/internal/devcluster"
 	"github.com/zkbank/zkbank/seal"
 )
 
@@ -25,19 +26,24 @@ func (f *sealedFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.clusterID, "cluster-id", os.Getenv("BANKCTL_CLUSTER_ID"), "the cluster's id, to verify signatures (env BANKCTL_CLUSTER_ID; default cluster.id beside --cacert)")
 }
 
-// trust is what the flags and --cacert give: nil when neither names data
-// keys (an unsealed journal reads without). With --cacert every sealed
+// trust is what the flags and --cacert give (without --cacert, the dev
+// cluster's CA, as for calls to its nodes): nil when nothing names data
+// keys (an unsealed journal reads without). With a CA bundle every sealed
 // entry's signature is verified.
 func (a *app) trust(f *sealedFlags) (*seal.Trust, error) {
+	ca := a.tls.CA
+	if dir := findDevDir(); ca == "" && dir != "" && fileExists(devcluster.AdminFiles(dir).CA) {
+		ca = devcluster.AdminFiles(dir).CA
+	}
 	beside := func(name string) string {
-		if a.tls.CA == "" {
+		if ca == "" {
 			return ""
 		}
-		return filepath.Join(filepath.Dir(a.tls.CA), name)
+		return filepath.Join(filepath.Dir(ca), name)
 	}
 	keysFile := f.dataKeys
 	if keysFile == "" {
-		if p := beside(seal.DataKeysFile); p != "" && exists(p) {
+		if p := beside(seal.DataKeysFile); p != "" && fileExists(p) {
 			keysFile = p
 		}
 	}
@@ -49,10 +55,10 @@ func (a *app) trust(f *sealedFlags) (*seal.Trust, error) {
 		return nil, err
 	}
 	t := &seal.Trust{Keys: keys}
-	if a.tls.CA == "" {
+	if ca == "" {
 		return t, nil
 	}
-	if t.Roots, err = certs.ReadPool(a.tls.CA); err != nil {
+	if t.Roots, err = certs.ReadPool(ca); err != nil {
 		return nil, err
 	}
 	id := f.clusterID
@@ -67,9 +73,4 @@ func (a *app) trust(f *sealedFlags) (*seal.Trust, error) {
 		return nil, usageError{err}
 	}
 	return t, nil
-}
-
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

@@ -99,6 +99,9 @@ func (n *Node) openDataDir() error {
 	if err != nil {
 		return fmt.Errorf("node: open data dir: %w", err)
 	}
+	if n.cfg.Seal != nil {
+		dir.Snapshots.SignWith(n.cfg.Seal.Trust.SnapshotSigner(n.cfg.Seal.Identity))
+	}
 	started := time.Now()
 	rec, err := dir.Recover(nil)
 	if err != nil {
