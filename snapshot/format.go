@@ -49,7 +49,7 @@ const (
 	headerLen     = 128
 	// SignatureBytesMax bounds a signature block.
 	SignatureBytesMax = 16 << 10
-	trailerLen    = sha256.Size
+	trailerLen        = sha256.Size
 	// StateBytesMax bounds the state a reader accepts: a peer cannot make a
 	// node allocate without limit. 4 GiB is ~50 million accounts.
 	StateBytesMax = 4 << 30
