@@ -8,6 +8,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 	"testing"
 
 	"github.com/go-zookeeper/zk"
@@ -256,4 +258,83 @@ func changeBalance(t *testing.T, e *engine.Engine, from, to uint64) *engine.Engi
 		t.Fatal(err)
 	}
 	return changed
+}
+
+// versionCheck is how often a leader reads the registry (node's
+// versionCheckInterval).
+const versionCheck = time.Second
+
+// TestDataKeyRotation: a second data key reaches the nodes one restart at
+// a time; a leader that holds it seals with it only once every expected
+// member does, and the entries of the first key stay readable.
+func TestDataKeyRotation(t *testing.T) {
+	var rotated sync.Map // node id -> *seal.Trust holding both keys
+	c := newCluster(t, zktest.Shared(t, 1), 3, func(cfg *node.Config) {
+		if tr, ok := rotated.Load(cfg.ID); ok {
+			cfg.Seal = &node.SealConfig{Trust: tr.(*seal.Trust), Identity: cfg.Seal.Identity}
+		}
+	})
+	leader, _ := c.leader()
+	mustOK(t, call(t, leader, "POST", "/v1/accounts", wire.CreateAccount{Account: "R-1", Name: "Rot"}, nil), 201)
+	if _, err := seal.AddKey(c.certs); err != nil {
+		t.Fatal(err)
+	}
+	both, err := seal.LoadDir(c.certs)
+	if err != nil || len(both.Keys.IDs()) != 2 {
+		t.Fatalf("keys after the rotation: %v %v", both, err)
+	}
+	f := newForger(t, c)
+	lastKey := func() uint32 {
+		last, err := f.log.LastIndex()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := f.log.Read(last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.KeyID
+	}
+	deposit := func(amount uint64) {
+		t.Helper()
+		l, ok := c.leader()
+		if !ok {
+			t.Fatal("no leader")
+		}
+		mustOK(t, call(t, l, "POST", "/v1/accounts/R-1/deposit", wire.Amount{Amount: amount}, nil), 200)
+	}
+	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
+	for _, tn := range []*testNode{n1, n3} { // n2 leads meanwhile
+		rotated.Store(tn.id, both)
+		c.stop(tn)
+		c.start(tn)
+		c.waitReady(tn)
+	}
+	c.stop(n2) // n1 leads, holding key 2; n2, expected, does not
+	zktest.Eventually(t, 30*time.Second, "n1 leads", func() bool { l, ok := c.leader(); return ok && l == n1 })
+	deposit(1)
+	time.Sleep(2 * versionCheck) // the leader has looked at the registry again
+	deposit(2)
+	if got := lastKey(); got != 1 {
+		t.Fatalf("n2 lacks key 2, yet the leader sealed with key %d", got)
+	}
+	rotated.Store(n2.id, both)
+	c.start(n2)
+	c.waitReady(n2)
+	zktest.Eventually(t, 30*time.Second, "entries sealed with key 2", func() bool {
+		deposit(10)
+		return lastKey() == 2
+	})
+	d := c.converged()
+	for _, tn := range c.nodes {
+		a := decode[wire.Account](t, call(t, tn, "GET", fmt.Sprintf("/v1/accounts/R-1?min_index=%d", d.Index), nil, nil))
+		if a.Balance < 13 {
+			t.Fatalf("R-1 on %s: %+v", tn.id, a)
+		}
+	}
+	c.stop(n1)
+	rep, err := audit.Replay(n1.dir, audit.Options{Trust: both})
+	if err != nil || rep.Verified != rep.Entries {
+		t.Fatalf("audit across the rotation: %+v %v", rep, err)
+	}
 }
