@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/zkbank/zkbank/certs"
@@ -34,6 +35,32 @@ type Trust struct {
 	Roots   *x509.CertPool
 	Cluster []byte
 	Keys    *Keyring
+}
+
+// lastSigner is the signer certificate NewCursor parsed last: a node
+// makes a cursor for every batch it applies, and the signer changes once
+// an epoch. A cache of bytes and what they parse to, so sharing it is
+// safe.
+var lastSigner atomic.Pointer[parsedCert]
+
+// parsedCert is a certificate and the bytes it was parsed from.
+type parsedCert struct {
+	der  []byte
+	cert *x509.Certificate
+}
+
+// parseSigner parses a signer's certificate, once while it stays the
+// same.
+func parseSigner(der []byte) (*x509.Certificate, error) {
+	if p := lastSigner.Load(); p != nil && bytes.Equal(p.der, der) {
+		return p.cert, nil
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	lastSigner.Store(&parsedCert{der: bytes.Clone(der), cert: cert})
+	return cert, nil
 }
 
 // Term seals the entries one leader writes in one epoch: with the key and
@@ -167,7 +194,7 @@ type Cursor struct {
 func (t *Trust) NewCursor(s engine.Signer, revoked func(serial string) bool) (*Cursor, error) {
 	c := &Cursor{trust: t, epoch: s.Epoch, revoked: revoked, pending: map[string]bool{}}
 	if len(s.Cert) > 0 {
-		cert, err := x509.ParseCertificate(s.Cert)
+		cert, err := parseSigner(s.Cert)
 		if err != nil {
 			return nil, fmt.Errorf("seal: the signer of epoch %d: %w", s.Epoch, err)
 		}

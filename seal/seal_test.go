@@ -14,13 +14,13 @@ import (
 
 // fixture is a cluster's trust and the identities tests sign with.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	trust *Trust
 	dir   string
 	ca    *certs.CA
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	dir := t.TempDir()
 	ca, err := certs.NewCA(dir, "test")
 	if err != nil {

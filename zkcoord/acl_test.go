@@ -167,3 +167,40 @@ func TestParseAuth(t *testing.T) {
 		}
 	}
 }
+
+// LockDown closes a namespace an older zkbank left open, every znode of
+// it, after which a session that refuses open namespaces accepts it.
+func TestLockDownClosesAnOpenNamespace(t *testing.T) {
+	ens := zktest.Shared(t, 1)
+	root := zktest.Root(t)
+	super := ens.Super(t)
+	for _, p := range []string{root, root + "/operations", root + "/operations/seg-0000000000", root + "/operations/seg-0000000000/op-00000000000000000001"} {
+		if _, err := super.Create(p, []byte("x"), 0, zk.WorldACL(zk.PermAll)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := Config{Servers: ens.Connect(), Root: root, TLS: ens.TLS(), Auth: ens.Auth(), SessionTimeout: testTimeout, AllowOpen: true}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := Connect(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n, err := s.LockDown()
+	if err != nil || n != 4 {
+		t.Fatalf("LockDown changed %d znodes: %v; want the 4 open ones", n, err)
+	}
+	if _, _, err := ens.Dial(t).Get(root + "/operations/seg-0000000000/op-00000000000000000001"); !errors.Is(err, zk.ErrNoAuth) {
+		t.Fatalf("an entry after LockDown, read without credentials: %v", err)
+	}
+	cfg.AllowOpen = false
+	locked, err := Connect(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connect to the locked namespace: %v", err)
+	}
+	locked.Close()
+	if n, err := s.LockDown(); err != nil || n != 0 {
+		t.Fatalf("LockDown again: %d, %v", n, err)
+	}
+}

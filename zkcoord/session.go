@@ -204,7 +204,7 @@ func (s *Session) checkACLs() error {
 			return fmt.Errorf("zkcoord: ACL of %s: %w", p, err)
 		}
 		for _, a := range acls {
-			if a.Scheme == "world" || a.Scheme == "ip" {
+			if open([]zk.ACL{a}) {
 				return fmt.Errorf("zkcoord: %s is open to %s:%s (%s): give it digest ACLs (docs/operations.md), or run insecure", p, a.Scheme, a.ID, perms(a.Perms))
 			}
 		}
@@ -344,4 +344,60 @@ type zkLogger struct{ l *slog.Logger }
 
 func (z zkLogger) Printf(format string, args ...any) {
 	z.l.Debug(fmt.Sprintf(format, args...), "component", "go-zookeeper")
+}
+
+// LockDown gives every znode under the root that anyone may read or write
+// the session's ACL, and returns how many it changed: how a namespace
+// made before digest ACLs is closed (connect with AllowOpen). It walks
+// the whole tree only when the root itself is open. Changing an ACL takes
+// the admin permission, which world:anyone:cdrwa grants; for narrower
+// ones, add ZooKeeper's super credentials to the session first.
+func (s *Session) LockDown() (int, error) {
+	acls, _, err := s.Conn.GetACL(s.cfg.Root)
+	if err != nil {
+		return 0, fmt.Errorf("zkcoord: ACL of %s: %w", s.cfg.Root, err)
+	}
+	if !open(acls) {
+		return 0, nil
+	}
+	return s.lockTree(s.cfg.Root)
+}
+
+func (s *Session) lockTree(p string) (int, error) {
+	changed := 0
+	acls, stat, err := s.Conn.GetACL(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("zkcoord: ACL of %s: %w", p, err)
+	}
+	if open(acls) {
+		if _, err := s.Conn.SetACL(p, s.acl, stat.Aversion); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return changed, fmt.Errorf("zkcoord: lock %s: %w", p, err)
+		}
+		changed++
+	}
+	kids, _, err := s.Conn.Children(p)
+	if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return changed, fmt.Errorf("zkcoord: list %s: %w", p, err)
+	}
+	for _, k := range kids {
+		n, err := s.lockTree(path.Join(p, k))
+		changed += n
+		if err != nil {
+			return changed, err
+		}
+	}
+	return changed, nil
+}
+
+// open reports whether an ACL lets anyone (world) or any host (ip) in.
+func open(acls []zk.ACL) bool {
+	for _, a := range acls {
+		if a.Scheme == "world" || a.Scheme == "ip" {
+			return true
+		}
+	}
+	return false
 }

@@ -42,6 +42,11 @@ type Server struct {
 	PeerPort     int
 	ElectionPort int
 	TLS          *TLS // nil: plaintext everywhere
+	// Optimize runs the JVM's optimizing compiler (C2) too. TLS needs it:
+	// AES-GCM's intrinsics are C2's, and with C1 alone large appends over
+	// TLS ran at a third of the speed (docs/benchmarks.md). Short-lived
+	// test servers start faster without it.
+	Optimize bool
 }
 
 // TLS is what a server needs to speak TLS (Netty) to clients, which must
@@ -139,10 +144,15 @@ autopurge.snapRetainCount=3
 // megabytes of heap (at least 512 is advised: less has crashed under
 // batched writes). The parallel collector's young collections are shorter
 // than the serial one's (10-25 ms under load), which shows in bankd's
-// write p99 (docs/benchmarks.md); C1 only, for quick start-up.
+// write p99 (docs/benchmarks.md); C1 only, for quick start-up, unless
+// s.Optimize.
 func Command(s Server, heapMB int) *exec.Cmd {
-	args := []string{fmt.Sprintf("-Xmx%dm", heapMB), "-XX:+UseParallelGC", "-XX:TieredStopAtLevel=1",
-		"-Dzookeeper.jmx.log4j.disable=true", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"}
+	args := []string{fmt.Sprintf("-Xmx%dm", heapMB), "-XX:+UseParallelGC"}
+	if !s.Optimize {
+		args = append(args, "-XX:TieredStopAtLevel=1")
+	}
+	args = append(args,
+		"-Dzookeeper.jmx.log4j.disable=true", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
 	if s.TLS != nil && s.TLS.SuperDigest != "" {
 		// A system property, not zoo.cfg: the server reads it only there.
 		args = append(args, "-Dzookeeper.DigestAuthenticationProvider.superDigest="+s.TLS.SuperDigest)

@@ -59,6 +59,9 @@ func Up(ctx context.Context, cfg Config, ready func(*State)) error {
 	if err := startAll(ctx, zks, 90*time.Second, zkServing(zkClientTLS(cfg.Dir, cfg.Insecure))); err != nil {
 		return err
 	}
+	if err := lockOldNamespace(ctx, cfg); err != nil {
+		return err
+	}
 	if err := startAll(ctx, nodes, 90*time.Second, bankdReady(probeClient(cfg.Dir))); err != nil {
 		return err
 	}
@@ -88,7 +91,7 @@ func plan(cfg *Config, sf *stateFile) (zks, nodes []*managed, err error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		specs = append(specs, zkserver.Server{ID: i + 1, Dir: filepath.Join(cfg.Dir, "zk", fmt.Sprint(i+1)), TLS: t,
+		specs = append(specs, zkserver.Server{ID: i + 1, Dir: filepath.Join(cfg.Dir, "zk", fmt.Sprint(i+1)), TLS: t, Optimize: true,
 			ClientPort: cfg.ZKPort + i, PeerPort: cfg.ZKPort + 1000 + i, ElectionPort: cfg.ZKPort + 2000 + i})
 	}
 	for _, spec := range specs {

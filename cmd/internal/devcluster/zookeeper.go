@@ -1,6 +1,7 @@
 package devcluster
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
@@ -83,6 +84,36 @@ func zkClientTLS(dir string, insecure bool) *tls.Config {
 		return nil
 	}
 	return mat.Client(nil)
+}
+
+// lockOldNamespace closes the bank's namespace when an earlier zkbank made
+// it open to anyone (before digest ACLs): bankd refuses such a one.
+func lockOldNamespace(ctx context.Context, cfg Config) error {
+	if cfg.Insecure {
+		return nil
+	}
+	zc, err := ZooKeeper(cfg, zkcoord.DefaultRoot)
+	if err != nil {
+		return err
+	}
+	zc.AllowOpen = true
+	s, err := zkcoord.Connect(ctx, zc)
+	if err != nil {
+		return fmt.Errorf("devcluster: %w", err)
+	}
+	defer s.Close()
+	super, err := os.ReadFile(filepath.Join(CertsDir(cfg.Dir), ZooKeeperSuperFile))
+	if err != nil {
+		return fmt.Errorf("devcluster: %w", err)
+	}
+	if err := s.Conn.AddAuth("digest", []byte("super:"+strings.TrimSpace(string(super)))); err != nil {
+		return fmt.Errorf("devcluster: %w", err)
+	}
+	n, err := s.LockDown()
+	if n > 0 {
+		cfg.Logger.Info("locked the znodes an earlier zkbank left open to anyone", "znodes", n)
+	}
+	return err
 }
 
 // ZooKeeper is a client configuration for the cluster's ZooKeeper under

@@ -128,6 +128,9 @@ func (r *run) all(ctx context.Context) error {
 	if err := r.preload(ctx); err != nil {
 		return err
 	}
+	if err := r.warmUp(); err != nil {
+		return err
+	}
 	for _, name := range Phases {
 		if !r.wanted(name) {
 			continue

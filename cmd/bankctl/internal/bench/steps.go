@@ -128,6 +128,27 @@ func (r *run) singleWrites(ctx context.Context) error {
 // when a client got to it: a stalled server then shows in the figures
 // instead of silently slowing the load (coordinated omission; wrk2).
 func (r *run) transfers(c int, rate float64) (float64, []time.Duration, error) {
+	return r.transfersFor(r.cfg.Step, c, rate)
+}
+
+// warmUpFor is how long the cluster takes load before the first
+// measurement: ZooKeeper's JVM compiles its TLS paths with C2 in the
+// first seconds under load (AES-GCM's intrinsics are C2's), and a
+// cluster in service for hours is past that.
+const warmUpFor = 15 * time.Second
+
+// warmUp sends transfers at 64 clients for warmUpFor and keeps no figure.
+func (r *run) warmUp() error {
+	rate, _, err := r.transfersFor(warmUpFor, 64, 0)
+	if err != nil {
+		return fmt.Errorf("bench: warm-up: %w", err)
+	}
+	r.progress("warmed up for %v (%.0f transfers/s, not counted)", warmUpFor, rate)
+	return nil
+}
+
+// transfersFor is transfers for d.
+func (r *run) transfersFor(d time.Duration, c int, rate float64) (float64, []time.Duration, error) {
 	var lats latencies
 	var n, failed atomic.Int64
 	cs := r.conns(c, r.endpoints)
@@ -137,7 +158,7 @@ func (r *run) transfers(c int, rate float64) (float64, []time.Duration, error) {
 		sched = newSchedule(rate)
 		defer sched.stop()
 	}
-	err := forDuration(r.cfg.Step, c, func(w int) error {
+	err := forDuration(d, c, func(w int) error {
 		started := time.Now()
 		if sched != nil {
 			started = sched.next()
@@ -159,7 +180,7 @@ func (r *run) transfers(c int, rate float64) (float64, []time.Duration, error) {
 	if sched != nil && sched.missed.Load() > 0 {
 		r.progress("  %d requests were due and never sent: %.0f/s is over capacity", sched.missed.Load(), rate)
 	}
-	return float64(n.Load()) / r.cfg.Step.Seconds(), lats.all(), err
+	return float64(n.Load()) / d.Seconds(), lats.all(), err
 }
 
 // schedule hands out the times at which requests are due, rate per
