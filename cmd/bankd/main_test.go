@@ -19,6 +19,7 @@ import (
 
 	"github.com/zkbank/zkbank/certs"
 	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
+	"github.com/zkbank/zkbank/seal"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
 
@@ -116,6 +117,9 @@ func startBankd(t *testing.T, secure bool, extra ...string) *bankdProc {
 		if _, err := ca.IssueClient(p.certs, "admin", "admin"); err != nil {
 			t.Fatal(err)
 		}
+		if err := seal.InitDir(p.certs); err != nil { // data.keys and cluster.id, as bankctl certs ca makes them
+			t.Fatal(err)
+		}
 		mat, err := tlsconf.Load(tlsconf.Files{Cert: filepath.Join(p.certs, "client-admin.crt"), Key: filepath.Join(p.certs, "client-admin.key"), CA: filepath.Join(p.certs, certs.CAFile)})
 		if err != nil {
 			t.Fatal(err)
@@ -132,7 +136,11 @@ func startBankd(t *testing.T, secure bool, extra ...string) *bankdProc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
-	zktest.Eventually(t, 20*time.Second, "bankd ready", func() bool { return p.get("/readyz") == 200 })
+	for deadline := time.Now().Add(20 * time.Second); p.get("/readyz") != 200; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("bankd not ready after 20s; its log:\n%s", p.logs)
+		}
+	}
 	return p
 }
 

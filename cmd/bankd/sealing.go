@@ -27,6 +27,9 @@ func (o *options) sealConfig(mat *tlsconf.Material) (*node.SealConfig, error) {
 		return nil, errors.New("bankd seals the log: give --data-keys (or data.keys in --certs-dir; bankctl certs ca makes one)")
 	}
 	keys, err := seal.ReadKeys(keysFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w (bankctl certs data-key --dir DIR makes data.keys and cluster.id; copy both to every node)", err)
+	}
 	if err != nil {
 		return nil, err
 	}

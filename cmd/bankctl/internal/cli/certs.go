@@ -144,7 +144,8 @@ func (a *app) certsDataKey(dir *string) *cobra.Command {
 	return &cobra.Command{
 		Use:   "data-key",
 		Short: "Add a new data key to data.keys, for a key rotation",
-		Long: `Add a data key with the next id to data.keys. Copy the file to every node
+		Long: `Add a data key with the next id to data.keys (in a directory from before
+sealed logs: make data.keys with key 1, and cluster.id). Copy the file to every node
 and restart each; once every expected member holds the new key, the
 leader seals new entries with it (older entries keep theirs, so never
 drop an old key while a journal or snapshot may need it). See
@@ -152,11 +153,19 @@ docs/security.md, key rotation.`,
 		Example: "  bankctl certs data-key --dir /etc/zkbank/certs",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
+			keys := filepath.Join(*dir, seal.DataKeysFile)
+			if !fileExists(keys) { // a directory from before sealed logs: its first key, and a cluster id
+				if err := seal.InitDir(*dir); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "made %s (key 1) and, if it was missing, %s\n", keys, filepath.Join(*dir, seal.ClusterIDFile))
+				return nil
+			}
 			id, err := seal.AddKey(*dir)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "added data key %d to %s\n", id, filepath.Join(*dir, seal.DataKeysFile))
+			fmt.Fprintf(a.stdout, "added data key %d to %s\n", id, keys)
 			return nil
 		},
 	}
