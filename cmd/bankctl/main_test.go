@@ -39,6 +39,18 @@ type ctl struct {
 	endpoints string
 }
 
+// logTails is the last lines of every bankd's log, for a failure.
+func (c *ctl) logTails() string {
+	logs, _ := filepath.Glob(filepath.Join(c.dir, "nodes", "*", "bankd.log"))
+	var b strings.Builder
+	for _, l := range logs {
+		data, _ := os.ReadFile(l)
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		fmt.Fprintf(&b, "%s, last lines:\n%s\n", l, strings.Join(lines[max(0, len(lines)-25):], "\n"))
+	}
+	return b.String()
+}
+
 // run runs bankctl and returns stdout, stderr and the exit code.
 func (c *ctl) run(stdin string, args ...string) (string, string, int) {
 	c.t.Helper()
@@ -259,7 +271,7 @@ func (c *ctl) eventuallyExit(code int, args ...string) string {
 			return out
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("bankctl %v: exit %d, want %d\n%s%s", args, got, code, out, errs)
+			c.t.Fatalf("bankctl %v: exit %d, want %d\n%s%s\n%s", args, got, code, out, errs, c.logTails())
 		}
 		time.Sleep(300 * time.Millisecond)
 	}

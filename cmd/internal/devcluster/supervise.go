@@ -91,7 +91,7 @@ func plan(cfg *Config, sf *stateFile) (zks, nodes []*managed, err error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		specs = append(specs, zkserver.Server{ID: i + 1, Dir: filepath.Join(cfg.Dir, "zk", fmt.Sprint(i+1)), TLS: t, Optimize: true,
+		specs = append(specs, zkserver.Server{ID: i + 1, Dir: filepath.Join(cfg.Dir, "zk", fmt.Sprint(i+1)), TLS: t, Optimize: cfg.ZKOptimize,
 			ClientPort: cfg.ZKPort + i, PeerPort: cfg.ZKPort + 1000 + i, ElectionPort: cfg.ZKPort + 2000 + i})
 	}
 	for _, spec := range specs {

@@ -80,7 +80,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	}
 	dc := devcluster.Config{
 		Dir: filepath.Join(dir, "cluster"), Nodes: 3, ZooKeepers: 3, ZKPort: cfg.ZKPort, APIPort: cfg.APIPort,
-		Bankd: cfg.Bankd, SessionTimeout: 4 * time.Second, ZKHeapMB: cfg.ZKHeapMB, Insecure: cfg.Insecure,
+		Bankd: cfg.Bankd, SessionTimeout: 4 * time.Second, ZKHeapMB: cfg.ZKHeapMB, ZKOptimize: true, Insecure: cfg.Insecure,
 		BankdArgs: append([]string{"--snapshot-every", "2000", "--log-retain", "100", "--segment-size", "500", "--trim-interval", "1s", "--log-level", "warn", "--rate-limit", "0"}, cfg.Args...),
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
