@@ -23,16 +23,16 @@ import (
 
 // Config describes the cluster.
 type Config struct {
-	Dir            string
-	Nodes          int           // bankd processes (default 3)
-	ZooKeepers     int           // ZooKeeper servers (default 3)
-	ZKPort         int           // first client port (default 2181); peers use ZKPort+1000, elections ZKPort+2000
-	APIPort        int           // first bankd port (default 8081)
-	ZKHeapMB       int           // per ZooKeeper JVM (default 512)
+	Dir        string
+	Nodes      int // bankd processes (default 3)
+	ZooKeepers int // ZooKeeper servers (default 3)
+	ZKPort     int // first client port (default 2181); peers use ZKPort+1000, elections ZKPort+2000
+	APIPort    int // first bankd port (default 8081)
+	ZKHeapMB   int // per ZooKeeper JVM (default 512)
 	// ZKOptimize runs ZooKeeper's JVM with C2 (zkserver.Server.Optimize):
 	// the bench does, for TLS's speed; C1 alone starts and idles on less
 	// CPU, which tests and a laptop prefer.
-	ZKOptimize bool
+	ZKOptimize     bool
 	SessionTimeout time.Duration // bankd's ZooKeeper session timeout (default 4s)
 	Bankd          string        // path of the bankd binary
 	BankdArgs      []string      // extra flags for every bankd
