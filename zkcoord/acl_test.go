@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"net"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +14,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zkbank/zkbank/certs"
+	"github.com/zkbank/zkbank/zkcoord/zkserver"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
 )
 
@@ -80,42 +81,18 @@ func TestOnlyTheEnsemblesCertificatesConnect(t *testing.T) {
 // and is nil when the server answers imok.
 func speak(t *testing.T, addr string, tc *tls.Config) error {
 	t.Helper()
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	var c net.Conn
-	var err error
-	if tc != nil {
-		c, err = tls.DialWithDialer(d, "tcp", addr, tc)
-	} else {
-		c, err = d.Dial("tcp", addr)
-	}
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	ask := "ruok"
 	if tc == nil {
 		ask += "\n" // a TLS port reads a whole record header (5 bytes) before it refuses
 	}
-	if _, err := c.Write([]byte(ask)); err != nil {
-		return err
-	}
-	b := make([]byte, 4)
-	n, err := c.Read(b)
+	b, err := zkserver.FourLetter(addr, ask, tc)
 	if os.IsTimeout(err) {
-		t.Fatalf("no answer and no refusal from %s within 10s", addr)
+		t.Fatalf("no answer and no refusal from %s", addr)
 	}
-	if string(b[:n]) != "imok" {
-		return errors.New("no imok: " + strings.TrimSpace(string(b[:n])) + " " + errString(err))
+	if string(b) != "imok" {
+		return fmt.Errorf("no imok: %q, %v", b, err)
 	}
 	return nil
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
 
 // A namespace anyone may change is refused, naming the znode, unless the

@@ -2,9 +2,7 @@ package zkcoord
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	"github.com/zkbank/zkbank/zkcoord/zkdial"
+	"github.com/zkbank/zkbank/zkcoord/zkserver"
 )
 
 // Defaults of Config.
@@ -86,11 +85,7 @@ func NewAuthFile(path string) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
-	secret := make([]byte, 16)
-	if _, err := rand.Read(secret); err != nil {
-		return fmt.Errorf("zkcoord: %w", err)
-	}
-	if err := os.WriteFile(path, []byte("zkbank:"+hex.EncodeToString(secret)+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("zkbank:"+zkserver.NewSecret()+"\n"), 0o600); err != nil {
 		return fmt.Errorf("zkcoord: %w", err)
 	}
 	return nil

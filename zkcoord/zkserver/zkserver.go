@@ -6,9 +6,11 @@
 package zkserver
 
 import (
+	"crypto/rand"
 	"crypto/sha1"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -179,6 +181,21 @@ func Classpath() string {
 // tc is set): leader, follower or standalone; "" when it does not answer
 // or serves no clients yet.
 func Mode(addr string, tc *tls.Config) string {
+	b, err := FourLetter(addr, "srvr", tc)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if m, ok := strings.CutPrefix(line, "Mode: "); ok {
+			return strings.TrimSpace(m)
+		}
+	}
+	return ""
+}
+
+// FourLetter sends a four-letter command (over TLS when tc is set) and
+// returns the answer, read until the server closes, within 2 s.
+func FourLetter(addr, cmd string, tc *tls.Config) ([]byte, error) {
 	d := &net.Dialer{Timeout: time.Second}
 	var c net.Conn
 	var err error
@@ -188,20 +205,22 @@ func Mode(addr string, tc *tls.Config) string {
 		c, err = d.Dial("tcp", addr)
 	}
 	if err != nil {
-		return ""
+		return nil, err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte("srvr")); err != nil {
-		return ""
+	if _, err := c.Write([]byte(cmd)); err != nil {
+		return nil, err
 	}
-	b, _ := io.ReadAll(c)
-	for _, line := range strings.Split(string(b), "\n") {
-		if m, ok := strings.CutPrefix(line, "Mode: "); ok {
-			return strings.TrimSpace(m)
-		}
-	}
-	return ""
+	return io.ReadAll(c)
+}
+
+// NewSecret is 16 random bytes in hex: a password for ZooKeeper's super
+// user or bankd's digest credentials.
+func NewSecret() string {
+	b := make([]byte, 16)
+	rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
 }
 
 // Serving reports whether a mode means the server serves clients.

@@ -1,9 +1,7 @@
 package zktest
 
 import (
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -50,14 +48,8 @@ func newSecurity(dir string) (*security, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &security{dir: dir, super: secret(), auth: "zkbank:" + secret(),
+	return &security{dir: dir, super: zkserver.NewSecret(), auth: "zkbank:" + zkserver.NewSecret(),
 		client: &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS13}}, nil
-}
-
-func secret() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // serverTLS is what each server of the ensemble is given.

@@ -2,9 +2,7 @@ package devcluster
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -42,17 +40,11 @@ func ensureZooKeeperSecrets(cfg *Config, ca *certs.CA) error {
 		return err
 	}
 	if p := filepath.Join(dir, ZooKeeperSuperFile); !exists(p) {
-		if err := writePrivate(p, randomSecret()+"\n"); err != nil {
+		if err := writePrivate(p, zkserver.NewSecret()+"\n"); err != nil {
 			return fmt.Errorf("devcluster: %w", err)
 		}
 	}
 	return seal.InitDir(dir)
-}
-
-func randomSecret() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // zkTLS is what ZooKeeper server i runs with: its keystore, the cluster
