@@ -19,6 +19,7 @@ import (
 	"github.com/zkbank/zkbank/cmd/internal/devcluster"
 	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
+	"github.com/zkbank/zkbank/seal"
 )
 
 // binaries builds bankctl and bankd once per test run.
@@ -234,10 +235,27 @@ func checkAuditMatchesLiveDigest(t *testing.T, c *ctl) {
 	var rep struct {
 		Index     uint64 `json:"index"`
 		StateHash string `json:"state_hash"`
+		Entries   uint64 `json:"entries"`
+		Verified  uint64 `json:"verified"`
 	}
 	json.Unmarshal([]byte(c.ok("journal", "replay", "--data-dir", copyDir, "--to", fmt.Sprint(d.Index), "-o", "json")), &rep)
-	if rep.Index != d.Index || rep.StateHash != d.StateHash {
+	if rep.Index != d.Index || rep.StateHash != d.StateHash || rep.Verified == 0 || rep.Verified != rep.Entries {
 		t.Fatalf("replay of n1's data dir: %+v; live digest %+v", rep, d)
+	}
+	// Against another CA nothing verifies: exit 5, at the first entry.
+	other := t.TempDir()
+	if _, err := certs.NewCA(other, "someone else"); err != nil {
+		t.Fatal(err)
+	}
+	devCerts := devcluster.CertsDir(c.dir)
+	id, err := os.ReadFile(filepath.Join(devCerts, seal.ClusterIDFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, errs, code := c.run("", "journal", "replay", "--data-dir", copyDir, "--cacert", filepath.Join(other, certs.CAFile),
+		"--data-keys", filepath.Join(devCerts, seal.DataKeysFile), "--cluster-id", strings.TrimSpace(string(id)))
+	if code != 5 || !strings.Contains(errs, "entry 1:") || !strings.Contains(errs, "does not verify") {
+		t.Fatalf("replay against another CA: exit %d, %s", code, errs)
 	}
 }
 

@@ -42,6 +42,7 @@ type replayOutput struct {
 	TotalBalance uint64                `json:"total_balance"`
 	Entries      uint64                `json:"entries"`
 	Commands     uint64                `json:"commands"`
+	Verified     uint64                `json:"verified"` // sealed entries whose signature verified
 	Outcomes     map[string]uint64     `json:"outcomes"`
 	Snapshots    []audit.SnapshotCheck `json:"snapshots"`
 }
@@ -91,13 +92,13 @@ first index.`,
 func (a *app) showReplay(r *audit.Report) error {
 	out := replayOutput{DataDir: r.DataDir, From: r.From, Index: r.Index, StateHash: r.StateHash.String(),
 		Accounts: r.Totals.Accounts, TotalBalance: r.Totals.Balance, Entries: r.Entries, Commands: r.Commands,
-		Outcomes: r.Outcomes, Snapshots: r.Snapshots}
+		Verified: r.Verified, Outcomes: r.Outcomes, Snapshots: r.Snapshots}
 	if done, err := a.showJSON(out); done {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "data dir:      %s\nstarted from:  %s\nindex:         %d\nstate hash:    %s\naccounts:      %d\ntotal balance: %d\nentries:       %d\ncommands:      %d\n",
+	fmt.Fprintf(a.stdout, "data dir:      %s\nstarted from:  %s\nindex:         %d\nstate hash:    %s\naccounts:      %d\ntotal balance: %d\nentries:       %d\ncommands:      %d\nverified:      %d signatures\n",
 		out.DataDir, map[bool]string{true: "empty state (index 0)", false: fmt.Sprintf("snapshot at %d", out.From)}[out.From == 0],
-		out.Index, out.StateHash, out.Accounts, out.TotalBalance, out.Entries, out.Commands)
+		out.Index, out.StateHash, out.Accounts, out.TotalBalance, out.Entries, out.Commands, out.Verified)
 	var rows [][]string
 	for _, code := range engine.Codes() {
 		if n := out.Outcomes[code.String()]; n > 0 {
