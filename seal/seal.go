@@ -108,6 +108,9 @@ func (t *Term) Seal(e *entry.Envelope) error {
 }
 
 func (t *Trust) aead(id uint32) (cipher.AEAD, error) {
+	if t.Keys == nil {
+		return nil, errors.New("no data keys given")
+	}
 	key, ok := t.Keys.key(id)
 	if !ok {
 		return nil, fmt.Errorf("no data key %d here (keys held: %v)", id, t.Keys.IDs())
