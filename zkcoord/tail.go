@@ -83,7 +83,10 @@ func (t *Tailer) run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for ctx.Err() == nil {
-		if !t.hinting() {
+		// Without a session a read waits in go-zookeeper's queue until the
+		// next one (no request times out), and meanwhile no hint would be
+		// taken: read only while connected; a session event wakes us.
+		if !t.hinting() && t.l.s.Connected() {
 			err := t.follow(ctx)
 			if errors.Is(err, ErrTrimmed) || errors.Is(err, ErrDiverged) {
 				t.err = err
