@@ -277,6 +277,9 @@ func (c *Cursor) termSigner(env *entry.Envelope) (*x509.Certificate, error) {
 	if !bytes.Equal(env.Cluster, c.trust.Cluster) {
 		return nil, errors.New("a term entry of another cluster")
 	}
+	if c.trust.Roots == nil { // x509 would take the system's roots
+		return nil, errors.New("no CA bundle to verify the term entry's certificate against")
+	}
 	cert, err := x509.ParseCertificate(env.Cert)
 	if err != nil {
 		return nil, fmt.Errorf("the term entry's certificate: %w", err)

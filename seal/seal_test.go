@@ -205,3 +205,19 @@ func TestARevocationStopsItsSignerAtTheNextEntry(t *testing.T) {
 		t.Fatalf("an entry signed after the signer's revocation: %v", err)
 	}
 }
+
+// A trust without a CA bundle verifies no term entry (x509 would take
+// the system's roots).
+func TestNoCABundleVerifiesNothing(t *testing.T) {
+	f := newFixture(t)
+	key, cert, _ := f.node("n1")
+	e := f.entryAt(f.trust.NewTerm(key, cert, nil), 1, 1, entry.Hash{})
+	noRoots := &Trust{Cluster: f.trust.Cluster, Keys: f.trust.Keys}
+	c, err := noRoots.NewCursor(engine.Signer{}, func(string) bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Open(e); !errors.Is(err, ErrUnverified) {
+		t.Fatalf("without a CA bundle: %v, want ErrUnverified", err)
+	}
+}
