@@ -140,13 +140,16 @@ func (t *Tailer) takeHint(ctx context.Context, e *entry.Envelope) bool {
 		t.hintAt = time.Now() // the pushes are live, only behind ZooKeeper
 		return true
 	}
-	if e.Index != t.next || e.PrevHash != t.prev || t.deliver(ctx, e) != nil {
+	if e.Index != t.next || e.PrevHash != t.prev {
+		return false
+	}
+	if t.opts.Hinted != nil { // before the entry is out: whoever takes it sees it counted
+		t.opts.Hinted.Add(1)
+	}
+	if t.deliver(ctx, e) != nil {
 		return false
 	}
 	t.hintAt = time.Now()
-	if t.opts.Hinted != nil {
-		t.opts.Hinted.Add(1)
-	}
 	return true
 }
 
