@@ -13,6 +13,7 @@ import (
 
 	"github.com/zkbank/zkbank/certs"
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/snapshot"
 )
 
 // snapshotTag starts what a snapshot signature signs (snapshotHash).
@@ -45,6 +46,19 @@ func (t *Trust) SnapshotSigner(identity func() (crypto.Signer, []byte)) func(eng
 		block := binary.BigEndian.AppendUint32(nil, uint32(len(cert)))
 		return append(append(block, cert...), sig...), nil
 	}
+}
+
+// CheckSnapshot verifies a loaded snapshot's signature when its state is
+// of a sealed log (body version 3 on): it must be signed, and
+// VerifySnapshot must pass. A state from before sealing needs none.
+func (t *Trust) CheckSnapshot(meta snapshot.Meta, e *engine.Engine) error {
+	switch {
+	case e.BodyVersion() < engine.BodyV3:
+		return nil
+	case !meta.Signed:
+		return fmt.Errorf("%w: snapshot at %d of a sealed log is not signed", ErrUnverified, meta.Index)
+	}
+	return t.VerifySnapshot(meta.Checksum, meta.Signature, e)
 }
 
 // VerifySnapshot checks a snapshot's signature block against its

@@ -33,6 +33,9 @@ type Options struct {
 	FS     vfs.FS // journal filesystem; nil for the real one (tests crash a memory FS)
 	// Decode reads the journal's entries (journal.Options.Decode).
 	Decode func(raw []byte) (*engine.Entry, error)
+	// CheckPeerSnapshot, when set, judges a peer's snapshot once loaded
+	// and before anything else changes (InstallSaved): its signature.
+	CheckPeerSnapshot func(snapshot.Meta, *engine.Engine) error
 }
 
 // Dir is an open data directory.
@@ -41,6 +44,7 @@ type Dir struct {
 	Journal   *journal.Journal
 	Snapshots *snapshot.Store
 	cfg       engine.Config
+	checkPeer func(snapshot.Meta, *engine.Engine) error
 }
 
 // Open opens (creating if needed) the data directory at path.
@@ -56,7 +60,7 @@ func Open(path string, opts Options) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dir{Path: path, Journal: j, Snapshots: snaps, cfg: opts.Engine}, nil
+	return &Dir{Path: path, Journal: j, Snapshots: snaps, cfg: opts.Engine, checkPeer: opts.CheckPeerSnapshot}, nil
 }
 
 // Close closes the journal.
@@ -155,9 +159,13 @@ func (d *Dir) alignJournal(m *snapshot.Meta) error {
 // InstallSaved installs a peer's snapshot already in the store (see
 // snapshot.Store.Receive): it restores the engine from the file, lines
 // the journal up with it and replays what the journal holds past it. A
-// snapshot that fails to load is deleted.
+// snapshot that fails to load, or that Options.CheckPeerSnapshot refuses,
+// is deleted before anything else changes.
 func (d *Dir) InstallSaved(info snapshot.Info) (*engine.Engine, snapshot.Meta, error) {
 	e, meta, err := snapshot.Load(info.Path, d.cfg)
+	if err == nil && d.checkPeer != nil {
+		err = d.checkPeer(meta, e)
+	}
 	if err != nil {
 		os.Remove(info.Path)
 		return nil, meta, fmt.Errorf("datadir: install snapshot %d: %w", info.Index, err)

@@ -2,8 +2,10 @@ package datadir
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -174,4 +176,29 @@ func receive(t *testing.T, d *Dir, e *engine.Engine) snapshot.Info {
 		t.Fatal(err)
 	}
 	return info
+}
+
+// A peer's snapshot that CheckPeerSnapshot refuses is deleted, and the
+// journal stays as it was.
+func TestARefusedPeerSnapshotChangesNothing(t *testing.T) {
+	d, err := Open(t.TempDir(), Options{Engine: engine.DefaultConfig(), FS: vfs.NewMem(),
+		CheckPeerSnapshot: func(m snapshot.Meta, _ *engine.Engine) error { return fmt.Errorf("not signed at %d", m.Index) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ents := enginetest.NewLog(23).Entries(40, 5)
+	if err := d.Journal.Append(ents[:10]...); err != nil {
+		t.Fatal(err)
+	}
+	info := receive(t, d, reference(t, ents, 40))
+	if _, _, err := d.InstallSaved(info); err == nil || !strings.Contains(err.Error(), "not signed at 40") {
+		t.Fatalf("install of a refused snapshot: %v", err)
+	}
+	if _, err := os.Stat(info.Path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused snapshot is still there: %v", err)
+	}
+	if d.Journal.First() != 1 || d.Journal.Last() != 10 {
+		t.Fatalf("journal %d..%d after the refusal, want 1..10", d.Journal.First(), d.Journal.Last())
+	}
 }

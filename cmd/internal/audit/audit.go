@@ -215,15 +215,13 @@ func start(d *datadir.Dir, snaps []snapshot.Info, trust *seal.Trust) (*engine.En
 	return nil, 0, fmt.Errorf("%w: the journal starts after index %d and no valid snapshot lines up with it: %w", ErrMismatch, base, errors.Join(refused...))
 }
 
-// verifySnapshot checks the signature of a snapshot a replay starts from.
+// verifySnapshot checks the signature of a snapshot a replay starts from,
+// when trust verifies signatures.
 func verifySnapshot(trust *seal.Trust, meta snapshot.Meta, e *engine.Engine) error {
-	switch {
-	case trust == nil || trust.Roots == nil || e.BodyVersion() < engine.BodyV3:
+	if trust == nil || trust.Roots == nil {
 		return nil
-	case !meta.Signed:
-		return fmt.Errorf("%w: snapshot at %d of a sealed log is not signed", seal.ErrUnverified, meta.Index)
 	}
-	return trust.VerifySnapshot(meta.Checksum, meta.Signature, e)
+	return trust.CheckSnapshot(meta, e)
 }
 
 func snapshotsAbove(snaps []snapshot.Info, from, to uint64) []snapshot.Info {

@@ -93,7 +93,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 func (n *Node) openDataDir() error {
 	dopts := datadir.Options{Engine: n.cfg.Engine, Retain: n.cfg.SnapshotRetain}
 	if n.cfg.Seal != nil {
-		dopts.Decode = n.cfg.Seal.Trust.DecodeRaw
+		dopts.Decode, dopts.CheckPeerSnapshot = n.cfg.Seal.Trust.DecodeRaw, n.cfg.Seal.Trust.CheckSnapshot
 	}
 	dir, err := datadir.Open(n.cfg.DataDir, dopts)
 	if err != nil {
