@@ -215,21 +215,46 @@ func (t *Trust) NewCursor(s engine.Signer, revoked func(serial string) bool) (*C
 // Revocations in the entries the cursor passed count from the next entry
 // on, whether or not the engine accepts them.
 func (c *Cursor) Open(env *entry.Envelope) (*engine.Entry, error) {
-	if env.BodyVersion >= entry.BodySealed {
-		if err := c.verify(env); err != nil {
-			return nil, fmt.Errorf("%w: entry %d: %w", ErrUnverified, env.Index, err)
-		}
+	if err := c.verifyNext(env); err != nil {
+		return nil, err
 	}
 	e, err := c.trust.Decrypt(env)
 	if err != nil {
 		return nil, err
 	}
+	c.noteRevocations(e)
+	return e, nil
+}
+
+// Check is Open for an entry already opened (a journal's, decrypted as it
+// was read): it verifies the envelope and passes the entry.
+func (c *Cursor) Check(e *engine.Entry) error {
+	if err := c.verifyNext(&e.Envelope); err != nil {
+		return err
+	}
+	c.noteRevocations(e)
+	return nil
+}
+
+// verifyNext verifies a sealed envelope as the next one.
+func (c *Cursor) verifyNext(env *entry.Envelope) error {
+	if env.BodyVersion < entry.BodySealed {
+		return nil
+	}
+	if err := c.verify(env); err != nil {
+		return fmt.Errorf("%w: entry %d: %w", ErrUnverified, env.Index, err)
+	}
+	return nil
+}
+
+// noteRevocations makes the certificates e revokes refused from the next
+// entry on.
+func (c *Cursor) noteRevocations(e *engine.Entry) {
 	for i := range e.Commands {
 		if e.Commands[i].Op == engine.OpRevokeCertificate {
 			c.pending[e.Commands[i].Serial] = true
 		}
 	}
-	return e, nil
 }
 
 // Revokes reports whether e holds a certificate revocation: verifying the

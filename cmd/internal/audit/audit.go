@@ -94,7 +94,7 @@ func (v *verifier) check(ent *engine.Entry, r *Report) error {
 		}
 		v.cur = cur
 	}
-	if _, err := v.cur.Open(&ent.Envelope); err != nil {
+	if err := v.cur.Check(ent); err != nil {
 		return err
 	}
 	if seal.Revokes(ent) {
