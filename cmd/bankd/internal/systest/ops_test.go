@@ -62,6 +62,16 @@ func TestNoLeaderIsA503WithinTheWriteTimeout(t *testing.T) {
 	mustOK(t, call(t, follower, "POST", "/v1/accounts", wire.CreateAccount{Account: "1", Name: "Ada", Balance: 5}, nil), 201)
 	c.converged()
 	c.ens.Servers[0].Stop()
+	// A write the leader took in the instant before it saw its session go
+	// is rightly outcome_unknown; this test is about the writes after.
+	zktest.Eventually(t, 10*time.Second, "the nodes see ZooKeeper gone", func() bool {
+		for _, tn := range c.nodes {
+			if tn.n.Status().Session == "StateHasSession" {
+				return false
+			}
+		}
+		return true
+	})
 
 	started := time.Now()
 	r := call(t, follower, "POST", "/v1/accounts/1/deposit", wire.Amount{Amount: 1}, nil)
