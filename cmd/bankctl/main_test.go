@@ -272,6 +272,28 @@ func (c *ctl) pids() map[string]devcluster.ProcStatus {
 	return out
 }
 
+// leader is the process of the node the cluster names as its leader.
+// Exactly one: each node's own view of its role can lag for a moment
+// after a failover, and a test that stopped every process that says
+// "leader" could stop two and resume one.
+func (c *ctl) leader() devcluster.ProcStatus {
+	c.t.Helper()
+	var st struct {
+		Leader struct {
+			ID string `json:"id"`
+		} `json:"leader"`
+	}
+	out := c.eventuallyExit(0, "cluster", "status", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st.Leader.ID == "" {
+		c.t.Fatalf("cluster status names no leader (%v):\n%s", err, out)
+	}
+	p, ok := c.pids()[st.Leader.ID]
+	if !ok || p.PID == 0 {
+		c.t.Fatalf("no process for the leader %s", st.Leader.ID)
+	}
+	return p
+}
+
 // balance reads an account's balance through the cluster.
 func (c *ctl) balance(account string) uint64 {
 	var a wire.Account
@@ -304,14 +326,13 @@ func TestBankctlWhenThingsGoWrong(t *testing.T) {
 	c := &ctl{t: t, bin: binaries(t), dir: filepath.Join(t.TempDir(), "dev")}
 	devUp(t, c, 3, 1)
 	c.ok("account", "create", "--name", "Ada", "--account", "A-1", "--balance", "100")
-	c.eventuallyExit(0, "cluster", "status")
-
+	leader := c.leader()
 	procs := c.pids()
 	eps := strings.Split(c.endpoints, ",")
 	var hung devcluster.ProcStatus
 	var hungEP, healthyEP string
 	for i, id := range []string{"n1", "n2", "n3"} {
-		if procs[id].Role == "follower" && hung.ID == "" {
+		if id != leader.ID && hung.ID == "" {
 			hung, hungEP = procs[id], eps[i]
 		} else if healthyEP == "" {
 			healthyEP = eps[i]
@@ -347,13 +368,10 @@ func TestBankctlWhenThingsGoWrong(t *testing.T) {
 	// follower answers within bankctl's deadline that the outcome is
 	// unknown, and bankctl says so with the key; that key then learns the
 	// outcome, and the deposit applies once.
-	procs = c.pids()
-	var leader devcluster.ProcStatus
+	leader = c.leader()
 	var followerEP string
 	for i, id := range []string{"n1", "n2", "n3"} {
-		if procs[id].Role == "leader" {
-			leader = procs[id]
-		} else if followerEP == "" {
+		if id != leader.ID && followerEP == "" {
 			followerEP = eps[i]
 		}
 	}
@@ -371,19 +389,14 @@ func TestBankctlWhenThingsGoWrong(t *testing.T) {
 		t.Fatalf("A-1 holds %d after deposits of 1, 1 and the retried 5, want 107 (the 5 applied once)", got)
 	}
 
-	leaderID := ""
-	for id, p := range c.pids() {
-		if p.Role == "leader" {
-			leaderID = id
-			syscall.Kill(p.PID, syscall.SIGSTOP)
-			t.Cleanup(func() { syscall.Kill(p.PID, syscall.SIGCONT) })
-		}
-	}
+	leader = c.leader()
+	syscall.Kill(leader.PID, syscall.SIGSTOP)
+	t.Cleanup(func() { syscall.Kill(leader.PID, syscall.SIGCONT) })
 	out, _, code = c.run("", "cluster", "status", "-o", "table")
-	if code == 0 || !strings.Contains(strings.SplitN(out, "\n", 2)[0], leaderID) {
-		t.Fatalf("cluster status with the leader %s hung: exit %d\n%s", leaderID, code, out)
+	if code == 0 || !strings.Contains(strings.SplitN(out, "\n", 2)[0], leader.ID) {
+		t.Fatalf("cluster status with the leader %s hung: exit %d\n%s", leader.ID, code, out)
 	}
-	syscall.Kill(c.pids()[leaderID].PID, syscall.SIGCONT)
+	syscall.Kill(leader.PID, syscall.SIGCONT)
 	c.eventuallyExit(0, "cluster", "status")
 
 	checkBatchReruns(t, c)
