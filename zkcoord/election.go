@@ -40,9 +40,19 @@ var (
 type Term struct {
 	Epoch        uint64
 	epochVersion int32
+	// zkTime is the epoch write's mtime, ZooKeeper's clock when the term
+	// began; zkAt the local instant its answer came (with the monotonic
+	// reading, which no wall-clock step moves).
+	zkTime, zkAt time.Time
 	ctx          context.Context
 	cancel       context.CancelCauseFunc
 }
+
+// ZooKeeperNow is ZooKeeper's clock as this term sees it: the mtime of the
+// write that fenced the epoch, plus the monotonic time elapsed since. It
+// lags the true time by at most that write's round trip, and a leader's
+// wall clock, however wrong, does not move it.
+func (t *Term) ZooKeeperNow() time.Time { return t.zkTime.Add(time.Since(t.zkAt)) }
 
 // Done is closed when the term ends.
 func (t *Term) Done() <-chan struct{} { return t.ctx.Done() }
@@ -178,12 +188,12 @@ func position(names []string, mine string) (int, []string) {
 // lead fences the epoch, publishes a term and holds it until the session
 // wavers, the epoch moves, or ctx ends.
 func (e *Election) lead(ctx context.Context, node string, events <-chan struct{}) error {
-	rec, version, err := e.fence(node)
+	rec, f, err := e.fence(node)
 	if err != nil {
 		return err
 	}
 	tctx, cancel := context.WithCancelCause(ctx)
-	term := &Term{Epoch: rec.Epoch, epochVersion: version, ctx: tctx, cancel: cancel}
+	term := &Term{Epoch: rec.Epoch, epochVersion: f.version, zkTime: f.mtime, zkAt: f.at, ctx: tctx, cancel: cancel}
 	e.mu.Lock()
 	e.current = term
 	e.mu.Unlock()
@@ -200,35 +210,48 @@ func (e *Election) lead(ctx context.Context, node string, events <-chan struct{}
 	return nil
 }
 
+// fenced is what the epoch write tells a new term: the epoch znode's
+// version, and ZooKeeper's clock (the write's mtime) with the local
+// instant the answer came.
+type fenced struct {
+	version   int32
+	mtime, at time.Time
+}
+
 // fence bumps the epoch with a versioned write guarded by this node's
 // candidate znode: it succeeds only while the candidate exists, and only
 // if nobody else moved the epoch since it was read.
-func (e *Election) fence(node string) (LeaderRecord, int32, error) {
+func (e *Election) fence(node string) (LeaderRecord, fenced, error) {
 	epochPath := e.s.Path("epoch")
 	data, stat, err := e.s.Conn.Get(epochPath)
 	if errors.Is(err, zk.ErrNoNode) {
 		_, err = e.s.Conn.Create(epochPath, mustJSON(LeaderRecord{}), 0, e.s.acl)
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
-			return LeaderRecord{}, 0, fmt.Errorf("zkcoord: create epoch: %w", err)
+			return LeaderRecord{}, fenced{}, fmt.Errorf("zkcoord: create epoch: %w", err)
 		}
 		data, stat, err = e.s.Conn.Get(epochPath)
 	}
 	if err != nil {
-		return LeaderRecord{}, 0, fmt.Errorf("zkcoord: read epoch: %w", err)
+		return LeaderRecord{}, fenced{}, fmt.Errorf("zkcoord: read epoch: %w", err)
 	}
 	var cur LeaderRecord
 	if err := json.Unmarshal(data, &cur); err != nil {
-		return LeaderRecord{}, 0, fmt.Errorf("zkcoord: epoch znode holds %q: %w", data, err)
+		return LeaderRecord{}, fenced{}, fmt.Errorf("zkcoord: epoch znode holds %q: %w", data, err)
 	}
 	next := LeaderRecord{Epoch: cur.Epoch + 1, ID: e.me.ID, Addr: e.me.Addr}
-	_, err = e.s.Conn.Multi(
+	res, err := e.s.Conn.Multi(
 		&zk.CheckVersionRequest{Path: node, Version: -1},
 		&zk.SetDataRequest{Path: epochPath, Data: mustJSON(next), Version: stat.Version},
 	)
+	at := time.Now()
 	if err != nil {
-		return LeaderRecord{}, 0, fmt.Errorf("zkcoord: fence epoch %d: %w", next.Epoch, err)
+		return LeaderRecord{}, fenced{}, fmt.Errorf("zkcoord: fence epoch %d: %w", next.Epoch, err)
 	}
-	return next, stat.Version + 1, nil
+	f := fenced{version: stat.Version + 1, mtime: at, at: at}
+	if len(res) == 2 && res[1].Stat != nil {
+		f.mtime = time.UnixMilli(res[1].Stat.Mtime)
+	}
+	return next, f, nil
 }
 
 func mustJSON(v any) []byte {

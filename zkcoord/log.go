@@ -110,13 +110,14 @@ func (l *Log) TrimmedBelow() (uint64, error) {
 	return binary.BigEndian.Uint64(data), nil
 }
 
-// Head is the end of the log: the last entry's index, hash, epoch and
-// body version.
+// Head is the end of the log: the last entry's index, hash, epoch, body
+// version and time.
 type Head struct {
 	Index       uint64
 	Hash        entry.Hash
 	Epoch       uint64
 	BodyVersion uint32
+	TimeMs      int64
 }
 
 // Recover is what a new leader does after its fence and before its first
@@ -176,7 +177,7 @@ func (l *Log) RecoverWith(ctx context.Context, from Head, opts RecoverOptions) (
 		if e.PrevHash != head.Hash {
 			return head, fmt.Errorf("zkcoord: entry %d: %w: prev_hash does not match entry %d", e.Index, ErrDiverged, head.Index)
 		}
-		head = Head{Index: e.Index, Hash: e.Hash(), Epoch: e.Epoch, BodyVersion: e.BodyVersion}
+		head = Head{Index: e.Index, Hash: e.Hash(), Epoch: e.Epoch, BodyVersion: e.BodyVersion, TimeMs: e.TimeMs}
 	}
 	return head, ctx.Err()
 }

@@ -22,6 +22,7 @@ type options struct {
 	zkAuthFile, zkTLSCA, zkTLSCert, zkTLSKey      string
 	dataKeys, clusterID                           string
 	insecure                                      bool
+	clockOffset                                   time.Duration
 	sessionTimeout, writeTimeout, readTimeout     time.Duration
 	trimInterval                                  time.Duration
 	snapshotEvery, logRetain, segmentSize         uint64
@@ -106,6 +107,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.batchBytes, "batch-bytes", def.BatchBytesMax, "most bytes in one log entry (under ZooKeeper's 1 MB limit)")
 	fs.IntVar(&o.inflight, "inflight", def.InflightMax, "log appends in flight at once")
 	fs.IntVar(&o.gcPercent, "gc-percent", defaultGCPercent, "how far (percent) the heap may grow above live data before the Go collector runs; GOGC in the environment replaces the default")
+	fs.DurationVar(&o.clockOffset, "test-clock-offset", 0, "FOR TESTS ONLY: shift this node's wall clock by this much (e.g. 5m or -5m) where it stamps entries as leader; stamps stay within a second of ZooKeeper's clock whatever it is")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	return fs

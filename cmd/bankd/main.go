@@ -160,6 +160,7 @@ func (o *options) nodeConfig(advertise string, zcfg zkcoord.Config, sealing *nod
 		Transport: peer.NewTransport(peer.Config{Client: peers, CallTimeout: o.writeTimeout + time.Second, Stage: m.Stage}),
 		Serial:    serial,
 		Seal:      sealing,
+		Clock:     func() time.Time { return time.Now().Add(o.clockOffset) },
 	}
 }
 

@@ -195,7 +195,7 @@ func (n *Node) lead(term *zkcoord.Term) {
 		key, cert := n.cfg.Seal.Identity()
 		app.SealWith(n.cfg.Seal.Trust.NewTerm(key, cert, ls.sealKey.Load))
 	}
-	n.batch(term, app, ls)
+	n.batch(term, app, ls, head.TimeMs)
 	ls.close()
 	n.leading.CompareAndSwap(ls, nil)
 	n.cfg.Logger.Info("stopped leading", "epoch", term.Epoch, "cause", term.Err())
@@ -207,7 +207,7 @@ func (n *Node) lead(term *zkcoord.Term) {
 func (n *Node) recoverHead(term *zkcoord.Term) (zkcoord.Head, error) {
 	for {
 		n.mu.RLock()
-		from := zkcoord.Head{Index: n.eng.Index(), Hash: n.eng.LastHash(), BodyVersion: n.eng.BodyVersion()}
+		from := zkcoord.Head{Index: n.eng.Index(), Hash: n.eng.LastHash(), BodyVersion: n.eng.BodyVersion(), TimeMs: n.eng.TimeMs()}
 		n.mu.RUnlock()
 		opts, err := n.recoverOptions()
 		if err != nil {
@@ -264,12 +264,13 @@ func (n *Node) recoverOptions() (zkcoord.RecoverOptions, error) {
 // entries beat many tiny ones, and the shorter CPU queues more than repay
 // the wait (docs/benchmarks.md); big entries (the batch API) still use
 // every slot.
-func (n *Node) batch(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState) {
+func (n *Node) batch(term *zkcoord.Term, app *zkcoord.Appender, ls *leaderState, headMs int64) {
 	lim := groupcommit.Limits{Items: n.cfg.BatchCommandsMax, Bytes: n.cfg.BatchBytesMax, Inflight: n.cfg.InflightMax,
 		SmallItems: smallEntryCommands, SmallInflight: smallEntryInflight}
-	var lastMs int64
+	n.warnClockSkew(term)
+	lastMs := headMs
 	unsent := groupcommit.Run(term.Done(), ls.queue, lim, func(g groupcommit.Group[*request], landed func()) error {
-		lastMs = max(lastMs, n.cfg.Clock().UnixMilli()) // never backwards in a term (the engine keeps it so across terms)
+		lastMs = stampMs(lastMs, n.cfg.Clock(), term.ZooKeeperNow())
 		return n.appendGroup(term, app, ls, g, lastMs, landed)
 	})
 	for _, r := range unsent { // never appended: a retry elsewhere is safe
