@@ -5,7 +5,7 @@ GO       ?= go
 FUZZTIME ?= 60s
 ZK_JAR   := /usr/share/java/zookeeper.jar
 
-.PHONY: all build run test test-faults lint bench-check fuzz bench zookeeper clean
+.PHONY: all build run test test-faults test-partitions lint bench-check fuzz bench zookeeper netlab-tools clean
 
 all: build
 
@@ -20,7 +20,7 @@ run: build zookeeper
 	bin/bankctl dev up $(RUNFLAGS)
 
 ## test: lint, then every test with the race detector (real ZooKeeper included)
-test: zookeeper lint bench-check
+test: zookeeper netlab-tools lint bench-check
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 ## bench-check: every benchmark of the storage packages runs once, so make bench cannot rot
@@ -66,6 +66,15 @@ zookeeper:
 		echo "ZooKeeper not found; installing Debian's zookeeper package"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q zookeeper; \
+	fi
+
+## netlab-tools: install iproute2 and nftables when missing (the network lab's hosts and partitions)
+netlab-tools:
+	@missing=""; PATH="$$PATH:/usr/sbin:/sbin"; command -v ip >/dev/null || missing="$$missing iproute2"; command -v nft >/dev/null || missing="$$missing nftables"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing for the network lab"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
 clean:
