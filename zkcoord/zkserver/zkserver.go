@@ -39,6 +39,7 @@ func Installed() error {
 // Server is one member of an ensemble.
 type Server struct {
 	ID           int    // 1-based
+	Host         string // the address it listens on and peers reach it at (default 127.0.0.1)
 	Dir          string // holds zoo.cfg and data/
 	ClientPort   int    // the secureClientPort when TLS is set, and then the only one
 	PeerPort     int
@@ -77,7 +78,7 @@ const tls13Suites = "TLS_AES_128_GCM_SHA256,TLS_AES_256_GCM_SHA384,TLS_CHACHA20_
 // certificates required, the quorum over TLS too.
 func (t *TLS) config(s Server) string {
 	return fmt.Sprintf(`secureClientPort=%d
-secureClientPortAddress=127.0.0.1
+secureClientPortAddress=%[5]s
 serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory
 authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider
 ssl.keyStore.location=%[2]s
@@ -97,17 +98,24 @@ ssl.quorum.hostnameVerification=true
 ssl.quorum.protocol=TLSv1.3
 ssl.quorum.enabledProtocols=TLSv1.3
 ssl.quorum.ciphersuites=%[4]s
-`, s.ClientPort, t.KeyStore, t.TrustStore, tls13Suites)
+`, s.ClientPort, t.KeyStore, t.TrustStore, tls13Suites, s.host())
 }
 
 // Addr is the server's client address.
-func (s Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.ClientPort) }
+func (s Server) Addr() string { return net.JoinHostPort(s.host(), fmt.Sprint(s.ClientPort)) }
+
+func (s Server) host() string {
+	if s.Host == "" {
+		return "127.0.0.1"
+	}
+	return s.Host
+}
 
 // ConfigPath is where WriteConfig puts zoo.cfg.
 func (s Server) ConfigPath() string { return filepath.Join(s.Dir, "zoo.cfg") }
 
 // WriteConfig writes s's zoo.cfg (and myid for an ensemble of several),
-// for a loopback ensemble of all. Sessions may last 2..20 ticks.
+// for the ensemble of all. Sessions may last 2..20 ticks.
 func WriteConfig(s Server, all []Server, tick time.Duration) error {
 	data := filepath.Join(s.Dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
@@ -126,11 +134,11 @@ autopurge.snapRetainCount=3
 	if s.TLS != nil {
 		cfg += s.TLS.config(s)
 	} else {
-		cfg += fmt.Sprintf("clientPort=%d\nclientPortAddress=127.0.0.1\n", s.ClientPort)
+		cfg += fmt.Sprintf("clientPort=%d\nclientPortAddress=%s\n", s.ClientPort, s.host())
 	}
 	if len(all) > 1 {
 		for _, o := range all {
-			cfg += fmt.Sprintf("server.%d=127.0.0.1:%d:%d\n", o.ID, o.PeerPort, o.ElectionPort)
+			cfg += fmt.Sprintf("server.%d=%s:%d:%d\n", o.ID, o.host(), o.PeerPort, o.ElectionPort)
 		}
 		if err := os.WriteFile(filepath.Join(data, "myid"), []byte(fmt.Sprint(s.ID)), 0o644); err != nil {
 			return fmt.Errorf("zkserver: %w", err)

@@ -29,7 +29,7 @@ func CertsDir(dir string) string { return filepath.Join(dir, "certs") }
 func EnvPath(dir string) string { return filepath.Join(dir, "env.sh") }
 
 // ensureCerts makes the cluster's CA, a node certificate for every node
-// (valid for 127.0.0.1 and localhost), an admin client certificate, and
+// (valid for its host's address, 127.0.0.1 and localhost), an admin client certificate, and
 // ZooKeeper's certificates and credentials, keeping those already there
 // from an earlier start.
 func ensureCerts(cfg *Config) error {
@@ -44,7 +44,7 @@ func ensureCerts(cfg *Config) error {
 	for i := range cfg.Nodes {
 		id := fmt.Sprintf("n%d", i+1)
 		if crt, _ := certs.NodeFiles(dir, id); !exists(crt) {
-			if _, err := ca.IssueNode(dir, id, []string{"127.0.0.1", "localhost"}); err != nil {
+			if _, err := ca.IssueNode(dir, id, cfg.sans(i)); err != nil {
 				return fmt.Errorf("devcluster: %w", err)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -39,7 +40,47 @@ type Config struct {
 	// Insecure runs bankd with --insecure (plain HTTP, no certificates);
 	// by default the cluster gets a CA and certificates under <dir>/certs.
 	Insecure bool
+	// Hosts, when set, places ZooKeeper server i and bankd i (0-based) on
+	// Hosts[i%len(Hosts)]: the address it listens on and is reached at,
+	// and how a process is run there (a netlab host). By default all run
+	// on this machine, on 127.0.0.1.
+	Hosts []Host
+	// NodeArgs[i], when set, are extra flags for bankd i alone (after
+	// BankdArgs).
+	NodeArgs [][]string
 	Logger   *slog.Logger
+}
+
+// Host is where a process of the cluster runs.
+type Host struct {
+	Addr string
+	// Wrap returns the command that runs cmd on the host; nil runs it
+	// here.
+	Wrap func(*exec.Cmd) *exec.Cmd
+}
+
+// host is where process i (0-based) runs.
+func (c Config) host(i int) Host {
+	if len(c.Hosts) == 0 {
+		return Host{Addr: "127.0.0.1"}
+	}
+	return c.Hosts[i%len(c.Hosts)]
+}
+
+// on is cmd as process i runs it.
+func (c Config) on(i int, cmd *exec.Cmd) *exec.Cmd {
+	if h := c.host(i); h.Wrap != nil {
+		return h.Wrap(cmd)
+	}
+	return cmd
+}
+
+// sans are the addresses process i's certificate must name.
+func (c Config) sans(i int) []string {
+	if a := c.host(i).Addr; a != "127.0.0.1" {
+		return []string{a, "127.0.0.1", "localhost"}
+	}
+	return []string{"127.0.0.1", "localhost"}
 }
 
 func (c *Config) withDefaults() error {
@@ -135,8 +176,11 @@ func (s *stateFile) update(fn func(*State)) error {
 }
 
 // checkPorts fails with a clear message when a port the cluster needs is
-// taken.
+// taken. Hosts of their own (a lab's) start with every port free.
 func checkPorts(cfg Config) error {
+	if len(cfg.Hosts) > 0 {
+		return nil
+	}
 	type use struct {
 		port int
 		what string
@@ -165,7 +209,7 @@ func checkPorts(cfg Config) error {
 func zkConnect(cfg Config) string {
 	var s []string
 	for i := range cfg.ZooKeepers {
-		s = append(s, fmt.Sprintf("127.0.0.1:%d", cfg.ZKPort+i))
+		s = append(s, net.JoinHostPort(cfg.host(i).Addr, fmt.Sprint(cfg.ZKPort+i)))
 	}
 	return strings.Join(s, ",")
 }
@@ -198,7 +242,7 @@ func (c Config) URLs() []string {
 func (c Config) Endpoints() []string {
 	var s []string
 	for i := range c.Nodes {
-		s = append(s, fmt.Sprintf("127.0.0.1:%d", c.APIPort+i))
+		s = append(s, net.JoinHostPort(c.host(i).Addr, fmt.Sprint(c.APIPort+i)))
 	}
 	return s
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -91,29 +92,32 @@ func plan(cfg *Config, sf *stateFile) (zks, nodes []*managed, err error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		specs = append(specs, zkserver.Server{ID: i + 1, Dir: filepath.Join(cfg.Dir, "zk", fmt.Sprint(i+1)), TLS: t, Optimize: cfg.ZKOptimize,
+		specs = append(specs, zkserver.Server{ID: i + 1, Host: cfg.host(i).Addr, Dir: filepath.Join(cfg.Dir, "zk", fmt.Sprint(i+1)), TLS: t, Optimize: cfg.ZKOptimize,
 			ClientPort: cfg.ZKPort + i, PeerPort: cfg.ZKPort + 1000 + i, ElectionPort: cfg.ZKPort + 2000 + i})
 	}
-	for _, spec := range specs {
+	for i, spec := range specs {
 		if err := zkserver.WriteConfig(spec, specs, 500*time.Millisecond); err != nil {
 			return nil, nil, err
 		}
 		sf.st.Procs = append(sf.st.Procs, Proc{Kind: "zookeeper", ID: fmt.Sprintf("zk%d", spec.ID), Port: spec.ClientPort,
 			Addr: spec.Addr(), Log: filepath.Join(spec.Dir, "zookeeper.log"), Data: filepath.Join(spec.Dir, "data")})
-		zks = append(zks, &managed{idx: len(sf.st.Procs) - 1, sf: sf, cfg: cfg, command: func() *exec.Cmd { return zkserver.Command(spec, cfg.ZKHeapMB) }})
+		zks = append(zks, &managed{idx: len(sf.st.Procs) - 1, sf: sf, cfg: cfg, command: func() *exec.Cmd { return cfg.on(i, zkserver.Command(spec, cfg.ZKHeapMB)) }})
 	}
 	for i := range cfg.Nodes {
-		id, port := fmt.Sprintf("n%d", i+1), cfg.APIPort+i
+		id, port, addr := fmt.Sprintf("n%d", i+1), cfg.APIPort+i, cfg.host(i).Addr
 		dir := filepath.Join(cfg.Dir, "nodes", id)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, nil, err
 		}
 		args := append([]string{"--id", id, "--data-dir", filepath.Join(dir, "data"), "--zk", zkConnect(*cfg),
-			"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--session-timeout", cfg.SessionTimeout.String()}, cfg.tlsArgs()...)
+			"--listen", net.JoinHostPort(addr, fmt.Sprint(port)), "--session-timeout", cfg.SessionTimeout.String()}, cfg.tlsArgs()...)
 		args = append(args, cfg.BankdArgs...)
-		sf.st.Procs = append(sf.st.Procs, Proc{Kind: "bankd", ID: id, Port: port, Addr: fmt.Sprintf("%s127.0.0.1:%d", cfg.scheme(), port),
+		if i < len(cfg.NodeArgs) {
+			args = append(args, cfg.NodeArgs[i]...)
+		}
+		sf.st.Procs = append(sf.st.Procs, Proc{Kind: "bankd", ID: id, Port: port, Addr: cfg.scheme() + net.JoinHostPort(addr, fmt.Sprint(port)),
 			Log: filepath.Join(dir, "bankd.log"), Data: filepath.Join(dir, "data")})
-		nodes = append(nodes, &managed{idx: len(sf.st.Procs) - 1, sf: sf, cfg: cfg, command: func() *exec.Cmd { return exec.Command(cfg.Bankd, args...) }})
+		nodes = append(nodes, &managed{idx: len(sf.st.Procs) - 1, sf: sf, cfg: cfg, command: func() *exec.Cmd { return cfg.on(i, exec.Command(cfg.Bankd, args...)) }})
 	}
 	return zks, nodes, sf.update(func(*State) {})
 }

@@ -31,7 +31,7 @@ func ensureZooKeeperSecrets(cfg *Config, ca *certs.CA) error {
 	dir := CertsDir(cfg.Dir)
 	for i := 1; i <= cfg.ZooKeepers; i++ {
 		if _, _, ks := certs.ZooKeeperFiles(dir, zkName(i)); !exists(ks) {
-			if _, err := ca.IssueZooKeeper(dir, zkName(i), []string{"127.0.0.1", "localhost"}); err != nil {
+			if _, err := ca.IssueZooKeeper(dir, zkName(i), cfg.sans(i-1)); err != nil {
 				return fmt.Errorf("devcluster: %w", err)
 			}
 		}

@@ -36,42 +36,59 @@ const (
 // what dies), a bank workload, and a nemesis injecting one fault at a time;
 // then it checks the history. Everything is kept in a folder when it fails.
 func TestBankUnderFaults(t *testing.T) {
+	rng := seeded(t)
+	c := startCluster(t, runDir(t), rng)
+	c.runBank(rng, func(h *History) []fault { return c.nemesis(h, rng, *duration) })
+}
+
+// seeded is the run's random source, from -faults.seed or the clock.
+func seeded(t *testing.T) *rand.Rand {
 	seed := *seedFlag
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
 	t.Logf("seed %d (replay with -faults.seed %d)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
+	return rand.New(rand.NewPCG(seed, seed))
+}
+
+// runDir holds a run's history, logs and data dirs; it is kept when the
+// test fails.
+func runDir(t *testing.T) string {
 	dir, err := os.MkdirTemp("", "zkbank-faults-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("KEEP") != "" {
 			t.Logf("kept the history, logs and data dirs in %s", dir)
 		} else {
 			os.RemoveAll(dir)
 		}
 	})
-	c := startCluster(t, dir, rng)
-	accounts := c.createAccounts(5)
+	return dir
+}
 
+// runBank runs the workload while nemesis injects faults, then heals,
+// resends every key, waits for one state, audits each node's data dir and
+// checks the history.
+func (c *cluster) runBank(rng *rand.Rand, nemesis func(*History) []fault) {
+	accounts := c.createAccounts(5)
 	h := NewHistory()
 	c.h0 = h
 	ctx, stopWork := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := range 4 {
-		w := &worker{id: i, rng: rand.New(rand.NewPCG(seed, uint64(i+1))), nodes: c.endpoints, accounts: accounts, h: h}
+		w := &worker{id: i, rng: rand.New(rand.NewPCG(rng.Uint64(), uint64(i+1))), nodes: c.endpoints, accounts: accounts, h: h}
 		wg.Add(1)
 		go func() { defer wg.Done(); w.run(ctx) }()
 	}
-	faults := c.nemesis(h, rng, *duration)
+	faults := nemesis(h)
 	stopWork()
 	wg.Wait()
 	c.heal()
 	ops := h.Ops()
-	if err := Write(filepath.Join(dir, "history.jsonl"), ops); err != nil {
-		t.Error(err)
+	if err := Write(filepath.Join(filepath.Dir(c.dir), "history.jsonl"), ops); err != nil {
+		c.t.Error(err)
 	}
 	resolved := c.resend(ops)
 	final, digest := c.converge(accounts)
@@ -82,6 +99,7 @@ func TestBankUnderFaults(t *testing.T) {
 
 type cluster struct {
 	t         *testing.T
+	cfg       devcluster.Config
 	dir       string
 	endpoints []string
 	cancel    context.CancelFunc
@@ -89,11 +107,10 @@ type cluster struct {
 	h0        *History
 }
 
-func startCluster(t *testing.T, dir string, rng *rand.Rand) *cluster {
-	bin := filepath.Join(dir, "bankd")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../bankd").CombinedOutput(); err != nil {
-		t.Fatalf("build bankd: %v\n%s", err, out)
-	}
+// startCluster starts the cluster in dir; place, when given, puts its
+// processes on a lab's hosts.
+func startCluster(t *testing.T, dir string, rng *rand.Rand, place ...func(*devcluster.Config)) *cluster {
+	bin := buildBankd(t, dir)
 	for try := 0; ; try++ {
 		base := 20000 + rng.IntN(9000)
 		cfg := devcluster.Config{
@@ -102,7 +119,10 @@ func startCluster(t *testing.T, dir string, rng *rand.Rand) *cluster {
 				"--trim-interval", "300ms", "--write-timeout", "5s"},
 			Logger: slog.New(slog.NewTextHandler(logWriter{t}, nil)),
 		}
-		c := &cluster{t: t, dir: cfg.Dir, endpoints: cfg.Endpoints(), done: make(chan error, 1)}
+		for _, p := range place {
+			p(&cfg)
+		}
+		c := &cluster{t: t, cfg: cfg, dir: cfg.Dir, endpoints: cfg.Endpoints(), done: make(chan error, 1)}
 		ctx, cancel := context.WithCancel(context.Background())
 		c.cancel = cancel
 		ready := make(chan struct{})
@@ -119,6 +139,21 @@ func startCluster(t *testing.T, dir string, rng *rand.Rand) *cluster {
 			}
 		}
 	}
+}
+
+// bankdEnv names a bankd binary built already (by the test that runs this
+// one on a lab's client host, where go build cannot reach the network).
+const bankdEnv = "ZKBANK_FAULTS_BANKD"
+
+func buildBankd(t *testing.T, dir string) string {
+	if bin := os.Getenv(bankdEnv); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(dir, "bankd")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../bankd").CombinedOutput(); err != nil {
+		t.Fatalf("build bankd: %v\n%s", err, out)
+	}
+	return bin
 }
 
 func (c *cluster) stop() {

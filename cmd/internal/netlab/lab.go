@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -290,4 +291,43 @@ func run(name string, args ...string) error {
 		return fmt.Errorf("netlab: %s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
+}
+
+// spec is a lab as another process sees it (Spec, Attach).
+type spec struct {
+	Run   string            `json:"run"`
+	Owner int               `json:"owner"`
+	Hosts []hostSpec `json:"hosts"`
+}
+
+type hostSpec struct {
+	Name string `json:"name"`
+	Addr string `json:"addr"`
+	NS   string `json:"ns"`
+}
+
+// Spec describes the lab for Attach in another process (a test that runs
+// part of itself on one of the hosts).
+func (l *Lab) Spec() string {
+	s := spec{Run: l.Run, Owner: l.Owner}
+	for _, h := range l.hosts {
+		s.Hosts = append(s.Hosts, hostSpec{h.Name, h.Addr, h.NS})
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// Attach is the lab that Spec described, to use (cut, heal, slow down,
+// run commands) but not to own: its Close is the owner's.
+func Attach(specJSON string) (*Lab, error) {
+	var s spec
+	if err := json.Unmarshal([]byte(specJSON), &s); err != nil {
+		return nil, fmt.Errorf("netlab: lab spec: %w", err)
+	}
+	l := &Lab{Run: s.Run, Owner: s.Owner}
+	l.hub = l.nsName("hub")
+	for _, h := range s.Hosts {
+		l.hosts = append(l.hosts, &Host{Name: h.Name, Addr: h.Addr, NS: h.NS, lab: l})
+	}
+	return l, nil
 }
