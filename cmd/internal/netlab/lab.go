@@ -295,8 +295,8 @@ func run(name string, args ...string) error {
 
 // spec is a lab as another process sees it (Spec, Attach).
 type spec struct {
-	Run   string            `json:"run"`
-	Owner int               `json:"owner"`
+	Run   string     `json:"run"`
+	Owner int        `json:"owner"`
 	Hosts []hostSpec `json:"hosts"`
 }
 
