@@ -5,7 +5,7 @@ GO       ?= go
 FUZZTIME ?= 60s
 ZK_JAR   := /usr/share/java/zookeeper.jar
 
-.PHONY: all build run test test-faults test-partitions lint bench-check fuzz bench zookeeper netlab-tools clean
+.PHONY: all build run test test-faults test-partitions bench-lab lint bench-check fuzz bench zookeeper netlab-tools clean
 
 all: build
 
@@ -31,6 +31,11 @@ bench-check:
 FAULTS_DURATION ?= 5m
 test-faults: zookeeper
 	$(GO) test -count=1 -v -timeout 2h -run TestBankUnderFaults ./cmd/internal/faults -args -faults.duration=$(FAULTS_DURATION) $(FAULTS_FLAGS)
+
+## test-partitions: the bank in a network lab under partitions, for DURATION past one round of every kind (default 10m); needs root
+DURATION ?= 10m
+test-partitions: zookeeper netlab-tools
+	$(GO) test -count=1 -v -timeout 3h -run TestBankUnderPartitions ./cmd/internal/faults -args -partitions.duration=$(DURATION) $(FAULTS_FLAGS)
 
 ## lint: formatting, vet, and the engine's purity check
 lint:
@@ -59,6 +64,10 @@ bench: zookeeper
 	$(GO) test -run '^$$' -bench LogThroughput -benchtime 1x ./zkcoord
 	$(MAKE) build
 	bin/bankctl bench $(BENCHFLAGS)
+
+## bench-lab: write throughput and p99 across the network lab's hosts, with no delay and with 50 ms between them (needs root)
+bench-lab: zookeeper netlab-tools
+	$(GO) test -count=1 -run '^$$' -bench BenchmarkLabWrites -benchtime 1x ./cmd/internal/faults | grep -E 'between hosts|^ok|FAIL'
 
 ## zookeeper: install Debian's zookeeper package when it is missing
 zookeeper:

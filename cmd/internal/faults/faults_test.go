@@ -42,7 +42,7 @@ func TestBankUnderFaults(t *testing.T) {
 }
 
 // seeded is the run's random source, from -faults.seed or the clock.
-func seeded(t *testing.T) *rand.Rand {
+func seeded(t testing.TB) *rand.Rand {
 	seed := *seedFlag
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
@@ -53,7 +53,7 @@ func seeded(t *testing.T) *rand.Rand {
 
 // runDir holds a run's history, logs and data dirs; it is kept when the
 // test fails.
-func runDir(t *testing.T) string {
+func runDir(t testing.TB) string {
 	dir, err := os.MkdirTemp("", "zkbank-faults-")
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func (c *cluster) runBank(rng *rand.Rand, nemesis func(*History) []fault) {
 }
 
 type cluster struct {
-	t         *testing.T
+	t         testing.TB
 	cfg       devcluster.Config
 	dir       string
 	endpoints []string
@@ -109,7 +109,7 @@ type cluster struct {
 
 // startCluster starts the cluster in dir; place, when given, puts its
 // processes on a lab's hosts.
-func startCluster(t *testing.T, dir string, rng *rand.Rand, place ...func(*devcluster.Config)) *cluster {
+func startCluster(t testing.TB, dir string, rng *rand.Rand, place ...func(*devcluster.Config)) *cluster {
 	bin := buildBankd(t, dir)
 	for try := 0; ; try++ {
 		base := 20000 + rng.IntN(9000)
@@ -145,7 +145,7 @@ func startCluster(t *testing.T, dir string, rng *rand.Rand, place ...func(*devcl
 // one on a lab's client host, where go build cannot reach the network).
 const bankdEnv = "ZKBANK_FAULTS_BANKD"
 
-func buildBankd(t *testing.T, dir string) string {
+func buildBankd(t testing.TB, dir string) string {
 	if bin := os.Getenv(bankdEnv); bin != "" {
 		return bin
 	}
@@ -313,7 +313,7 @@ func (c *cluster) resend(ops []Op) Resolved {
 	return res
 }
 
-type logWriter struct{ t *testing.T }
+type logWriter struct{ t testing.TB }
 
 func (w logWriter) Write(b []byte) (int, error) {
 	defer func() { recover() }()

@@ -40,58 +40,75 @@ func TestBankUnderPartitions(t *testing.T) {
 		underPartitions(t, spec)
 		return
 	}
+	onClientHost(t, "-test.run=^TestBankUnderPartitions$", "-partitions.duration="+partitionsDuration.String())
+}
+
+// onClientHost builds a lab of three cluster hosts and a client host,
+// runs this test binary again on the client host with args (the child
+// finds the lab in labEnv), logs what it prints, and removes the lab,
+// checking that nothing of it is left.
+func onClientHost(tb testing.TB, args ...string) {
 	lab, err := netlab.New("h1", "h2", "h3", "client")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		if err := lab.Close(); err != nil {
-			t.Error(err)
+			tb.Error(err)
 		}
 		if left := netlab.Namespaces(os.Getpid()); len(left) > 0 {
-			t.Errorf("the lab left namespaces behind: %v", left)
+			tb.Errorf("the lab left namespaces behind: %v", left)
 		}
 	})
-	dir := t.TempDir()
-	bin := buildBankd(t, dir)
-	args := []string{"-test.run=^TestBankUnderPartitions$", "-test.v", "-test.timeout=20m",
-		"-partitions.duration=" + partitionsDuration.String(), fmt.Sprintf("-faults.seed=%d", *seedFlag)}
+	bin := buildBankd(tb, tb.TempDir())
+	args = append(args, "-test.v", "-test.timeout="+flag.Lookup("test.timeout").Value.String(), fmt.Sprintf("-faults.seed=%d", *seedFlag))
 	cmd := lab.Host("client").Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), labEnv+"="+lab.Spec(), bankdEnv+"="+bin)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	_, bench := tb.(*testing.B) // a benchmark's log keeps its first lines alone
 	for sc.Scan() {
-		t.Log(sc.Text())
+		if bench {
+			fmt.Println(sc.Text())
+		} else {
+			tb.Log(sc.Text())
+		}
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("the run on the client host failed (%v); its output is above", err)
+		tb.Fatalf("the run on the client host failed (%v); its output is above", err)
 	}
 }
 
-// underPartitions is the part on the client host.
-func underPartitions(t *testing.T, spec string) {
+// onLab starts the cluster on the lab's three cluster hosts (bankd i and
+// ZooKeeper server i on host i), with extra flags for bankd i.
+func onLab(t testing.TB, spec string, rng *rand.Rand, nodeArgs func(i int) []string) (*cluster, *netlab.Lab) {
 	lab, err := netlab.Attach(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hosts := lab.Hosts()[:3]
-	rng := seeded(t)
-	started := time.Now()
 	c := startCluster(t, runDir(t), rng, func(cfg *devcluster.Config) {
-		for i, h := range hosts {
+		for i, h := range lab.Hosts()[:3] {
 			cfg.Hosts = append(cfg.Hosts, devcluster.Host{Addr: h.Addr, Wrap: h.Wrap})
-			cfg.NodeArgs = append(cfg.NodeArgs, []string{"--test-clock-offset", clockOffsets[i]})
+			cfg.NodeArgs = append(cfg.NodeArgs, nodeArgs(i))
 		}
 	})
-	p := &partitioner{c: c, lab: lab, hosts: hosts, rng: rng}
+	return c, lab
+}
+
+// underPartitions is the part on the client host.
+func underPartitions(t *testing.T, spec string) {
+	rng := seeded(t)
+	started := time.Now()
+	c, lab := onLab(t, spec, rng, func(i int) []string { return []string{"--test-clock-offset", clockOffsets[i]} })
+	p := &partitioner{c: c, lab: lab, hosts: lab.Hosts()[:3], rng: rng}
 	c.runBank(rng, p.nemesis)
 	c.checkLogTime(started)
 }

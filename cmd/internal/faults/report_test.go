@@ -9,17 +9,19 @@ import (
 
 // report is what a run found, for docs/reliability.md.
 type report struct {
-	Faults       []fault        `json:"faults"`
-	Operations   int            `json:"operations"`
-	Writes       int            `json:"writes"`
-	Acknowledged int            `json:"acknowledged"`
-	Rejected     int            `json:"rejected"`
-	Unknown      int            `json:"unknown"`
-	Lost         int            `json:"lost"`
-	Reads        int            `json:"reads"`
-	FailoverMs   []int64        `json:"failover_ms"`
-	Unchecked    []string       `json:"unchecked_accounts,omitempty"`
-	ByFault      map[string]int `json:"by_fault"`
+	Faults       []fault `json:"faults"`
+	Operations   int     `json:"operations"`
+	Writes       int     `json:"writes"`
+	Acknowledged int     `json:"acknowledged"`
+	Rejected     int     `json:"rejected"`
+	Unknown      int     `json:"unknown"`
+	Lost         int     `json:"lost"`
+	Reads        int     `json:"reads"`
+	FailoverMs   []int64 `json:"failover_ms"`
+	// FailoverByKind is FailoverMs by the kind of fault.
+	FailoverByKind map[string][]int64 `json:"failover_ms_by_kind"`
+	Unchecked      []string           `json:"unchecked_accounts,omitempty"`
+	ByFault        map[string]int     `json:"by_fault"`
 }
 
 // check runs every check on the history and writes the report.
@@ -46,7 +48,7 @@ func (c *cluster) check(ops []Op, faults []fault, resolved Resolved, accounts []
 		}
 		r.Writes++
 	}
-	r.FailoverMs = failovers(ops, faults, c.h0)
+	r.FailoverMs, r.FailoverByKind = failovers(ops, faults, c.h0)
 	lost, err := ExactlyOnce(ops, resolved, open, final)
 	r.Lost = lost
 	if err != nil {
@@ -71,9 +73,11 @@ func (c *cluster) check(ops []Op, faults []fault, resolved Resolved, accounts []
 }
 
 // failovers is, for each fault that lost the leader, the time from the
-// fault to the first acknowledged write invoked after it.
-func failovers(ops []Op, faults []fault, h *History) []int64 {
+// fault to the first acknowledged write invoked after it; and those
+// times by kind of fault.
+func failovers(ops []Op, faults []fault, h *History) ([]int64, map[string][]int64) {
 	var out []int64
+	byKind := map[string][]int64{}
 	for _, f := range faults {
 		if !f.failover {
 			continue
@@ -86,8 +90,10 @@ func failovers(ops []Op, faults []fault, h *History) []int64 {
 			}
 		}
 		if best >= 0 {
-			out = append(out, (best-at)/int64(time.Millisecond))
+			ms := (best - at) / int64(time.Millisecond)
+			out = append(out, ms)
+			byKind[f.Kind] = append(byKind[f.Kind], ms)
 		}
 	}
-	return out
+	return out, byKind
 }

@@ -21,7 +21,7 @@ var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16
 
 // useCluster makes the workload's calls go to the dev cluster in dir as
 // its admin.
-func useCluster(t *testing.T, dir string, endpoints []string) {
+func useCluster(t testing.TB, dir string, endpoints []string) {
 	mat, err := tlsconf.Load(devcluster.AdminFiles(dir))
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +85,11 @@ func isRetryable(body []byte) bool {
 }
 
 func once(node, method, path string, data []byte, key string) answer {
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond) // a paused node must not stall the worker
+	return onceWithin(1500*time.Millisecond, node, method, path, data, key) // a paused node must not stall the worker
+}
+
+func onceWithin(timeout time.Duration, node, method, path string, data []byte, key string) answer {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, method, "https://"+node+path, bytes.NewReader(data))
 	req.Header.Set("Content-Type", "application/json")
