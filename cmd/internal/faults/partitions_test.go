@@ -205,14 +205,46 @@ func (p *partitioner) inject(kind string) fault {
 		p.c.t.Fatal(err)
 	}
 	f.At = time.Now() // once every host's rules are in place
-	if f.failover {
+	switch {
+	case f.failover:
 		f.Note = p.awaitNewLeader(leader)
 		time.Sleep(time.Second) // the cut goes on under the new leader a little
-	} else {
+	case kind == "leader_off_followers":
+		before := p.applied()
+		time.Sleep(hold)
+		f.Note = p.followersKeptUp(leader, before, p.applied())
+	default:
 		time.Sleep(hold)
 		f.Note = p.probe()
 	}
 	return f
+}
+
+// applied is each node's applied index, as it answers the client host (0
+// when it does not).
+func (p *partitioner) applied() map[string]uint64 {
+	out := map[string]uint64{}
+	for i, ep := range p.c.endpoints {
+		var d wire.Digest
+		if a := once(ep, "GET", "/v1/digest", nil, ""); a.status == 200 && json.Unmarshal(a.body, &d) == nil {
+			out[fmt.Sprintf("n%d", i+1)] = d.Index
+		}
+	}
+	return out
+}
+
+// followersKeptUp checks that, with the leader's pushes cut, followers
+// still applied what it appended meanwhile: they read it from ZooKeeper.
+func (p *partitioner) followersKeptUp(leader string, before, after map[string]uint64) string {
+	if after[leader] <= before[leader] {
+		return "(the leader appended nothing during the cut)"
+	}
+	for id := range after {
+		if id != leader && after[id] <= before[id] {
+			p.c.t.Errorf("%s applied nothing in %v while the leader, its pushes cut, went from %d to %d", id, hold, before[leader], after[leader])
+		}
+	}
+	return fmt.Sprintf("(leader %d -> %d; followers from ZooKeeper: %v -> %v)", before[leader], after[leader], before, after)
 }
 
 // awaitNewLeader waits until a node other than old names another leader,

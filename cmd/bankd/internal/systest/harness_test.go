@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,7 +134,10 @@ func (c *cluster) start(tn *testNode) {
 	ln := tls.NewListener(tcp, tn.tls.Server())
 	tn.addr = ln.Addr().String()
 	tn.cutter = &zktest.Cutter{}
-	revoked := func(serial string) bool { return tn.n != nil && tn.n.Revoked(serial) }
+	// The peer client asks the node it serves; read through an atomic, not
+	// tn.n, which stop clears while a handshake may be running.
+	var started atomic.Pointer[node.Node]
+	revoked := func(serial string) bool { n := started.Load(); return n != nil && n.Revoked(serial) }
 	cfg := node.Config{
 		ID: tn.id, Addr: "https://" + tn.addr, DataDir: tn.dir,
 		ZooKeeper: zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, TLS: c.ens.TLS(), Auth: c.ens.Auth(), SessionTimeout: sessionTimeout, Dialer: tn.cutter.Dial},
@@ -153,6 +157,7 @@ func (c *cluster) start(tn *testNode) {
 		ln.Close()
 		c.t.Fatalf("start %s: %v", tn.id, err)
 	}
+	started.Store(tn.n)
 	m.Watch(tn.n.Status)
 	tn.srv = &http.Server{Handler: api.New(tn.n, api.Config{
 		WriteTimeout: 3 * sessionTimeout, Internal: peer.Handler(tn.n), MetricsHandle: m.Handler(), Observe: m.Observe,
