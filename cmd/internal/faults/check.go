@@ -60,6 +60,18 @@ func MoneyConserved(ops []Op, openingTotal uint64) error {
 }
 
 // LocalReadsMonotonic checks that no node's reads go back in the log.
+// ReadsAfterNotStale checks that a read with min_index never answered
+// from an earlier index: a node behind (cut off, lagging) must wait, fail
+// or send the client elsewhere.
+func ReadsAfterNotStale(ops []Op) error {
+	for _, op := range ops {
+		if op.Kind == KindReadAfter && op.Outcome == OutcomeOK && op.Index < op.MinIndex {
+			return fmt.Errorf("faults: %s answered a read with min_index %d from index %d", op.Node, op.MinIndex, op.Index)
+		}
+	}
+	return nil
+}
+
 func LocalReadsMonotonic(ops []Op) error {
 	sorted := append([]Op(nil), ops...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Call < sorted[j].Call })

@@ -86,3 +86,14 @@ func TestLocalReadsMonotonicCatchesGoingBack(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestReadsAfterNotStaleCatchesAnEarlierIndex(t *testing.T) {
+	ops := []Op{{Kind: KindReadAfter, Account: "a", Node: "n1", MinIndex: 7, Index: 9, Outcome: OutcomeOK}}
+	if err := ReadsAfterNotStale(ops); err != nil {
+		t.Fatal(err)
+	}
+	ops = append(ops, Op{Kind: KindReadAfter, Account: "a", Node: "n2", MinIndex: 7, Index: 6, Outcome: OutcomeOK})
+	if err := ReadsAfterNotStale(ops); err == nil || !strings.Contains(err.Error(), "min_index 7 from index 6") {
+		t.Fatalf("a read answered below its min_index: %v", err)
+	}
+}

@@ -2,7 +2,8 @@
 // cluster while a nemesis kills, pauses and restarts its processes, in the
 // style of Jepsen's bank test: nothing acknowledged lost or applied twice,
 // money conserved at every linearizable read, each account's history
-// linearizable (porcupine), local reads never going backwards on a node.
+// linearizable (porcupine), local reads never going backwards on a node,
+// reads with min_index never answering from before it.
 // The harness that produces the history is this package's test.
 package faults
 
@@ -26,6 +27,9 @@ const (
 	KindWithdraw = "withdraw"
 	KindRead     = "read"     // one account, linearizable
 	KindReadAll  = "read_all" // every account in one list, local or linearizable
+	// KindReadAfter is one account read with min_index: the index of the
+	// reader's own last acknowledged write.
+	KindReadAfter = "read_after"
 )
 
 // Op is one operation of the history, from invocation to answer.
@@ -41,8 +45,9 @@ type Op struct {
 	Call        int64             `json:"call"`                  // ns since the history began
 	Return      int64             `json:"return"`
 	Outcome     string            `json:"outcome"`
-	Balances    map[string]uint64 `json:"balances,omitempty"` // accounts after (writes) or as read
-	Index       uint64            `json:"index,omitempty"`    // X-Bank-Index of the answer
+	Balances    map[string]uint64 `json:"balances,omitempty"`  // accounts after (writes) or as read
+	Index       uint64            `json:"index,omitempty"`     // X-Bank-Index of the answer
+	MinIndex    uint64            `json:"min_index,omitempty"` // read_after: what it asked for
 	Tries       int               `json:"tries"`
 }
 

@@ -60,6 +60,9 @@ func (c *cluster) check(ops []Op, faults []fault, resolved Resolved, accounts []
 	if err := LocalReadsMonotonic(ops); err != nil {
 		c.t.Error(err)
 	}
+	if err := ReadsAfterNotStale(ops); err != nil {
+		c.t.Error(err)
+	}
 	started := time.Now()
 	unchecked, err := Linearizable(ops, open, time.Minute)
 	r.Unchecked = unchecked

@@ -119,6 +119,7 @@ type worker struct {
 	accounts []string
 	h        *History
 	seq      int
+	acked    uint64 // index of this worker's last acknowledged write
 }
 
 func (w *worker) run(ctx context.Context) {
@@ -144,8 +145,10 @@ func (w *worker) one(ctx context.Context) {
 		w.write(ctx, Op{Kind: KindDeposit, Key: key, Account: acct, Amount: amount}, "/v1/accounts/"+acct+"/deposit", wire.Amount{Amount: amount})
 	case p < 75:
 		w.write(ctx, Op{Kind: KindWithdraw, Key: key, Account: acct, Amount: amount}, "/v1/accounts/"+acct+"/withdraw", wire.Amount{Amount: amount})
-	case p < 85:
+	case p < 80:
 		w.readOne(ctx, acct)
+	case p < 85:
+		w.readAfter(acct)
 	default:
 		w.readAll(ctx, map[bool]string{true: "linearizable", false: "local"}[w.rng.IntN(2) == 0])
 	}
@@ -158,6 +161,7 @@ func (w *worker) write(ctx context.Context, op Op, path string, body any) {
 	switch {
 	case a.status == 200:
 		op.Outcome, op.Balances = OutcomeOK, balancesOf(a.body)
+		w.acked = max(w.acked, a.index)
 	case a.definite():
 		var p wire.Problem
 		json.Unmarshal(a.body, &p)
@@ -188,6 +192,21 @@ func (w *worker) readOne(ctx context.Context, acct string) {
 	op.Return, op.Node, op.Index = w.h.Now(), a.node, a.index
 	if a.status != 200 {
 		return // a read that failed says nothing
+	}
+	op.Outcome, op.Balances = OutcomeOK, balancesOf(a.body)
+	w.h.Add(op)
+}
+
+// readAfter reads one account from one node at or after this worker's
+// last acknowledged write, once: a node that cannot answer that fresh
+// must wait (up to its read timeout) or refuse.
+func (w *worker) readAfter(acct string) {
+	node := w.nodes[w.rng.IntN(len(w.nodes))]
+	op := Op{Worker: w.id, Kind: KindReadAfter, Account: acct, MinIndex: w.acked, Node: node, Call: w.h.Now()}
+	a := once(node, "GET", fmt.Sprintf("/v1/accounts/%s?min_index=%d", acct, w.acked), nil, "")
+	op.Return, op.Index = w.h.Now(), a.index
+	if a.status != 200 {
+		return
 	}
 	op.Outcome, op.Balances = OutcomeOK, balancesOf(a.body)
 	w.h.Add(op)
