@@ -29,9 +29,9 @@ func CertsDir(dir string) string { return filepath.Join(dir, "certs") }
 func EnvPath(dir string) string { return filepath.Join(dir, "env.sh") }
 
 // ensureCerts makes the cluster's CA, a node certificate for every node
-// (valid for its host's address, 127.0.0.1 and localhost), an admin client certificate, and
-// ZooKeeper's certificates and credentials, keeping those already there
-// from an earlier start.
+// (valid for its host's address, 127.0.0.1 and localhost), an admin
+// client certificate, and ZooKeeper's certificates and credentials,
+// keeping those already there from an earlier start.
 func ensureCerts(cfg *Config) error {
 	dir := CertsDir(cfg.Dir)
 	ca, err := certs.LoadCA(dir)

@@ -52,14 +52,14 @@ func seeded(t testing.TB) *rand.Rand {
 }
 
 // runDir holds a run's history, logs and data dirs; it is kept when the
-// test fails.
+// test fails, or when ZKBANK_FAULTS_KEEP is set.
 func runDir(t testing.TB) string {
 	dir, err := os.MkdirTemp("", "zkbank-faults-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() || os.Getenv("KEEP") != "" {
+		if t.Failed() || os.Getenv("ZKBANK_FAULTS_KEEP") != "" {
 			t.Logf("kept the history, logs and data dirs in %s", dir)
 		} else {
 			os.RemoveAll(dir)
@@ -195,19 +195,30 @@ func (c *cluster) state() map[string]devcluster.Proc {
 	return out
 }
 
-// roles asks the cluster who leads, and lists the other bankd.
+// roles asks every node who leads and believes the newest epoch (a node
+// just back from a partition may still name the leader before), and lists
+// the other bankd.
 func (c *cluster) roles() (leader string, followers []string) {
-	a := send(context.Background(), c.endpoints, 0, "GET", "/v1/cluster", nil, "", 20*time.Second)
-	var cl wire.Cluster
-	if json.Unmarshal(a.body, &cl) != nil || cl.Leader == nil {
+	var best *wire.Cluster
+	for end := time.Now().Add(20 * time.Second); best == nil && time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		for _, ep := range c.endpoints {
+			var cl wire.Cluster
+			if a := once(ep, "GET", "/v1/cluster", nil, ""); a.status == 200 && json.Unmarshal(a.body, &cl) == nil && cl.Leader != nil {
+				if best == nil || cl.Leader.Epoch > best.Leader.Epoch {
+					best = &cl
+				}
+			}
+		}
+	}
+	if best == nil {
 		return "", nil
 	}
-	for _, m := range cl.Members {
-		if m.ID != cl.Leader.ID {
+	for _, m := range best.Members {
+		if m.ID != best.Leader.ID {
 			followers = append(followers, m.ID)
 		}
 	}
-	return cl.Leader.ID, followers
+	return best.Leader.ID, followers
 }
 
 // heal waits until every process runs and every bankd is ready.
