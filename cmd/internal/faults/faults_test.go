@@ -199,8 +199,16 @@ func (c *cluster) state() map[string]devcluster.Proc {
 // just back from a partition may still name the leader before), and lists
 // the other bankd.
 func (c *cluster) roles() (leader string, followers []string) {
+	l, followers := c.newestLeader(20 * time.Second)
+	return l.ID, followers
+}
+
+// newestLeader is the leader of the newest epoch any node names, asking
+// (once, then again until one names a leader or within has passed), and
+// the other members.
+func (c *cluster) newestLeader(within time.Duration) (wire.Leader, []string) {
 	var best *wire.Cluster
-	for end := time.Now().Add(20 * time.Second); best == nil && time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+	for end := time.Now().Add(within); ; time.Sleep(200 * time.Millisecond) {
 		for _, ep := range c.endpoints {
 			var cl wire.Cluster
 			if a := once(ep, "GET", "/v1/cluster", nil, ""); a.status == 200 && json.Unmarshal(a.body, &cl) == nil && cl.Leader != nil {
@@ -209,16 +217,20 @@ func (c *cluster) roles() (leader string, followers []string) {
 				}
 			}
 		}
+		if best != nil || !time.Now().Before(end) {
+			break
+		}
 	}
 	if best == nil {
-		return "", nil
+		return wire.Leader{}, nil
 	}
+	var followers []string
 	for _, m := range best.Members {
 		if m.ID != best.Leader.ID {
 			followers = append(followers, m.ID)
 		}
 	}
-	return best.Leader.ID, followers
+	return *best.Leader, followers
 }
 
 // heal waits until every process runs and every bankd is ready.

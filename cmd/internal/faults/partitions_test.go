@@ -154,7 +154,8 @@ func (p *partitioner) nemesis(*History) []fault {
 const hold = 2*sessionTimeout + time.Second
 
 func (p *partitioner) inject(kind string) fault {
-	leader, followers := p.c.roles()
+	cur, followers := p.c.newestLeader(20 * time.Second)
+	leader := cur.ID
 	if leader == "" || len(followers) == 0 {
 		p.c.t.Fatalf("no leader and followers to partition (leader %q, followers %v)", leader, followers)
 	}
@@ -207,7 +208,7 @@ func (p *partitioner) inject(kind string) fault {
 	f.At = time.Now() // once every host's rules are in place
 	switch {
 	case f.failover:
-		f.Note = p.awaitNewLeader(leader)
+		f.Note = p.awaitNewLeader(cur)
 		time.Sleep(time.Second) // the cut goes on under the new leader a little
 	case kind == "leader_off_followers":
 		before := p.applied()
@@ -247,27 +248,21 @@ func (p *partitioner) followersKeptUp(leader string, before, after map[string]ui
 	return fmt.Sprintf("(leader %d -> %d; followers from ZooKeeper: %v -> %v)", before[leader], after[leader], before, after)
 }
 
-// awaitNewLeader waits until a node other than old names another leader,
-// and says after how long: a leader cut from ZooKeeper's majority loses
-// its session, and one of the others takes over. When ZooKeeper's own
-// leader was on the cut host, its ensemble elects another first, which
-// resets every session's timeout: that takes several seconds more.
-func (p *partitioner) awaitNewLeader(old string) string {
+// awaitNewLeader waits until a node names a leader of a newer epoch than
+// old's, and says after how long: a leader cut from ZooKeeper's majority
+// loses its session, and one of the others takes over. When ZooKeeper's
+// own leader was on the cut host, its ensemble elects another first,
+// which resets every session's timeout: that takes several seconds more.
+func (p *partitioner) awaitNewLeader(old wire.Leader) string {
 	const within = 40 * time.Second
 	start := time.Now()
 	for time.Since(start) < within {
-		for i, ep := range p.c.endpoints {
-			if fmt.Sprintf("n%d", i+1) == old {
-				continue
-			}
-			var cl wire.Cluster
-			if a := once(ep, "GET", "/v1/cluster", nil, ""); a.status == 200 && json.Unmarshal(a.body, &cl) == nil && cl.Leader != nil && cl.Leader.ID != old {
-				return fmt.Sprintf("(%s leads after %v)", cl.Leader.ID, time.Since(start).Round(time.Millisecond))
-			}
+		if l, _ := p.c.newestLeader(0); l.Epoch > old.Epoch {
+			return fmt.Sprintf("(%s leads epoch %d after %v)", l.ID, l.Epoch, time.Since(start).Round(time.Millisecond))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	p.c.t.Errorf("no leader but %s after %v of the cut", old, within)
+	p.c.t.Errorf("no leader after %s (epoch %d) in %v of the cut", old.ID, old.Epoch, within)
 	return "(no new leader)"
 }
 
