@@ -5,7 +5,7 @@ GO       ?= go
 FUZZTIME ?= 60s
 ZK_JAR   := /usr/share/java/zookeeper.jar
 
-.PHONY: all build run test test-faults test-partitions bench-lab lint bench-check fuzz bench zookeeper netlab-tools clean
+.PHONY: all build run test test-faults test-partitions bench-lab lint bench-check fuzz bench zookeeper test-tools clean
 
 all: build
 
@@ -20,7 +20,7 @@ run: build zookeeper
 	bin/bankctl dev up $(RUNFLAGS)
 
 ## test: lint, then every test with the race detector (real ZooKeeper included)
-test: zookeeper netlab-tools lint bench-check
+test: zookeeper test-tools lint bench-check
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 ## bench-check: every benchmark of the storage packages runs once, so make bench cannot rot
@@ -34,7 +34,7 @@ test-faults: zookeeper
 
 ## test-partitions: the bank in a network lab under partitions, for DURATION past one round of every kind (default 10m); needs root
 DURATION ?= 10m
-test-partitions: zookeeper netlab-tools
+test-partitions: zookeeper test-tools
 	$(GO) test -count=1 -v -timeout 3h -run TestBankUnderPartitions ./cmd/internal/faults -args -partitions.duration=$(DURATION) $(FAULTS_FLAGS)
 
 ## lint: formatting, vet, and the engine's purity check
@@ -66,7 +66,7 @@ bench: zookeeper
 	bin/bankctl bench $(BENCHFLAGS)
 
 ## bench-lab: write throughput and p99 across the network lab's hosts, with no delay and with 50 ms between them (needs root)
-bench-lab: zookeeper netlab-tools
+bench-lab: zookeeper test-tools
 	$(GO) test -count=1 -run '^$$' -bench BenchmarkLabWrites -benchtime 1x ./cmd/internal/faults | grep -E 'between hosts|^ok|FAIL'
 
 ## zookeeper: install Debian's zookeeper package when it is missing
@@ -77,11 +77,12 @@ zookeeper:
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q zookeeper; \
 	fi
 
-## netlab-tools: install iproute2 and nftables when missing (the network lab's hosts and partitions)
-netlab-tools:
+## test-tools: install iproute2 and nftables (the network lab's hosts and partitions) and systemd (systemd-analyze checks deploy/'s units) when missing
+test-tools:
 	@missing=""; PATH="$$PATH:/usr/sbin:/sbin"; command -v ip >/dev/null || missing="$$missing iproute2"; command -v nft >/dev/null || missing="$$missing nftables"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
-		echo "installing$$missing for the network lab"; \
+		echo "installing$$missing for the tests"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi

@@ -15,9 +15,11 @@ import (
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 )
 
-// options are bankd's settings, from flags or BANKD_* variables.
+// options are bankd's settings, from flags, BANKD_* variables or the
+// --config file.
 type options struct {
-	id, dataDir, zk, zkRoot, listen, advertise    string
+	config, id, dataDir, zk, zkRoot, listen       string
+	advertise                                     string
 	certsDir, tlsCert, tlsKey, tlsCA, debugListen string
 	zkAuthFile, zkTLSCA, zkTLSCert, zkTLSKey      string
 	dataKeys, clusterID                           string
@@ -41,8 +43,10 @@ operations log in ZooKeeper, leads when elected, and serves the HTTP API.
 
 Usage: bankd --id ID --data-dir DIR [flags]
 
-Every flag can also be set with an environment variable: BANKD_ and the
-flag name in capitals with _ for -, e.g. BANKD_DATA_DIR. Flags win.
+Every flag can also be set with an environment variable, BANKD_ and the
+flag name in capitals with _ for - (BANKD_DATA_DIR), or in the --config
+file, by its name (data-dir = "/var/lib/zkbank"). A flag wins over the
+variable, the variable over the file.
 
 Flags:
 `
@@ -60,10 +64,19 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if err := fillFromEnv(fs, os.LookupEnv); err != nil {
+	path := configPath(fs, os.LookupEnv)
+	var file map[string]string
+	if path != "" {
+		var err error
+		if file, err = readConfig(path, fs); err != nil {
+			return nil, err
+		}
+	}
+	if err := fillFlags(fs, os.LookupEnv, file, path); err != nil {
 		return nil, err
 	}
-	o.keepGOGC = gogcWins(fs, os.LookupEnv)
+	_, gcInFile := file["gc-percent"]
+	o.keepGOGC = gogcWins(fs, os.LookupEnv) && !gcInFile
 	return o, o.validate()
 }
 
@@ -73,6 +86,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	def, adef := node.DefaultConfig(), api.DefaultConfig()
 	fs := flag.NewFlagSet("bankd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.StringVar(&o.config, "config", "", "TOML file of settings, one per flag, named as the flag without -- (deploy/bankd/*.toml); flags and BANKD_* variables win over it")
 	fs.StringVar(&o.id, "id", "", "node id, unique in the cluster (required; letters, digits, - and _)")
 	fs.StringVar(&o.dataDir, "data-dir", "", "data directory for the journal and snapshots (required)")
 	fs.StringVar(&o.zk, "zk", strings.Join(def.ZooKeeper.Servers, ","), "ZooKeeper servers, comma-separated host:port")
@@ -129,23 +143,6 @@ func gogcWins(fs *flag.FlagSet, lookup func(string) (string, bool)) bool {
 	_, env := lookup("BANKD_GC_PERCENT")
 	_, gogc := lookup("GOGC")
 	return gogc && !given && !env
-}
-
-// fillFromEnv sets each flag not given on the command line from its
-// BANKD_* variable.
-func fillFromEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := "BANKD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := lookup(name); ok && !set[f.Name] && err == nil {
-			if serr := f.Value.Set(v); serr != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, serr)
-			}
-		}
-	})
-	return err
 }
 
 func (o *options) validate() error {
