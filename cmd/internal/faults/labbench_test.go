@@ -18,8 +18,8 @@ var labBenchFor = 10 * time.Second // each measurement
 
 // BenchmarkLabWrites measures writes across the lab's hosts, from its
 // client host: single commands from 32 clients, and batches of 100 from 4,
-// with no delay between hosts and then with 50 ms (each host's traffic
-// through a 25 ms proxy, so host to host crosses two, client to host one).
+// with no delay between hosts and then with 50 ms each way between any
+// two of them, the client host included (netlab.SlowAll).
 // The figures go to docs/benchmarks.md; run with -benchtime 1x (make
 // bench-lab).
 func BenchmarkLabWrites(b *testing.B) {
@@ -30,30 +30,31 @@ func BenchmarkLabWrites(b *testing.B) {
 	onClientHost(b, "-test.run=^$", "-test.bench=^BenchmarkLabWrites$", "-test.benchtime=1x")
 }
 
+// labWrites measures each delay on a cluster started after the delay was
+// put in place, so that every connection (bankd to ZooKeeper, between
+// ZooKeeper servers, between bankd, from the clients) runs through it.
 func labWrites(b *testing.B, spec string) {
 	rng := seeded(b)
-	c, lab := onLab(b, spec, rng, func(int) []string { return []string{"--rate-limit", "0"} })
-	defer c.stop()
-	accounts := c.createAccounts(32)
-	for _, delay := range []time.Duration{0, 25 * time.Millisecond} {
-		var slow []*netlab.Slow
-		for _, h := range lab.Hosts()[:3] {
-			if delay == 0 {
-				break
-			}
-			s, err := lab.SlowDown(h, netlab.Link{Delay: delay})
-			if err != nil {
+	lab, err := netlab.Attach(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, delay := range []time.Duration{0, 50 * time.Millisecond} {
+		var slow *netlab.Slow
+		if delay > 0 {
+			if slow, err = lab.SlowAll(netlab.Link{Delay: delay}); err != nil {
 				b.Fatal(err)
 			}
-			slow = append(slow, s)
 		}
-		between := 2 * delay
+		c, _ := onLab(b, spec, rng, func(int) []string { return []string{"--rate-limit", "0"} })
+		accounts := c.createAccounts(32)
 		single := c.load(accounts, 32, 1, labBenchFor)
 		batch := c.load(accounts, 4, 100, labBenchFor)
-		b.Logf("%v between hosts: single commands (32 clients): %s", between, single)
-		b.Logf("%v between hosts: batches of 100 (4 clients): %s", between, batch)
-		for _, s := range slow {
-			if err := s.Close(); err != nil {
+		b.Logf("%v between hosts: single commands (32 clients): %s", delay, single)
+		b.Logf("%v between hosts: batches of 100 (4 clients): %s", delay, batch)
+		c.stop()
+		if slow != nil {
+			if err := slow.Close(); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -63,6 +64,7 @@ func labWrites(b *testing.B, spec string) {
 // loadResult is one measurement.
 type loadResult struct {
 	commands, errors int
+	firstError       string // the first failed request's answer
 	took             time.Duration
 	lat              []time.Duration
 }
@@ -75,7 +77,11 @@ func (r loadResult) String() string {
 		}
 		return r.lat[int(p*float64(len(r.lat)-1))].Round(100 * time.Microsecond)
 	}
-	return fmt.Sprintf("%.0f commands/s, p50 %v, p99 %v, %d failed requests", float64(r.commands)/r.took.Seconds(), q(0.5), q(0.99), r.errors)
+	s := fmt.Sprintf("%.0f commands/s, p50 %v, p99 %v, %d failed requests", float64(r.commands)/r.took.Seconds(), q(0.5), q(0.99), r.errors)
+	if r.firstError != "" {
+		s += " (the first: " + r.firstError + ")"
+	}
+	return s
 }
 
 // load runs clients closed loops of deposits (perBatch commands a
@@ -104,6 +110,9 @@ func (c *cluster) load(accounts []string, clients, perBatch int, d time.Duration
 					res.lat = append(res.lat, lat)
 				} else {
 					res.errors++
+					if res.firstError == "" {
+						res.firstError = fmt.Sprintf("%d %.200s%v", a.status, a.body, a.err)
+					}
 				}
 				mu.Unlock()
 			}

@@ -46,6 +46,7 @@ type answer struct {
 	index  uint64
 	node   string
 	tries  int
+	err    error // why there is no answer (status 0)
 }
 
 // definite: a 2xx, or a 4xx rejection other than rate_limited (429,
@@ -99,12 +100,12 @@ func onceWithin(timeout time.Duration, node, method, path string, data []byte, k
 	req.Header.Set("Authorization", "Bearer "+bearerToken)
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		return answer{node: node}
+		return answer{node: node, err: err}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return answer{node: node}
+		return answer{node: node, err: err}
 	}
 	var index uint64
 	fmt.Sscan(resp.Header.Get(wire.HeaderIndex), &index)

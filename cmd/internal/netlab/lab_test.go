@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -203,10 +204,12 @@ func TestCloseKillsItsProcessesAndSweepTakesOnlyTheDead(t *testing.T) {
 }
 
 func TestSlowDownDelaysEveryConnectionOfTheHostBothWays(t *testing.T) {
-	l := newLab(t, "a", "b")
-	a, b := l.Host("a"), l.Host("b")
+	l := newLab(t, "a", "b", "c")
+	a, b, c := l.Host("a"), l.Host("b"), l.Host("c")
 	echo(t, a, "7000")
 	echo(t, b, "7000")
+	echo(t, c, "7000")
+	whoami(t, b, "7001")
 	s, err := l.SlowDown(b, Link{Delay: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -222,8 +225,76 @@ func TestSlowDownDelaysEveryConnectionOfTheHostBothWays(t *testing.T) {
 			t.Fatalf("%s to %s through the slow link: %v after %v, want at least 200ms", c.from.Name, c.to, err, rtt)
 		}
 	}
+	// The other end sees the true source: the proxy dials from the host
+	// that opened the connection.
+	if got := ask(t, a, b.Addr+":7001"); got != a.Addr {
+		t.Fatalf("b saw a's connection come from %q, want %s", got, a.Addr)
+	}
+	// a and c are not slowed.
+	if rtt, err := reach(a, c.Addr+":7000", 5*time.Second); err != nil || rtt >= 100*time.Millisecond {
+		t.Fatalf("a to c, neither slowed: %v after %v", err, rtt)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	mustReach(t, a, b.Addr+":7000")
+	if rtt, err := reach(a, b.Addr+":7000", 5*time.Second); err != nil || rtt >= 100*time.Millisecond {
+		t.Fatalf("a to b after Close: %v after %v, want direct", err, rtt)
+	}
+}
+
+func TestSlowAllDelaysEveryPair(t *testing.T) {
+	l := newLab(t, "a", "b", "c")
+	for _, h := range l.Hosts() {
+		echo(t, h, "7000")
+	}
+	s, err := l.SlowAll(Link{Delay: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, from := range l.Hosts() {
+		for _, to := range others(l.Hosts(), from) {
+			if rtt, err := reach(from, to.Addr+":7000", 5*time.Second); err != nil || rtt < 100*time.Millisecond {
+				t.Fatalf("%s to %s: %v after %v, want at least 100ms", from.Name, to.Name, err, rtt)
+			}
+		}
+	}
+}
+
+// whoami serves on h:port, answering each connection with the address it
+// came from.
+func whoami(t *testing.T, h *Host, port string) {
+	t.Helper()
+	ln, err := h.Listen(h.Addr + ":" + port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			c.Write([]byte(host + "\n"))
+			c.Close()
+		}
+	}()
+}
+
+// ask reads the line the server at addr sends.
+func ask(t *testing.T, from *Host, addr string) string {
+	t.Helper()
+	c, err := from.DialContext(context.Background(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(line)
 }

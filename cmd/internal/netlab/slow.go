@@ -32,126 +32,177 @@ type Link struct {
 // the proxy does not take them again.
 const proxyMark = 0x7a6b
 
-// Slow is a host whose TCP traffic with the other hosts runs through a
-// proxy that delays it by a Link.
+// Slow is a set of links whose TCP connections run through delaying
+// proxies: one proxy in each host that opens such connections.
 type Slow struct {
-	h    *Host
-	link Link
-	ln   net.Listener
-	mu   sync.Mutex
-	live map[net.Conn]struct{}
-	done chan struct{}
-	wg   sync.WaitGroup
+	proxies []*proxy
 }
 
-// SlowDown sends every TCP connection that h opens to another lab host,
-// or accepts from one, through a proxy in h that applies link both ways:
-// nftables redirects them to it (in h's nat table), and the proxy reads
-// each connection's original destination (SO_ORIGINAL_DST) and dials it.
-// Connections open before stay direct. Close undoes it.
+// proxy is one host's: nftables redirects the connections it opens to
+// the slowed addresses to it, and it dials each one's original
+// destination, from the same host, so the other end sees the true source
+// address (TLS peers that check it, as ZooKeeper's quorum does, still
+// accept it).
+type proxy struct {
+	h     *Host
+	table string
+	link  Link
+	ln    net.Listener
+	mu    sync.Mutex
+	live  map[net.Conn]struct{}
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// SlowDown delays every TCP connection between h and the other hosts (the
+// client host's too) by link, both ways, whichever end opens it. Only
+// connections opened after are slowed; Close undoes it.
 func (l *Lab) SlowDown(h *Host, link Link) (*Slow, error) {
+	dests := map[*Host]string{h: "ip daddr " + Subnet + ".0/24 ip daddr != " + h.Addr}
+	for _, o := range others(l.hosts, h) {
+		dests[o] = "ip daddr " + h.Addr
+	}
+	return l.slow(link, dests)
+}
+
+// SlowAll delays every TCP connection between any two hosts by link,
+// both ways.
+func (l *Lab) SlowAll(link Link) (*Slow, error) {
+	dests := map[*Host]string{}
+	for _, h := range l.hosts {
+		dests[h] = "ip daddr " + Subnet + ".0/24 ip daddr != " + h.Addr
+	}
+	return l.slow(link, dests)
+}
+
+// slow starts a proxy in each host of dests, for the connections it opens
+// to the addresses its nft match names.
+func (l *Lab) slow(link Link, dests map[*Host]string) (*Slow, error) {
 	if link.RTO == 0 {
 		link.RTO = 200 * time.Millisecond
 	}
-	ln, err := h.Listen("0.0.0.0:0")
+	s := &Slow{}
+	for _, h := range l.hosts {
+		match, ok := dests[h]
+		if !ok {
+			continue
+		}
+		p, err := startProxy(h, l.tag()+"_slow", match, link)
+		if err != nil {
+			return nil, errors.Join(err, s.Close())
+		}
+		s.proxies = append(s.proxies, p)
+	}
+	return s, nil
+}
+
+func startProxy(h *Host, table, match string, link Link) (*proxy, error) {
+	ln, err := h.Listen("127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	s := &Slow{h: h, link: link, ln: ln, live: map[net.Conn]struct{}{}, done: make(chan struct{})}
-	nat := l.tag() + "_slow"
+	table = fmt.Sprintf("%s_%d", table, port) // its own: Close deletes no other's
+	p := &proxy{h: h, table: table, link: link, ln: ln, live: map[net.Conn]struct{}{}, done: make(chan struct{})}
 	script := fmt.Sprintf(`add table ip %[1]s
-add chain ip %[1]s pre { type nat hook prerouting priority dstnat; policy accept; }
 add chain ip %[1]s out { type nat hook output priority -100; policy accept; }
-add rule ip %[1]s pre ip saddr %[2]s.0/24 ip daddr %[3]s tcp dport != %[4]d redirect to :%[4]d
-add rule ip %[1]s out meta mark != %[5]d ip daddr %[2]s.0/24 ip daddr != %[3]s meta l4proto tcp redirect to :%[4]d
-`, nat, Subnet, h.Addr, port, proxyMark)
+add rule ip %[1]s out meta mark != %[2]d %[3]s meta l4proto tcp redirect to :%[4]d
+`, table, proxyMark, match, port)
 	if err := h.nft(script); err != nil {
 		ln.Close()
 		return nil, err
 	}
-	s.wg.Add(1)
-	go s.accept()
-	return s, nil
+	p.wg.Add(1)
+	go p.accept()
+	return p, nil
 }
 
-// Close removes the redirect, then closes the proxy and every connection
-// through it (their ends see a reset and reconnect, direct).
+// Close removes every redirect, then closes the proxies and the
+// connections through them (their ends see them break, and reconnect
+// direct).
 func (s *Slow) Close() error {
-	err := s.h.nft(fmt.Sprintf("delete table ip %s_slow\n", s.h.lab.tag()))
-	close(s.done)
-	s.ln.Close()
-	s.mu.Lock()
-	for c := range s.live {
+	var errs []error
+	for _, p := range s.proxies {
+		errs = append(errs, p.close())
+	}
+	return errors.Join(errs...)
+}
+
+func (p *proxy) close() error {
+	err := p.h.nft(fmt.Sprintf("delete table ip %s\n", p.table))
+	close(p.done)
+	p.ln.Close()
+	p.mu.Lock()
+	for c := range p.live {
 		c.Close()
 	}
-	s.mu.Unlock()
-	s.wg.Wait()
+	p.mu.Unlock()
+	p.wg.Wait()
 	return err
 }
 
-func (s *Slow) accept() {
-	defer s.wg.Done()
+func (p *proxy) accept() {
+	defer p.wg.Done()
 	for {
-		c, err := s.ln.Accept()
+		c, err := p.ln.Accept()
 		if err != nil {
 			return // closed
 		}
-		s.wg.Add(1)
-		go s.serve(c)
+		p.wg.Add(1)
+		go p.serve(c)
 	}
 }
 
-func (s *Slow) track(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (p *proxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	select {
-	case <-s.done:
+	case <-p.done:
 		c.Close()
 		return false
 	default:
 	}
-	s.live[c] = struct{}{}
+	p.live[c] = struct{}{}
 	return true
 }
 
-func (s *Slow) untrack(c net.Conn) {
-	s.mu.Lock()
-	delete(s.live, c)
-	s.mu.Unlock()
+func (p *proxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	delete(p.live, c)
+	p.mu.Unlock()
 	c.Close()
 }
 
-func (s *Slow) serve(in net.Conn) {
-	defer s.wg.Done()
-	if !s.track(in) {
+func (p *proxy) serve(in net.Conn) {
+	defer p.wg.Done()
+	if !p.track(in) {
 		return
 	}
-	defer s.untrack(in)
+	defer p.untrack(in)
 	dst, err := originalDst(in)
 	if err != nil {
 		return
 	}
 	d := &net.Dialer{Timeout: 10 * time.Second, Control: markSocket}
-	out, err := s.h.dial(context.Background(), d, "tcp", dst)
+	out, err := p.h.dial(context.Background(), d, "tcp", dst)
 	if err != nil {
 		return
 	}
-	if !s.track(out) {
+	if !p.track(out) {
 		return
 	}
-	defer s.untrack(out)
+	defer p.untrack(out)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); s.pipe(out, in) }()
-	go func() { defer wg.Done(); s.pipe(in, out) }()
+	go func() { defer wg.Done(); p.pipe(out, in) }()
+	go func() { defer wg.Done(); p.pipe(in, out) }()
 	wg.Wait()
 }
 
 // pipe copies src to dst through the link's delay line: each chunk is
 // due at max(the one before, now + delay + jitter [+ RTO when "lost"] +
 // its size at the rate), so order is kept and the rate holds.
-func (s *Slow) pipe(dst, src net.Conn) {
+func (p *proxy) pipe(dst, src net.Conn) {
 	type chunk struct {
 		b   []byte
 		due time.Time
@@ -179,18 +230,18 @@ func (s *Slow) pipe(dst, src net.Conn) {
 		buf := make([]byte, 32<<10)
 		n, err := src.Read(buf)
 		if n > 0 {
-			due := time.Now().Add(s.link.Delay)
-			if s.link.Jitter > 0 {
-				due = due.Add(rand.N(s.link.Jitter))
+			due := time.Now().Add(p.link.Delay)
+			if p.link.Jitter > 0 {
+				due = due.Add(rand.N(p.link.Jitter))
 			}
-			if s.link.Loss > 0 && rand.Float64() < s.link.Loss {
-				due = due.Add(s.link.RTO)
+			if p.link.Loss > 0 && rand.Float64() < p.link.Loss {
+				due = due.Add(p.link.RTO)
 			}
 			if due.Before(last) {
 				due = last
 			}
-			if s.link.BytesPerSecond > 0 {
-				due = due.Add(time.Duration(int64(n) * int64(time.Second) / s.link.BytesPerSecond))
+			if p.link.BytesPerSecond > 0 {
+				due = due.Add(time.Duration(int64(n) * int64(time.Second) / p.link.BytesPerSecond))
 			}
 			last = due
 			line <- chunk{buf[:n], due}
