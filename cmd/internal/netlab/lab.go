@@ -35,8 +35,9 @@ import (
 // prefix begins every namespace name a lab creates.
 const prefix = "zkbank-lab-"
 
-// Subnet is the hosts' network, /24; host i (0-based) gets .10+i. It
-// exists only on the lab's bridge.
+// Subnet is the hosts' network, /24; host i (0-based) gets .11+i, so the
+// first three are .11, .12 and .13 as in docs/deployment.md. It exists
+// only on the lab's bridge.
 const Subnet = "10.77.0"
 
 // Host is one machine of the lab.
@@ -120,7 +121,7 @@ func (l *Lab) build(names []string) error {
 			return fmt.Errorf("netlab: host name %q: use distinct names of letters and digits, at most 12", name)
 		}
 		seen[name] = true
-		h := &Host{Name: name, Addr: fmt.Sprintf("%s.%d", Subnet, 10+i), NS: l.nsName(name), lab: l}
+		h := &Host{Name: name, Addr: fmt.Sprintf("%s.%d", Subnet, 11+i), NS: l.nsName(name), lab: l}
 		l.hosts = append(l.hosts, h)
 		if err := l.addHost(h, i); err != nil {
 			return fmt.Errorf("netlab: host %s: %w", name, err)

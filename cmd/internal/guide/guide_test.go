@@ -1,0 +1,272 @@
+// Package guide runs docs/deployment.md in the network lab: every shell
+// block the guide marks, on the hosts it names, with the lab's addresses
+// and a directory per host standing in for its filesystem, and the
+// systemd units' own ExecStart lines where the guide starts a service. So
+// the guide cannot drift from the code.
+package guide
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zkbank/zkbank/cmd/internal/netlab"
+)
+
+const guidePath = "../../../docs/deployment.md"
+
+// block is one shell block of the guide and what its lab comment says.
+type block struct {
+	line   int
+	spec   string // after "lab:"
+	script string
+}
+
+var labComment = regexp.MustCompile(`^<!-- lab: (.*) -->$`)
+
+// blocks reads the guide's sh blocks; each must follow a lab comment.
+func blocks(t *testing.T) []block {
+	f, err := os.Open(guidePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []block
+	var spec string
+	var cur *block
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		switch {
+		case cur != nil && line == "```":
+			out = append(out, *cur)
+			cur, spec = nil, ""
+		case cur != nil:
+			cur.script += line + "\n"
+		case line == "```sh":
+			if spec == "" {
+				t.Fatalf("%s:%d: a shell block without a <!-- lab: ... --> comment before it", guidePath, n)
+			}
+			cur = &block{line: n, spec: spec}
+		case labComment.MatchString(line):
+			spec = labComment.FindStringSubmatch(line)[1]
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no blocks in the guide")
+	}
+	return out
+}
+
+// site is the lab's stand-in for the guide's machines.
+type site struct {
+	t     *testing.T
+	lab   *netlab.Lab
+	dir   string // the run's folder
+	bin   string // bankd and bankctl
+	hosts []*netlab.Host
+}
+
+func TestDeploymentGuide(t *testing.T) {
+	lab, err := netlab.New("h1", "h2", "h3", "ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	s := &site{t: t, lab: lab, dir: t.TempDir(), hosts: lab.Hosts()[:3]}
+	s.bin = filepath.Join(s.dir, "bin")
+	for _, name := range []string{"bankd", "bankctl"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(s.bin, name), "../../"+name).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", name, err, out)
+		}
+	}
+	if err := os.MkdirAll(s.workstation(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range s.hosts {
+		s.prepareHost(i)
+	}
+	for _, b := range blocks(t) {
+		switch {
+		case strings.HasPrefix(b.spec, "skip"):
+			t.Logf("line %d: skipped: %s", b.line, b.spec)
+		case strings.HasPrefix(b.spec, "workstation"):
+			s.run(lab.Host("ws"), s.workstation(), nil, b, within(b.spec))
+		case strings.HasPrefix(b.spec, "each host, start "):
+			unit := strings.TrimPrefix(b.spec, "each host, start ")
+			if !strings.Contains(b.script, "systemctl enable --now "+unit) {
+				t.Fatalf("line %d: the block says to start %s, not with systemctl enable --now %s", b.line, unit, unit)
+			}
+			for i := range s.hosts {
+				s.start(i, unit)
+			}
+		case b.spec == "each host":
+			for i, h := range s.hosts {
+				s.copyBundles(i)
+				s.run(h, s.home(i), []string{fmt.Sprintf("N=%d", i+1)}, b, time.Minute)
+			}
+		default:
+			t.Fatalf("line %d: unknown lab comment %q", b.line, b.spec)
+		}
+	}
+}
+
+func (s *site) workstation() string { return filepath.Join(s.dir, "ws") }
+func (s *site) root(i int) string   { return filepath.Join(s.dir, fmt.Sprintf("host-%d", i+1), "root") }
+func (s *site) home(i int) string   { return filepath.Join(s.dir, fmt.Sprintf("host-%d", i+1), "home") }
+
+// paths are the guide's absolute paths, each inside the host's root.
+var paths = []string{"/etc/zkbank", "/etc/zookeeper", "/var/lib/zkbank", "/var/lib/zookeeper", "/var/log/zookeeper"}
+
+// local is text as host i sees it: the lab's addresses, its root, bankd
+// as built here.
+func (s *site) local(i int, text string) string {
+	text = strings.ReplaceAll(text, "10.0.0.", netlab.Subnet+".")
+	text = strings.ReplaceAll(text, "/usr/local/bin/bankd", filepath.Join(s.bin, "bankd"))
+	for _, p := range paths {
+		text = strings.ReplaceAll(text, p, s.root(i)+p)
+	}
+	return text
+}
+
+// prepareHost gives host i its home with the repository's deploy/ in it
+// (as the guide says to copy), as host i's paths say.
+func (s *site) prepareHost(i int) {
+	err := filepath.Walk("../../../deploy", func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() || strings.HasSuffix(p, ".go") {
+			return err
+		}
+		rel, _ := filepath.Rel("../../..", p)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(s.home(i), rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(dst, []byte(s.local(i, string(b))), 0o644)
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// copyBundles is the guide's scp of host-N.tgz to host N.
+func (s *site) copyBundles(i int) {
+	src := filepath.Join(s.workstation(), fmt.Sprintf("host-%d.tgz", i+1))
+	if b, err := os.ReadFile(src); err == nil {
+		if err := os.WriteFile(filepath.Join(s.home(i), filepath.Base(src)), b, 0o600); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+}
+
+// run runs a block on h in dir, failing the test on a non-zero exit or
+// past the timeout. chown is a no-op: the lab's hosts share this
+// machine's users, and the lab runs as root.
+func (s *site) run(h *netlab.Host, dir string, env []string, b block, timeout time.Duration) {
+	i := s.index(h)
+	script := "chown() { :; }\n" + b.script
+	if i >= 0 {
+		script = s.local(i, script)
+	} else {
+		script = strings.ReplaceAll(script, "10.0.0.", netlab.Subnet+".")
+	}
+	cmd := h.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "PATH="+s.bin+":"+os.Getenv("PATH")), env...)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-done:
+		case <-time.After(timeout):
+			if cmd.Process != nil {
+				cmd.Process.Kill()
+			}
+		}
+	}()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("docs/deployment.md:%d on %s (%v, within %v):\n%s\n%s", b.line, h.Name, err, timeout, b.script, out)
+	}
+	s.t.Logf("docs/deployment.md:%d on %s:\n%s", b.line, h.Name, out)
+}
+
+func (s *site) index(h *netlab.Host) int {
+	for i, x := range s.hosts {
+		if x == h {
+			return i
+		}
+	}
+	return -1
+}
+
+// start runs unit's ExecStart on host i in the background, as systemd
+// would: its Environment, its StateDirectory and LogsDirectory made, its
+// output to a log file. The lab's Close kills it.
+func (s *site) start(i int, unit string) {
+	b, err := os.ReadFile(filepath.Join(s.home(i), "deploy", "systemd", unit+".service"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var env []string
+	var execStart string
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		switch k {
+		case "Environment":
+			env = append(env, v)
+		case "ExecStart":
+			execStart = v
+		case "StateDirectory":
+			os.MkdirAll(filepath.Join(s.root(i), "/var/lib", v), 0o700)
+		case "LogsDirectory":
+			os.MkdirAll(filepath.Join(s.root(i), "/var/log", v), 0o755)
+		}
+	}
+	logf, err := os.Create(filepath.Join(s.dir, fmt.Sprintf("host-%d", i+1), unit+".log"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := s.hosts[i].Command("sh", "-c", "exec "+execStart)
+	cmd.Env, cmd.Stdout, cmd.Stderr = append(os.Environ(), env...), logf, logf
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	go cmd.Wait()
+	s.t.Cleanup(func() {
+		if s.t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			s.t.Logf("%s on host %d, last of its log:\n%s", unit, i+1, tail(string(b), 30))
+		}
+	})
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// within is a block's timeout: "within 120s" in its comment, else a
+// minute.
+func within(spec string) time.Duration {
+	if _, after, ok := strings.Cut(spec, "within "); ok {
+		if d, err := time.ParseDuration(after); err == nil {
+			return d
+		}
+	}
+	return time.Minute
+}
