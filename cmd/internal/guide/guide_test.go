@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,17 +65,22 @@ func blocks(t *testing.T) []block {
 	return out
 }
 
-// site is the lab's stand-in for the guide's machines.
+// site is the lab's stand-in for the guide's machines: hosts 1 to 4 and
+// the workstation.
 type site struct {
-	t     *testing.T
-	lab   *netlab.Lab
-	dir   string // the run's folder
-	bin   string // bankd and bankctl
-	hosts []*netlab.Host
+	t        *testing.T
+	lab      *netlab.Lab
+	dir      string // the run's folder
+	bin      string // bankd and bankctl
+	hosts    []*netlab.Host
+	services map[string]*exec.Cmd // by "host/unit"
+	waits    map[*exec.Cmd]chan struct{}
 }
 
+func (s *site) exited(cmd *exec.Cmd) <-chan struct{} { return s.waits[cmd] }
+
 func TestDeploymentGuide(t *testing.T) {
-	lab, err := netlab.New("h1", "h2", "h3", "ws")
+	lab, err := netlab.New("h1", "h2", "h3", "h4", "ws")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +89,7 @@ func TestDeploymentGuide(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	s := &site{t: t, lab: lab, dir: t.TempDir(), hosts: lab.Hosts()[:3]}
+	s := &site{t: t, lab: lab, dir: t.TempDir(), hosts: lab.Hosts()[:4], services: map[string]*exec.Cmd{}, waits: map[*exec.Cmd]chan struct{}{}}
 	s.bin = filepath.Join(s.dir, "bin")
 	for _, name := range []string{"bankd", "bankctl"} {
 		if out, err := exec.Command("go", "build", "-o", filepath.Join(s.bin, name), "../../"+name).CombinedOutput(); err != nil {
@@ -97,27 +103,74 @@ func TestDeploymentGuide(t *testing.T) {
 		s.prepareHost(i)
 	}
 	for _, b := range blocks(t) {
-		switch {
-		case strings.HasPrefix(b.spec, "skip"):
-			t.Logf("line %d: skipped: %s", b.line, b.spec)
-		case strings.HasPrefix(b.spec, "workstation"):
-			s.run(lab.Host("ws"), s.workstation(), nil, b, within(b.spec))
-		case strings.HasPrefix(b.spec, "each host, start "):
-			unit := strings.TrimPrefix(b.spec, "each host, start ")
-			if !strings.Contains(b.script, "systemctl enable --now "+unit) {
-				t.Fatalf("line %d: the block says to start %s, not with systemctl enable --now %s", b.line, unit, unit)
-			}
-			for i := range s.hosts {
-				s.start(i, unit)
-			}
-		case b.spec == "each host":
-			for i, h := range s.hosts {
-				s.copyBundles(i)
-				s.run(h, s.home(i), []string{fmt.Sprintf("N=%d", i+1)}, b, time.Minute)
-			}
-		default:
-			t.Fatalf("line %d: unknown lab comment %q", b.line, b.spec)
+		s.do(b)
+	}
+}
+
+// do runs one block as its lab comment says: "skip ...", "workstation[,
+// within D]", "each host" (1 to 3) or "host K", either followed by ",
+// start UNIT" or ", stop UNIT" for a block of systemctl.
+func (s *site) do(b block) {
+	spec := b.spec
+	switch {
+	case strings.HasPrefix(spec, "skip"):
+		s.t.Logf("line %d: skipped: %s", b.line, spec)
+		return
+	case strings.HasPrefix(spec, "workstation"):
+		s.run(s.lab.Host("ws"), s.workstation(), nil, b, within(spec))
+		return
+	}
+	where, action, _ := strings.Cut(spec, ", ")
+	var on []int
+	switch {
+	case where == "each host":
+		on = []int{0, 1, 2}
+	case strings.HasPrefix(where, "host "):
+		var k int
+		if _, err := fmt.Sscanf(where, "host %d", &k); err != nil || k < 1 || k > len(s.hosts) {
+			s.t.Fatalf("line %d: no host in %q", b.line, spec)
 		}
+		on = []int{k - 1}
+	default:
+		s.t.Fatalf("line %d: unknown lab comment %q", b.line, spec)
+	}
+	verb, unit, _ := strings.Cut(action, " ")
+	for _, i := range on {
+		switch verb {
+		case "":
+			s.copyBundles(i)
+			s.run(s.hosts[i], s.home(i), []string{fmt.Sprintf("N=%d", i+1)}, b, time.Minute)
+		case "start":
+			s.mustSay(b, "systemctl enable --now "+unit)
+			s.start(i, unit)
+		case "stop":
+			s.mustSay(b, "systemctl disable --now "+unit)
+			s.stop(i, unit)
+		default:
+			s.t.Fatalf("line %d: unknown action %q", b.line, action)
+		}
+	}
+}
+
+// mustSay keeps the guide's systemctl line and the lab's action one.
+func (s *site) mustSay(b block, line string) {
+	if !strings.Contains(b.script, line) {
+		s.t.Fatalf("docs/deployment.md:%d: the lab comment says %q, the block does not", b.line, line)
+	}
+}
+
+// stop ends a unit started on host i as systemd does: SIGTERM, then a
+// wait.
+func (s *site) stop(i int, unit string) {
+	cmd := s.services[fmt.Sprintf("%d/%s", i, unit)]
+	if cmd == nil {
+		s.t.Fatalf("%s was not started on host %d", unit, i+1)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited(cmd):
+	case <-time.After(30 * time.Second):
+		s.t.Fatalf("%s on host %d did not stop within 30s of SIGTERM", unit, i+1)
 	}
 }
 
@@ -246,7 +299,9 @@ func (s *site) start(i int, unit string) {
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	go cmd.Wait()
+	s.services[fmt.Sprintf("%d/%s", i, unit)] = cmd
+	s.waits[cmd] = make(chan struct{})
+	go func(done chan struct{}) { cmd.Wait(); close(done) }(s.waits[cmd])
 	s.t.Cleanup(func() {
 		if s.t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
