@@ -57,6 +57,10 @@ func blocks(t *testing.T) []block {
 			cur = &block{line: n, spec: spec}
 		case labComment.MatchString(line):
 			spec = labComment.FindStringSubmatch(line)[1]
+			if spec == "load" { // a step of its own, no block
+				out = append(out, block{line: n, spec: spec})
+				spec = ""
+			}
 		}
 	}
 	if len(out) == 0 {
@@ -75,6 +79,7 @@ type site struct {
 	hosts    []*netlab.Host
 	services map[string]*exec.Cmd // by "host/unit"
 	waits    map[*exec.Cmd]chan struct{}
+	load     *load // from <!-- lab: load --> on
 }
 
 func (s *site) exited(cmd *exec.Cmd) <-chan struct{} { return s.waits[cmd] }
@@ -105,14 +110,22 @@ func TestDeploymentGuide(t *testing.T) {
 	for _, b := range blocks(t) {
 		s.do(b)
 	}
+	if s.load == nil {
+		t.Fatal("the guide never starts the load (<!-- lab: load -->)")
+	}
+	s.load.check()
 }
 
-// do runs one block as its lab comment says: "skip ...", "workstation[,
+// do runs one block as its lab comment says: "load" (the bank workload
+// starts, checked at the end), "skip ...", "workstation[,
 // within D]", "each host" (1 to 3) or "host K", either followed by ",
 // start UNIT" or ", stop UNIT" for a block of systemctl.
 func (s *site) do(b block) {
 	spec := b.spec
 	switch {
+	case spec == "load":
+		s.load = s.startLoad()
+		return
 	case strings.HasPrefix(spec, "skip"):
 		s.t.Logf("line %d: skipped: %s", b.line, spec)
 		return
