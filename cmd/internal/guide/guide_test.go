@@ -57,7 +57,7 @@ func blocks(t *testing.T) []block {
 			cur = &block{line: n, spec: spec}
 		case labComment.MatchString(line):
 			spec = labComment.FindStringSubmatch(line)[1]
-			if spec == "load" { // a step of its own, no block
+			if spec == "load" || strings.Contains(spec, ", kill ") { // a step of its own, no block
 				out = append(out, block{line: n, spec: spec})
 				spec = ""
 			}
@@ -69,7 +69,7 @@ func blocks(t *testing.T) []block {
 	return out
 }
 
-// site is the lab's stand-in for the guide's machines: hosts 1 to 4 and
+// site is the lab's stand-in for the guide's machines: hosts 1 to 5 and
 // the workstation.
 type site struct {
 	t        *testing.T
@@ -85,7 +85,7 @@ type site struct {
 func (s *site) exited(cmd *exec.Cmd) <-chan struct{} { return s.waits[cmd] }
 
 func TestDeploymentGuide(t *testing.T) {
-	lab, err := netlab.New("h1", "h2", "h3", "h4", "ws")
+	lab, err := netlab.New("h1", "h2", "h3", "h4", "h5", "ws")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestDeploymentGuide(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	s := &site{t: t, lab: lab, dir: t.TempDir(), hosts: lab.Hosts()[:4], services: map[string]*exec.Cmd{}, waits: map[*exec.Cmd]chan struct{}{}}
+	s := &site{t: t, lab: lab, dir: t.TempDir(), hosts: lab.Hosts()[:5], services: map[string]*exec.Cmd{}, waits: map[*exec.Cmd]chan struct{}{}}
 	s.bin = filepath.Join(s.dir, "bin")
 	for _, name := range []string{"bankd", "bankctl"} {
 		if out, err := exec.Command("go", "build", "-o", filepath.Join(s.bin, name), "../../"+name).CombinedOutput(); err != nil {
@@ -117,9 +117,10 @@ func TestDeploymentGuide(t *testing.T) {
 }
 
 // do runs one block as its lab comment says: "load" (the bank workload
-// starts, checked at the end), "skip ...", "workstation[,
-// within D]", "each host" (1 to 3) or "host K", either followed by ",
-// start UNIT" or ", stop UNIT" for a block of systemctl.
+// starts, checked at the end), "skip ...", "workstation[, within D]",
+// "each host" (1 to 3) or "host K", either followed by ", start UNIT" or
+// ", stop UNIT" for a block of systemctl, or ", kill UNIT" (no block: the
+// host dies).
 func (s *site) do(b block) {
 	spec := b.spec
 	switch {
@@ -158,7 +159,9 @@ func (s *site) do(b block) {
 			s.start(i, unit)
 		case "stop":
 			s.mustSay(b, "systemctl disable --now "+unit)
-			s.stop(i, unit)
+			s.stop(i, unit, syscall.SIGTERM)
+		case "kill": // the host dies
+			s.stop(i, unit, syscall.SIGKILL)
 		default:
 			s.t.Fatalf("line %d: unknown action %q", b.line, action)
 		}
@@ -172,18 +175,18 @@ func (s *site) mustSay(b block, line string) {
 	}
 }
 
-// stop ends a unit started on host i as systemd does: SIGTERM, then a
-// wait.
-func (s *site) stop(i int, unit string) {
+// stop ends a unit started on host i: with SIGTERM as systemd does, or
+// SIGKILL for a host that dies; then it waits.
+func (s *site) stop(i int, unit string, sig syscall.Signal) {
 	cmd := s.services[fmt.Sprintf("%d/%s", i, unit)]
 	if cmd == nil {
 		s.t.Fatalf("%s was not started on host %d", unit, i+1)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Process.Signal(sig)
 	select {
 	case <-s.exited(cmd):
 	case <-time.After(30 * time.Second):
-		s.t.Fatalf("%s on host %d did not stop within 30s of SIGTERM", unit, i+1)
+		s.t.Fatalf("%s on host %d did not stop within 30s of %v", unit, i+1, sig)
 	}
 }
 
