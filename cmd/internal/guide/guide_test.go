@@ -266,11 +266,12 @@ func (s *site) run(h *netlab.Host, dir string, env []string, b block, timeout ti
 			}
 		}
 	}()
+	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		s.t.Fatalf("docs/deployment.md:%d on %s (%v, within %v):\n%s\n%s", b.line, h.Name, err, timeout, b.script, out)
 	}
-	s.t.Logf("docs/deployment.md:%d on %s:\n%s", b.line, h.Name, out)
+	s.t.Logf("docs/deployment.md:%d on %s, %v:\n%s", b.line, h.Name, time.Since(start).Round(10*time.Millisecond), out)
 }
 
 func (s *site) index(h *netlab.Host) int {

@@ -159,6 +159,7 @@ func (l *load) check() {
 	if _, err := faults.Linearizable(ops, open, time.Minute); err != nil {
 		l.s.t.Error(err)
 	}
+	l.sameState()
 	acked := 0
 	for _, op := range ops {
 		if op.Outcome == faults.OutcomeOK {
@@ -166,6 +167,28 @@ func (l *load) check() {
 		}
 	}
 	l.s.t.Logf("load: %d writes while the cluster changed, %d acknowledged, none lost or applied twice, every account linearizable", len(ops), acked)
+}
+
+// sameState waits until every node reports one state hash.
+func (l *load) sameState() {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var ds []wire.Digest
+		for _, n := range l.nodes {
+			var d wire.Digest
+			if l.get(n, "/v1/digest", &d) == 200 {
+				ds = append(ds, d)
+			}
+		}
+		if len(ds) == len(l.nodes) && ds[0] == ds[1] && ds[1] == ds[2] {
+			l.s.t.Logf("load: every node at index %d, state hash %s", ds[0].Index, ds[0].StateHash)
+			return
+		}
+		if time.Now().After(deadline) {
+			l.s.t.Fatalf("load: the nodes did not reach one state: %+v", ds)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func (l *load) get(node, path string, into any) int {
