@@ -72,17 +72,14 @@ func blocks(t *testing.T) []block {
 // site is the lab's stand-in for the guide's machines: hosts 1 to 5 and
 // the workstation.
 type site struct {
-	t        *testing.T
-	lab      *netlab.Lab
-	dir      string // the run's folder
-	bin      string // bankd and bankctl
-	hosts    []*netlab.Host
-	services map[string]*exec.Cmd // by "host/unit"
-	waits    map[*exec.Cmd]chan struct{}
-	load     *load // from <!-- lab: load --> on
+	t     *testing.T
+	lab   *netlab.Lab
+	dir   string // the run's folder
+	bin   string // bankd and bankctl
+	hosts []*netlab.Host
+	units *units
+	load  *load // from <!-- lab: load --> on
 }
-
-func (s *site) exited(cmd *exec.Cmd) <-chan struct{} { return s.waits[cmd] }
 
 func TestDeploymentGuide(t *testing.T) {
 	lab, err := netlab.New("h1", "h2", "h3", "h4", "h5", "ws")
@@ -94,7 +91,8 @@ func TestDeploymentGuide(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	s := &site{t: t, lab: lab, dir: t.TempDir(), hosts: lab.Hosts()[:5], services: map[string]*exec.Cmd{}, waits: map[*exec.Cmd]chan struct{}{}}
+	s := &site{t: t, lab: lab, dir: t.TempDir(), hosts: lab.Hosts()[:5]}
+	s.units = &units{s: s, running: map[string]*service{}}
 	s.bin = filepath.Join(s.dir, "bin")
 	for _, name := range []string{"bankd", "bankctl"} {
 		if out, err := exec.Command("go", "build", "-o", filepath.Join(s.bin, name), "../../"+name).CombinedOutput(); err != nil {
@@ -118,9 +116,9 @@ func TestDeploymentGuide(t *testing.T) {
 
 // do runs one block as its lab comment says: "load" (the bank workload
 // starts, checked at the end), "skip ...", "workstation[, within D]",
-// "each host" (1 to 3) or "host K", either followed by ", start UNIT" or
-// ", stop UNIT" for a block of systemctl, or ", kill UNIT" (no block: the
-// host dies).
+// "each host" (1 to 3, one after the other) or "host K"; or "host K, kill
+// UNIT" (no block: the host dies). A host's block runs its systemctl
+// lines through units.
 func (s *site) do(b block) {
 	spec := b.spec
 	switch {
@@ -153,40 +151,14 @@ func (s *site) do(b block) {
 		switch verb {
 		case "":
 			s.copyBundles(i)
-			s.run(s.hosts[i], s.home(i), []string{fmt.Sprintf("N=%d", i+1)}, b, time.Minute)
-		case "start":
-			s.mustSay(b, "systemctl enable --now "+unit)
-			s.start(i, unit)
-		case "stop":
-			s.mustSay(b, "systemctl disable --now "+unit)
-			s.stop(i, unit, syscall.SIGTERM)
+			s.run(s.hosts[i], s.home(i), []string{fmt.Sprintf("N=%d", i+1)}, b, 2*time.Minute)
 		case "kill": // the host dies
-			s.stop(i, unit, syscall.SIGKILL)
+			if err := s.units.stop(i, unit, syscall.SIGKILL); err != nil {
+				s.t.Fatal(err)
+			}
 		default:
 			s.t.Fatalf("line %d: unknown action %q", b.line, action)
 		}
-	}
-}
-
-// mustSay keeps the guide's systemctl line and the lab's action one.
-func (s *site) mustSay(b block, line string) {
-	if !strings.Contains(b.script, line) {
-		s.t.Fatalf("docs/deployment.md:%d: the lab comment says %q, the block does not", b.line, line)
-	}
-}
-
-// stop ends a unit started on host i: with SIGTERM as systemd does, or
-// SIGKILL for a host that dies; then it waits.
-func (s *site) stop(i int, unit string, sig syscall.Signal) {
-	cmd := s.services[fmt.Sprintf("%d/%s", i, unit)]
-	if cmd == nil {
-		s.t.Fatalf("%s was not started on host %d", unit, i+1)
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-s.exited(cmd):
-	case <-time.After(30 * time.Second):
-		s.t.Fatalf("%s on host %d did not stop within 30s of %v", unit, i+1, sig)
 	}
 }
 
@@ -248,7 +220,10 @@ func (s *site) run(h *netlab.Host, dir string, env []string, b block, timeout ti
 	i := s.index(h)
 	script := "chown() { :; }\n" + b.script
 	if i >= 0 {
-		script = s.local(i, script)
+		script = s.local(i, systemctlShim+script)
+		ctl, stop := s.units.serve(i)
+		defer stop()
+		env = append(env, "LAB_CTL="+ctl)
 	} else {
 		script = strings.ReplaceAll(script, "10.0.0.", netlab.Subnet+".")
 	}
@@ -281,50 +256,6 @@ func (s *site) index(h *netlab.Host) int {
 		}
 	}
 	return -1
-}
-
-// start runs unit's ExecStart on host i in the background, as systemd
-// would: its Environment, its StateDirectory and LogsDirectory made, its
-// output to a log file. The lab's Close kills it.
-func (s *site) start(i int, unit string) {
-	b, err := os.ReadFile(filepath.Join(s.home(i), "deploy", "systemd", unit+".service"))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	var env []string
-	var execStart string
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(line, "=")
-		switch k {
-		case "Environment":
-			env = append(env, v)
-		case "ExecStart":
-			execStart = v
-		case "StateDirectory":
-			os.MkdirAll(filepath.Join(s.root(i), "/var/lib", v), 0o700)
-		case "LogsDirectory":
-			os.MkdirAll(filepath.Join(s.root(i), "/var/log", v), 0o755)
-		}
-	}
-	logf, err := os.Create(filepath.Join(s.dir, fmt.Sprintf("host-%d", i+1), unit+".log"))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := s.hosts[i].Command("sh", "-c", "exec "+execStart)
-	cmd.Env, cmd.Stdout, cmd.Stderr = append(os.Environ(), env...), logf, logf
-	if err := cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	s.services[fmt.Sprintf("%d/%s", i, unit)] = cmd
-	s.waits[cmd] = make(chan struct{})
-	go func(done chan struct{}) { cmd.Wait(); close(done) }(s.waits[cmd])
-	s.t.Cleanup(func() {
-		if s.t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			s.t.Logf("%s on host %d, last of its log:\n%s", unit, i+1, tail(string(b), 30))
-		}
-	})
 }
 
 func tail(s string, n int) string {
