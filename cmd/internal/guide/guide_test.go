@@ -69,7 +69,7 @@ func blocks(t *testing.T) []block {
 	return out
 }
 
-// site is the lab's stand-in for the guide's machines: hosts 1 to 5 and
+// site is the lab's stand-in for the guide's machines: hosts 1 to 6 and
 // the workstation.
 type site struct {
 	t     *testing.T
@@ -82,7 +82,7 @@ type site struct {
 }
 
 func TestDeploymentGuide(t *testing.T) {
-	lab, err := netlab.New("h1", "h2", "h3", "h4", "h5", "ws")
+	lab, err := netlab.New("h1", "h2", "h3", "h4", "h5", "h6", "ws") // host K of the guide is hK
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestDeploymentGuide(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	s := &site{t: t, lab: lab, dir: t.TempDir(), hosts: lab.Hosts()[:5]}
+	s := &site{t: t, lab: lab, dir: t.TempDir(), hosts: lab.Hosts()[:6]}
 	s.units = &units{s: s, running: map[string]*service{}}
 	s.bin = filepath.Join(s.dir, "bin")
 	for _, name := range []string{"bankd", "bankctl"} {

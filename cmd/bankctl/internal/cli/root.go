@@ -151,7 +151,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.InitDefaultCompletionCmd()
 	root.AddCommand(a.accountCommand(), a.depositCommand(), a.withdrawCommand(), a.transferCommand(),
 		a.batchCommand(), a.clusterCommand(), a.tokenCommand(), a.certsCommand(), a.journalCommand(), a.snapshotCommand(), a.devCommand(), a.benchCommand(),
-		a.shellCommand())
+		a.zookeeperCommand(), a.shellCommand())
 	return root
 }
 
