@@ -22,7 +22,7 @@ import (
 )
 
 var (
-	duration = flag.Duration("faults.duration", 30*time.Second, "how long the nemesis runs (make test-faults runs it longer)")
+	duration = flag.Duration("faults.duration", 20*time.Second, "how long the nemesis runs (make test-faults runs it longer)")
 	seedFlag = flag.Uint64("faults.seed", 0, "seed of every random choice (0: from the clock)")
 )
 

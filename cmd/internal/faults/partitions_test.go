@@ -149,9 +149,9 @@ func (p *partitioner) nemesis(*History) []fault {
 	return out
 }
 
-// hold is how long a cut lasts: past a session's expiry, so that a cut
-// from ZooKeeper costs the leader its term.
-const hold = 2*sessionTimeout + time.Second
+// hold is how long a cut that keeps the leader lasts: past a session's
+// expiry, so that an isolated follower loses its session and must rejoin.
+const hold = sessionTimeout + time.Second
 
 func (p *partitioner) inject(kind string) fault {
 	cur, followers := p.c.newestLeader(20 * time.Second)

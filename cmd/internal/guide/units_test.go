@@ -63,7 +63,13 @@ func (u *units) serve(i int) (ctl string, stop func()) {
 				u.s.t.Errorf("host %d: systemctl %s: %v", i+1, strings.TrimSpace(string(req)), err)
 				rc = "1"
 			}
-			os.WriteFile(filepath.Join(ctl, "done"), []byte(rc), 0o644)
+			// Written whole, then renamed: the shim reads it the moment
+			// the name appears.
+			tmp := filepath.Join(ctl, "done.tmp")
+			if err := os.WriteFile(tmp, []byte(rc), 0o644); err != nil {
+				u.s.t.Error(err)
+			}
+			os.Rename(tmp, filepath.Join(ctl, "done"))
 		}
 	}()
 	return ctl, func() { close(done); wg.Wait() }
