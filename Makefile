@@ -21,7 +21,7 @@ run: build zookeeper
 
 ## test: lint, then every test with the race detector (real ZooKeeper included)
 test: zookeeper test-tools lint bench-check
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -p 3 -timeout 20m ./...
 
 ## bench-check: every benchmark of the storage packages runs once, so make bench cannot rot
 bench-check:

@@ -92,19 +92,29 @@ func (l *load) work(ctx context.Context, w int) {
 	}
 }
 
-// command sends one command as a batch of one, through the nodes in turn
-// for up to 20 s; false when no node gave a definite answer.
+// command sends one command as a batch of one; false when no node gave
+// a definite answer.
 func (l *load) command(c wire.Command) (wire.Result, bool) {
-	body, _ := json.Marshal(wire.Batch{Commands: []wire.Command{c}})
+	br, ok := l.batch(wire.Batch{Commands: []wire.Command{c}})
+	if !ok {
+		return wire.Result{}, false
+	}
+	return br.Results[0], true
+}
+
+// batch sends b through the nodes in turn for up to 20 s, until one
+// answers it whole.
+func (l *load) batch(b wire.Batch) (wire.BatchResult, bool) {
+	body, _ := json.Marshal(b)
 	end := time.Now().Add(20 * time.Second)
 	for try := 0; time.Now().Before(end); try++ {
 		var br wire.BatchResult
-		if status := l.post(l.nodes[try%len(l.nodes)], "/v1/batch", body, &br); status == 200 && len(br.Results) == 1 {
-			return br.Results[0], true
+		if status := l.post(l.nodes[try%len(l.nodes)], "/v1/batch", body, &br); status == 200 && len(br.Results) == len(b.Commands) {
+			return br, true
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return wire.Result{}, false
+	return wire.BatchResult{}, false
 }
 
 func (l *load) post(node, path string, body []byte, into any) int {
@@ -131,18 +141,7 @@ func (l *load) check() {
 	l.stop()
 	l.wg.Wait()
 	ops := l.h.Ops()
-	resolved := faults.Resolved{}
-	for _, op := range ops {
-		c := wire.Command{Op: op.Kind, Key: op.Key, Account: op.Account, Amount: op.Amount}
-		if op.Kind == faults.KindTransfer {
-			c.Account, c.From, c.To = "", op.Account, op.To
-		}
-		r, ok := l.command(c)
-		if !ok {
-			l.s.t.Fatalf("load: the resend of %s got no answer", op.Key)
-		}
-		resolved[op.Key] = faults.Resolution{Outcome: r.Code, Replayed: r.Replayed}
-	}
+	resolved := l.resend(ops)
 	final := map[string]uint64{}
 	open := map[string]uint64{}
 	for _, a := range l.accounts {
@@ -167,6 +166,32 @@ func (l *load) check() {
 		}
 	}
 	l.s.t.Logf("load: %d writes while the cluster changed, %d acknowledged, none lost or applied twice, every account linearizable", len(ops), acked)
+}
+
+// resend sends every write again with its key, in batches of 500: each
+// answers with the outcome first recorded under its key (replayed), or
+// applies now if it never was.
+func (l *load) resend(ops []faults.Op) faults.Resolved {
+	res := faults.Resolved{}
+	for start := 0; start < len(ops); start += 500 {
+		chunk := ops[start:min(start+500, len(ops))]
+		b := wire.Batch{Commands: make([]wire.Command, len(chunk))}
+		for i, op := range chunk {
+			c := wire.Command{Op: op.Kind, Key: op.Key, Account: op.Account, Amount: op.Amount}
+			if op.Kind == faults.KindTransfer {
+				c.Account, c.From, c.To = "", op.Account, op.To
+			}
+			b.Commands[i] = c
+		}
+		br, ok := l.batch(b)
+		if !ok {
+			l.s.t.Fatalf("load: the resend of %d commands got no answer", len(chunk))
+		}
+		for i, r := range br.Results {
+			res[chunk[i].Key] = faults.Resolution{Outcome: r.Code, Replayed: r.Replayed}
+		}
+	}
+	return res
 }
 
 // sameState waits until every node reports one state hash.
