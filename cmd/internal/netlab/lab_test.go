@@ -28,8 +28,8 @@ func newLab(t *testing.T, names ...string) *Lab {
 	return l
 }
 
-// echo serves on h:port, answering each line with the line.
-func echo(t *testing.T, h *Host, port string) {
+// serve runs handle on each connection to h:port until the test ends.
+func serve(t *testing.T, h *Host, port string, handle func(net.Conn)) {
 	t.Helper()
 	ln, err := h.Listen(h.Addr + ":" + port)
 	if err != nil {
@@ -42,9 +42,15 @@ func echo(t *testing.T, h *Host, port string) {
 			if err != nil {
 				return
 			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
+			go func() { defer c.Close(); handle(c) }()
 		}
 	}()
+}
+
+// echo serves on h:port, answering each line with the line.
+func echo(t *testing.T, h *Host, port string) {
+	t.Helper()
+	serve(t, h, port, func(c net.Conn) { io.Copy(c, c) })
 }
 
 // reach dials from h to addr and sends one line back and forth; it
@@ -265,22 +271,10 @@ func TestSlowAllDelaysEveryPair(t *testing.T) {
 // came from.
 func whoami(t *testing.T, h *Host, port string) {
 	t.Helper()
-	ln, err := h.Listen(h.Addr + ":" + port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-			c.Write([]byte(host + "\n"))
-			c.Close()
-		}
-	}()
+	serve(t, h, port, func(c net.Conn) {
+		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		c.Write([]byte(host + "\n"))
+	})
 }
 
 // ask reads the line the server at addr sends.
