@@ -103,6 +103,30 @@ func devUp(t *testing.T, c *ctl, nodes, zks int) {
 	}
 }
 
+// checkZooKeeperMode: bankctl zookeeper mode asks a server over TLS with
+// a certificate of the cluster CA, says "not serving" for an address
+// where none answers (exit 6), and wants the certificate flags.
+func checkZooKeeperMode(t *testing.T, c *ctl) {
+	var zk string
+	for _, p := range c.pids() {
+		if p.Kind == "zookeeper" {
+			zk = p.Addr
+		}
+	}
+	f := devcluster.AdminFiles(c.dir)
+	tlsArgs := []string{"--cacert", f.CA, "--cert", f.Cert, "--key-file", f.Key}
+	if out := c.ok(append([]string{"zookeeper", "mode", zk, "-o", "table"}, tlsArgs...)...); !strings.Contains(out, "standalone") {
+		t.Fatalf("zookeeper mode %s:\n%s", zk, out)
+	}
+	out, _, code := c.run("", append([]string{"zookeeper", "mode", zk, "127.0.0.1:1", "-o", "table"}, tlsArgs...)...)
+	if code != 6 || !strings.Contains(out, "not serving") {
+		t.Fatalf("zookeeper mode with a dead address: exit %d\n%s", code, out)
+	}
+	if _, errs, code := c.run("", "zookeeper", "mode", zk); code != 2 || !strings.Contains(errs, "--cacert, --cert and --key-file") {
+		t.Fatalf("zookeeper mode without certificates: exit %d\n%s", code, errs)
+	}
+}
+
 func readFile(p string) string {
 	b, _ := os.ReadFile(p)
 	return string(b)
@@ -168,6 +192,7 @@ func TestBankctlAgainstADevCluster(t *testing.T) {
 		t.Fatalf("shell: exit %d\n%s%s", code, out, errs)
 	}
 
+	checkZooKeeperMode(t, c)
 	checkSupervisorRestarts(t, c)
 	checkAuditMatchesLiveDigest(t, c)
 	checkCertificatesAgainstTheCluster(t, c)

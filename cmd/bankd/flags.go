@@ -42,6 +42,7 @@ It keeps accounts in a local data dir (journal + snapshots), follows the
 operations log in ZooKeeper, leads when elected, and serves the HTTP API.
 
 Usage: bankd --id ID --data-dir DIR [flags]
+       bankd --config FILE [flags]
 
 Every flag can also be set with an environment variable, BANKD_ and the
 flag name in capitals with _ for - (BANKD_DATA_DIR), or in the --config

@@ -205,7 +205,7 @@ func (l *Lab) Close() error {
 // removeNS kills what runs in ns and deletes it; a namespace already gone
 // is no error.
 func removeNS(ns string) error {
-	if _, err := os.Stat("/run/netns/" + ns); errors.Is(err, os.ErrNotExist) {
+	if !exists(ns) {
 		return nil
 	}
 	for try := 0; ; try++ {
@@ -216,12 +216,20 @@ func removeNS(ns string) error {
 		for _, pid := range pids {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
-		if try == 50 {
+		if try == 200 {
 			return fmt.Errorf("netlab: processes %v in %s survive SIGKILL", pids, ns)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return run("ip", "netns", "delete", ns)
+	if err := run("ip", "netns", "delete", ns); err != nil && exists(ns) {
+		return err
+	}
+	return nil // or another lab's Sweep deleted it first
+}
+
+func exists(ns string) bool {
+	_, err := os.Stat("/run/netns/" + ns)
+	return err == nil
 }
 
 // nsPIDs are the processes whose network namespace is ns.
