@@ -28,6 +28,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -54,6 +55,9 @@ type Lab struct {
 	Owner int    // PID of the process that made it
 	hub   string // the bridge's namespace
 	hosts []*Host
+
+	mu   sync.Mutex
+	cmds []*exec.Cmd // every command made by Host.Command, for Close
 }
 
 // New checks that it may build a lab (root, ip, nft), removes what dead
@@ -179,7 +183,11 @@ func (l *Lab) Host(name string) *Host {
 // Command is name run on h: inside its network namespace (ip netns exec
 // execs it, so the process's PID is the command's own).
 func (h *Host) Command(name string, args ...string) *exec.Cmd {
-	return exec.Command("ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+	h.lab.mu.Lock()
+	h.lab.cmds = append(h.lab.cmds, cmd)
+	h.lab.mu.Unlock()
+	return cmd
 }
 
 // Wrap returns cmd run on h instead, with cmd's environment, directory
@@ -192,8 +200,18 @@ func (h *Host) Wrap(cmd *exec.Cmd) *exec.Cmd {
 
 // Close kills every process in the lab's namespaces, by PID, then deletes
 // the namespaces (their links, addresses and nft tables go with them).
-// It is safe to call twice.
+// The commands this process started on the hosts are killed first, by
+// their own handles: one started an instant before is not in its
+// namespace yet, and ip netns pids would miss it. It is safe to call
+// twice.
 func (l *Lab) Close() error {
+	l.mu.Lock()
+	for _, cmd := range l.cmds {
+		if cmd.Process != nil {
+			cmd.Process.Kill() // a pidfd underneath: never another process that took the PID
+		}
+	}
+	l.mu.Unlock()
 	var errs []error
 	for _, h := range l.hosts {
 		errs = append(errs, removeNS(h.NS))
