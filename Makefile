@@ -77,7 +77,7 @@ zookeeper:
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q zookeeper; \
 	fi
 
-## test-tools: install iproute2 and nftables (the network lab's hosts and partitions) systemd (systemd-analyze checks deploy/'s units) and curl (docs/deployment.md uses it) when missing
+## test-tools: install iproute2 and nftables (the network lab's hosts and partitions), systemd (systemd-analyze checks deploy/'s units) and curl (docs/deployment.md uses it) when missing
 test-tools:
 	@missing=""; PATH="$$PATH:/usr/sbin:/sbin"; command -v ip >/dev/null || missing="$$missing iproute2"; command -v nft >/dev/null || missing="$$missing nftables"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; command -v curl >/dev/null || missing="$$missing curl"; \

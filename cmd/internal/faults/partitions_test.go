@@ -238,17 +238,33 @@ func (p *partitioner) applied() map[string]uint64 {
 }
 
 // followersKeptUp checks that, with the leader's pushes cut, followers
-// still applied what it appended meanwhile: they read it from ZooKeeper.
+// still apply what it appends: they read it from ZooKeeper. Each must
+// reach the leader's index at the end of the hold, within 10 s, the cut
+// still in place.
 func (p *partitioner) followersKeptUp(leader string, before, after map[string]uint64) string {
-	if after[leader] <= before[leader] {
+	target, ok := after[leader]
+	if !ok || target <= before[leader] {
 		return "(the leader appended nothing during the cut, or did not say)"
 	}
-	for id := range after {
-		if _, was := before[id]; was && id != leader && after[id] <= before[id] {
-			p.c.t.Errorf("%s applied nothing in %v while the leader, its pushes cut, went from %d to %d", id, hold, before[leader], after[leader])
+	deadline := time.Now().Add(10 * time.Second)
+	now := after
+	for {
+		behind := []string{}
+		for id, idx := range now {
+			if id != leader && idx < target {
+				behind = append(behind, id)
+			}
 		}
+		if len(behind) == 0 {
+			return fmt.Sprintf("(leader %d -> %d; followers from ZooKeeper: %v -> %v)", before[leader], target, before, now)
+		}
+		if time.Now().After(deadline) {
+			p.c.t.Errorf("%v did not reach index %d from ZooKeeper within 10 s while the leader's pushes were cut (leader %d -> %d): %v", behind, target, before[leader], target, now)
+			return "(followers stuck)"
+		}
+		time.Sleep(200 * time.Millisecond)
+		now = p.applied()
 	}
-	return fmt.Sprintf("(leader %d -> %d; followers from ZooKeeper: %v -> %v)", before[leader], after[leader], before, after)
 }
 
 // awaitNewLeader waits until a node names a leader of a newer epoch than
