@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,14 +45,15 @@ type Slow struct {
 // address (TLS peers that check it, as ZooKeeper's quorum does, still
 // accept it).
 type proxy struct {
-	h     *Host
-	table string
-	link  Link
-	ln    net.Listener
-	mu    sync.Mutex
-	live  map[net.Conn]struct{}
-	done  chan struct{}
-	wg    sync.WaitGroup
+	h      *Host
+	table  string
+	link   Link
+	ln     net.Listener
+	mu     sync.Mutex
+	live   map[net.Conn]struct{}
+	done   chan struct{}
+	wg     sync.WaitGroup
+	served atomic.Int64 // connections taken
 }
 
 // SlowDown delays every TCP connection between h and the other hosts (the
@@ -175,6 +177,7 @@ func (p *proxy) untrack(c net.Conn) {
 
 func (p *proxy) serve(in net.Conn) {
 	defer p.wg.Done()
+	p.served.Add(1)
 	if !p.track(in) {
 		return
 	}
