@@ -298,7 +298,10 @@ func (c *cluster) auditNodes(d wire.Digest) {
 	for i := range c.endpoints {
 		dir := filepath.Join(c.dir, "nodes", fmt.Sprintf("n%d", i+1), "data")
 		rep, err := audit.Replay(dir, audit.Options{To: d.Index, Trust: trust})
-		if err != nil || rep.StateHash.String() != d.StateHash || rep.Verified == 0 {
+		// Entries after the snapshot it starts from must verify; a node
+		// whose newest snapshot is at the final index has none left (its
+		// snapshot's signature is checked all the same).
+		if err != nil || rep.StateHash.String() != d.StateHash || (rep.Verified == 0 && rep.Index > rep.From) {
 			c.t.Fatalf("audit of n%d: %+v %v; live digest %s", i+1, rep, err, d.StateHash)
 		}
 		c.t.Logf("audit of n%d: journal from index %d, %d signatures verified, state hash matches", i+1, rep.From+1, rep.Verified)
