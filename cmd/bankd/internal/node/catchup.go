@@ -62,7 +62,9 @@ func (n *Node) install(info snapshot.Info, from string, started time.Time) error
 	n.snapIndex.Store(meta.Index)
 	n.snapTaken = meta.Index
 	n.swapEngine(e)
+	n.mem.Update(meta.Index, meta.Index)
 	n.cfg.Logger.Info("installed a peer's snapshot", "peer", from, "index", meta.Index,
 		"accounts", meta.Accounts, "took", time.Since(started).Round(time.Millisecond))
+	n.markReadyWhenCaughtUp() // the log may hold nothing after the snapshot
 	return nil
 }
