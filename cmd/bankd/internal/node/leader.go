@@ -160,6 +160,10 @@ func (n *Node) leadTerms(ctx context.Context) {
 }
 
 func (n *Node) lead(term *zkcoord.Term) {
+	if err := n.checkLogHeld(term); err != nil {
+		n.stop(err) // leading would write a second history over the one applied
+		return
+	}
 	head, err := n.recoverHead(term)
 	if errors.Is(err, zkcoord.ErrUnverifiedApplied) {
 		n.stop(fmt.Errorf("node: leading epoch %d: %w", term.Epoch, err)) // deleting it could undo what a member did
@@ -201,13 +205,41 @@ func (n *Node) lead(term *zkcoord.Term) {
 	n.cfg.Logger.Info("stopped leading", "epoch", term.Epoch, "cause", term.Err())
 }
 
+// checkLogHeld stops a new leader when ZooKeeper lost the log it applied
+// (its data wiped under a running cluster) or its epoch is not above
+// what was applied: the new term would fork the bank.
+func (n *Node) checkLogHeld(term *zkcoord.Term) error {
+	err := n.log.CheckHolds(n.Applied())
+	if errors.Is(err, zkcoord.ErrLogLost) {
+		return fmt.Errorf("node: leading epoch %d: %w", term.Epoch, lostHint(err))
+	}
+	if applied := n.appliedEpoch(); err == nil && term.Epoch <= applied {
+		return fmt.Errorf("node: leading epoch %d: %w: the log this node applied is at epoch %d already", term.Epoch, lostHint(zkcoord.ErrLogLost), applied)
+	}
+	return nil // another error: recoverHead meets it again and waits for the term to end
+}
+
+func (n *Node) appliedEpoch() uint64 {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.eng.Epoch()
+}
+
+// lostHint says what to do about ErrLogLost.
+func lostHint(err error) error {
+	if errors.Is(err, zkcoord.ErrLogLost) {
+		return fmt.Errorf("%w; if ZooKeeper lost its data, stop every bankd and restore (docs/deployment.md, \"Disaster recovery\")", err)
+	}
+	return err
+}
+
 // recoverHead finds the end of the log for a new term, starting from what
 // this node applied. When that point was trimmed it waits for the replica
 // loop to install a snapshot and tries again.
 func (n *Node) recoverHead(term *zkcoord.Term) (zkcoord.Head, error) {
 	for {
 		n.mu.RLock()
-		from := zkcoord.Head{Index: n.eng.Index(), Hash: n.eng.LastHash(), BodyVersion: n.eng.BodyVersion(), TimeMs: n.eng.TimeMs()}
+		from := zkcoord.Head{Index: n.eng.Index(), Hash: n.eng.LastHash(), Epoch: n.eng.Epoch(), BodyVersion: n.eng.BodyVersion(), TimeMs: n.eng.TimeMs()}
 		n.mu.RUnlock()
 		opts, err := n.recoverOptions()
 		if err != nil {

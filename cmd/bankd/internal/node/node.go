@@ -135,6 +135,10 @@ func (n *Node) joinCluster(ctx context.Context) error {
 		sess.Close()
 		return fmt.Errorf("node: read the log head: %w", err)
 	}
+	if err := n.log.CheckHolds(n.Applied()); err != nil {
+		sess.Close()
+		return fmt.Errorf("node: %w", lostHint(err))
+	}
 	if err := n.register(); err != nil {
 		sess.Close()
 		return fmt.Errorf("node: %w", err)
