@@ -25,6 +25,20 @@ func Load(path string, cfg engine.Config) (*engine.Engine, Meta, error) {
 	return e, m, err
 }
 
+// Read is Load from a stream (a backup file opens to one); nothing may
+// follow the snapshot.
+func Read(r io.Reader, cfg engine.Config) (*engine.Engine, Meta, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	e, m, err := load(br, cfg)
+	if err != nil {
+		return nil, Meta{}, fmt.Errorf("snapshot: %w", err)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		return nil, Meta{}, fmt.Errorf("snapshot: %w: bytes after the trailer", ErrCorrupt)
+	}
+	return e, m, nil
+}
+
 // Verify checks a snapshot file (trailer, header, state hash) as it
 // streams it, without restoring the state, and returns its header.
 func Verify(path string) (Meta, error) { return readFile(path, verify) }
