@@ -195,6 +195,7 @@ func TestBankctlAgainstADevCluster(t *testing.T) {
 	checkZooKeeperMode(t, c)
 	checkSupervisorRestarts(t, c)
 	checkAuditMatchesLiveDigest(t, c)
+	checkBackup(t, c)
 	checkCertificatesAgainstTheCluster(t, c)
 	checkTokens(t, c)
 
@@ -281,6 +282,40 @@ func checkAuditMatchesLiveDigest(t *testing.T, c *ctl) {
 		"--data-keys", filepath.Join(devCerts, seal.DataKeysFile), "--cluster-id", strings.TrimSpace(string(id)))
 	if code != 5 || !strings.Contains(errs, "entry 1:") || !strings.Contains(errs, "does not verify") {
 		t.Fatalf("replay against another CA: exit %d, %s", code, errs)
+	}
+}
+
+// checkBackup: bankctl backup keeps a file only once it verified, never
+// replaces one, and writes no account name in the clear.
+func checkBackup(t *testing.T, c *ctl) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "bank.zkbackup")
+	var rep struct {
+		Index     uint64 `json:"index"`
+		StateHash string `json:"state_hash"`
+		Accounts  uint64 `json:"accounts"`
+		Bytes     int64  `json:"bytes"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("backup", "--out", file, "-o", "json")), &rep); err != nil || rep.Index == 0 || rep.Accounts < 2 {
+		t.Fatalf("backup: %+v %v", rep, err)
+	}
+	fi, err := os.Stat(file)
+	if err != nil || fi.Size() != rep.Bytes || fi.Mode().Perm() != 0o600 || strings.Contains(readFile(file), "Ada") {
+		t.Fatalf("backup file: %v %v (%d bytes said), or it holds a name in the clear", fi, err, rep.Bytes)
+	}
+	if _, errs, code := c.run("", "backup", "--out", file); code != 2 || !strings.Contains(errs, "exists") {
+		t.Fatalf("backup over a file: exit %d, %s", code, errs)
+	}
+	wrongKeys := filepath.Join(dir, "other.keys")
+	if err := os.WriteFile(wrongKeys, []byte("1 "+strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other.zkbackup")
+	if _, errs, code := c.run("", "backup", "--out", other, "--data-keys", wrongKeys); code != 5 || !strings.Contains(errs, "does not verify") {
+		t.Fatalf("backup opened with the wrong key: exit %d, %s", code, errs)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 2 {
+		t.Fatalf("after a backup that did not verify, the dir holds %v", left)
 	}
 }
 

@@ -43,6 +43,7 @@ operations log in ZooKeeper, leads when elected, and serves the HTTP API.
 
 Usage: bankd --id ID --data-dir DIR [flags]
        bankd --config FILE [flags]
+       bankd restore --config FILE [--backup FILE] [flags]   (bankd restore --help)
 
 Every flag can also be set with an environment variable, BANKD_ and the
 flag name in capitals with _ for - (BANKD_DATA_DIR), or in the --config
@@ -53,10 +54,19 @@ Flags:
 `
 
 func parseOptions(args []string, stderr io.Writer) (*options, error) {
+	return parseOptionsOf(args, stderr, usageHeader, nil)
+}
+
+// parseOptionsOf parses bankd's flags, and more that more defines (a
+// subcommand's), under a usage header of its own.
+func parseOptionsOf(args []string, stderr io.Writer, header string, more func(*flag.FlagSet)) (*options, error) {
 	o := &options{}
 	fs := newFlagSet(o, stderr)
+	if more != nil {
+		more(fs)
+	}
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageHeader)
+		fmt.Fprint(fs.Output(), header)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

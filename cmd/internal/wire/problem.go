@@ -52,6 +52,7 @@ const (
 	CodeMemberNotFound   = "member_not_found" // no such member in the registry
 	CodeMemberLive       = "member_live"      // a member to remove is still running
 	CodeRateLimited      = "rate_limited"     // a principal sent more than its share
+	CodeNoBackup         = "no_backup"        // this node cannot write a backup (an unsealed log, nothing applied)
 	CodeInternal         = "internal"
 )
 
@@ -61,6 +62,7 @@ var apiStatus = map[string]int{
 	CodeNotFound: 404, CodeMethodNotAllowed: 405, CodeNoLeader: 503, CodeNotLeader: 503,
 	CodeOverloaded: 503, CodeTimeout: 504, CodeIndexPassed: 409, CodeOutcomeUnknown: 503, CodeNotReady: 503, CodeInternal: 500,
 	CodeUnauthenticated: 401, CodeForbidden: 403, CodeMemberNotFound: 404, CodeMemberLive: 409, CodeRateLimited: 429,
+	CodeNoBackup: 409,
 }
 
 var retryable = map[string]bool{

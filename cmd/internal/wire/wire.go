@@ -20,6 +20,9 @@ const (
 	// milliseconds: the node then answers within it.
 	HeaderTimeout  = "X-Bank-Timeout"
 	ContentProblem = "application/problem+json"
+	// ContentBackup is a backup file (docs/format.md, "Backup file"),
+	// the answer to POST /v1/admin/backup with its index in HeaderIndex.
+	ContentBackup = "application/vnd.zkbank.backup"
 )
 
 // Account is one account as the API shows it.

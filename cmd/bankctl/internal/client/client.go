@@ -17,6 +17,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -283,11 +284,14 @@ func (c *Client) attempt(ctx context.Context, ep, method, path string, body []by
 		return Response{}, t, fmt.Errorf("%s: %w", ep, err)
 	}
 	defer resp.Body.Close()
+	r := Response{Endpoint: ep, Index: resp.Header.Get(wire.HeaderIndex), Replayed: resp.Header.Get(wire.HeaderReplayed) == "true"}
+	if d, ok := out.(*Download); ok && resp.StatusCode == http.StatusOK {
+		return r, t, d.receive(ep, resp)
+	}
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return Response{}, t, fmt.Errorf("%s: %w", ep, err)
 	}
-	r := Response{Endpoint: ep, Index: resp.Header.Get(wire.HeaderIndex), Replayed: resp.Header.Get(wire.HeaderReplayed) == "true"}
 	c.noteIndex(r.Index)
 	if resp.StatusCode >= 300 {
 		var p wire.Problem
@@ -302,6 +306,33 @@ func (c *Client) attempt(ctx context.Context, ep, method, path string, body []by
 		}
 	}
 	return r, t, nil
+}
+
+// A Download, as Do's out, takes a 200 answer's body into File instead
+// of decoding it; each try starts the file again. Once the body has
+// begun, a failure is final: a file is not sent twice.
+type Download struct {
+	File        *os.File
+	ContentType string // the type the answer must have
+	Bytes       int64
+}
+
+func (d *Download) receive(ep string, resp *http.Response) error {
+	if got := resp.Header.Get("Content-Type"); got != d.ContentType {
+		return &wire.Problem{Code: wire.CodeInternal, Detail: fmt.Sprintf("%s answered %q, not %q", ep, got, d.ContentType)}
+	}
+	if err := d.File.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := d.File.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	n, err := io.Copy(d.File, resp.Body)
+	d.Bytes = n
+	if err != nil {
+		return &wire.Problem{Code: wire.CodeInternal, Detail: fmt.Sprintf("the download from %s broke off after %d bytes: %v", ep, n, err)}
+	}
+	return nil
 }
 
 // answerWithin is how long the node has to answer a try: what is left of

@@ -93,6 +93,8 @@ func problemFor(err error) *wire.Problem {
 		return wire.NewProblem(wire.CodeMemberNotFound, err.Error())
 	case errors.Is(err, node.ErrMemberLive):
 		return wire.NewProblem(wire.CodeMemberLive, err.Error())
+	case errors.Is(err, node.ErrNoBackup):
+		return wire.NewProblem(wire.CodeNoBackup, err.Error())
 	case errors.Is(err, node.ErrStopped):
 		return wire.NewProblem(wire.CodeNotReady, "this node is shutting down; use another")
 	}

@@ -80,6 +80,7 @@ func (s *Server) routes() {
 		"POST /v1/admin/revocations":           s.revoke,
 		"GET /v1/admin/revocations":            s.revocations,
 		"DELETE /v1/admin/members/{id}":        s.removeMember,
+		"POST /v1/admin/backup":                s.backup,
 		"POST /v1/admin/tokens":                s.createToken,
 		"GET /v1/admin/tokens":                 s.listTokens,
 		"DELETE /v1/admin/tokens/{id}":         s.revokeToken,

@@ -261,3 +261,22 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, wire.MemberRemoval{ID: rm.ID, Revoked: rm.Revoked, Index: rm.Index})
 }
+
+// backup answers a backup file of a snapshot taken now. A failure after
+// the first byte cuts the file short, which its reader finds (the last
+// chunk is missing): nothing more can be said to the client then.
+func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := contextFor(r, s.cfg.WriteTimeout)
+	b, err := s.node.Backup(ctx)
+	cancel()
+	if err != nil {
+		writeProblem(w, problemFor(err))
+		return
+	}
+	defer b.Close()
+	s.events.admin(r, "backup", "index", b.Info.Index, "bytes", b.Info.Size)
+	setIndex(w, b.Info.Index)
+	w.Header().Set("Content-Type", wire.ContentBackup)
+	w.WriteHeader(http.StatusOK)
+	_, _ = b.WriteTo(w)
+}

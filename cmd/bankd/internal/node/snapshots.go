@@ -34,7 +34,7 @@ func (n *Node) maybeSnapshot(applied uint64) {
 	n.snapBusy.Store(true)
 	n.snapWriter.Go(func() {
 		defer n.snapBusy.Store(false)
-		if err := n.saveSnapshot(c, started); err != nil {
+		if _, err := n.saveSnapshot(c, started); err != nil {
 			n.cfg.Logger.Warn("snapshot not saved; the next one will try again", "index", c.Index(), "err", err)
 		}
 	})
@@ -50,22 +50,22 @@ func (n *Node) snapshotDue(applied uint64) bool {
 	return ok && bytes >= n.cfg.SnapshotEveryBytes
 }
 
-func (n *Node) saveSnapshot(c *engine.Capture, started time.Time) error {
+func (n *Node) saveSnapshot(c *engine.Capture, started time.Time) (snapshot.Info, error) {
 	p, err := n.dir.Snapshots.Begin(c, started.UnixMilli())
 	n.mu.Lock()
 	c.Release()
 	n.mu.Unlock()
 	if err != nil {
-		return err
+		return snapshot.Info{}, err
 	}
 	info, err := p.Commit()
 	if err != nil {
-		return err
+		return snapshot.Info{}, err
 	}
 	n.snapIndex.Store(info.Index)
 	n.mem.Update(n.Applied(), info.Index)
 	n.cfg.Logger.Info("snapshot saved", "index", info.Index, "bytes", info.Size, "took", time.Since(started).Round(time.Millisecond))
-	return nil
+	return info, nil
 }
 
 // ErrNoSnapshot: this node has no snapshot to send.

@@ -138,19 +138,9 @@ func (c *cluster) start(tn *testNode) {
 	// tn.n, which stop clears while a handshake may be running.
 	var started atomic.Pointer[node.Node]
 	revoked := func(serial string) bool { n := started.Load(); return n != nil && n.Revoked(serial) }
-	cfg := node.Config{
-		ID: tn.id, Addr: "https://" + tn.addr, DataDir: tn.dir,
-		ZooKeeper: zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, TLS: c.ens.TLS(), Auth: c.ens.Auth(), SessionTimeout: sessionTimeout, Dialer: tn.cutter.Dial},
-		Logger:    slog.New(slog.NewTextHandler(zktest.LogWriter(c.t), &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", tn.id),
-		Serial:    func() string { return certs.Serial(tn.tls.Leaf()) },
-		Seal:      &node.SealConfig{Trust: c.trust, Identity: tn.tls.Identity},
-	}
 	m := metrics.New()
+	cfg := c.config(tn, peer.NewTransport(peer.Config{Client: peer.Client(tn.tls, revoked), CallTimeout: 3*sessionTimeout + time.Second, Stage: m.Stage}))
 	cfg.Hooks = m.Hooks()
-	cfg.Transport = peer.NewTransport(peer.Config{Client: peer.Client(tn.tls, revoked), CallTimeout: 3*sessionTimeout + time.Second, Stage: m.Stage})
-	if c.tune != nil {
-		c.tune(&cfg)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if tn.n, err = node.Start(ctx, cfg); err != nil {
@@ -163,6 +153,26 @@ func (c *cluster) start(tn *testNode) {
 		WriteTimeout: 3 * sessionTimeout, Internal: peer.Handler(tn.n), MetricsHandle: m.Handler(), Observe: m.Observe,
 	}), ReadHeaderTimeout: 10 * time.Second}
 	go tn.srv.Serve(ln)
+}
+
+// config is tn's node configuration with transport (nil for a restore),
+// as the test tunes it, but for its hooks.
+func (c *cluster) config(tn *testNode, transport node.Transport) node.Config {
+	if tn.cutter == nil {
+		tn.cutter = &zktest.Cutter{}
+	}
+	cfg := node.Config{
+		ID: tn.id, Addr: "https://" + tn.addr, DataDir: tn.dir,
+		ZooKeeper: zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, TLS: c.ens.TLS(), Auth: c.ens.Auth(), SessionTimeout: sessionTimeout, Dialer: tn.cutter.Dial},
+		Logger:    slog.New(slog.NewTextHandler(zktest.LogWriter(c.t), &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", tn.id),
+		Serial:    func() string { return certs.Serial(tn.tls.Leaf()) },
+		Seal:      &node.SealConfig{Trust: c.trust, Identity: tn.tls.Identity},
+		Transport: transport,
+	}
+	if c.tune != nil {
+		c.tune(&cfg)
+	}
+	return cfg
 }
 
 // stop shuts tn down the way SIGTERM does.
