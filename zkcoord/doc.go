@@ -11,6 +11,7 @@
 //	members/<node-id>         ephemeral member records with progress
 //	registry/<node-id>        the expected members, live or not, and the body version each reads
 //	version                   the log's body version and the index it began at
+//	restored                  where a restore left the log (Session.Restore), if one ran
 //	operations/seg-<k>/op-<i> log entry i, k = (i-1)/SegmentSize
 //
 // Log znodes are named by their index rather than by ZooKeeper's sequential

@@ -109,7 +109,11 @@ func report(w io.Writer, r node.Restored, backup, root string) {
 	} else {
 		fmt.Fprintf(w, "this data dir's journal goes up to index %d (log time %s)\n", r.Index, at)
 	}
-	fmt.Fprintf(w, "verified: %d sealed entries' signatures and the snapshot the journal starts from; %d accounts, state hash %s\n", r.Verified, r.Accounts, r.StateHash)
+	if r.FromBackup {
+		fmt.Fprintf(w, "verified: the backup's snapshot (checksum, state hash, signature); %d accounts, state hash %s\n", r.Accounts, r.StateHash)
+	} else {
+		fmt.Fprintf(w, "verified: %d sealed entries' signatures and the snapshot the journal starts from; %d accounts, state hash %s\n", r.Verified, r.Accounts, r.StateHash)
+	}
 	if r.Snapshot {
 		fmt.Fprintf(w, "wrote a snapshot at index %d for the other nodes to install\n", r.Index)
 	}

@@ -57,7 +57,7 @@ func blocks(t *testing.T) []block {
 			cur = &block{line: n, spec: spec}
 		case labComment.MatchString(line):
 			spec = labComment.FindStringSubmatch(line)[1]
-			if spec == "load" || strings.Contains(spec, ", kill ") { // a step of its own, no block
+			if standalone(spec) { // a step of its own, no block
 				out = append(out, block{line: n, spec: spec})
 				spec = ""
 			}
@@ -69,6 +69,14 @@ func blocks(t *testing.T) []block {
 	return out
 }
 
+// standalone: a lab comment that is a step of its own, with no block:
+// the load starting or checked, a host dying or losing its data, a file
+// copied from the workstation.
+func standalone(spec string) bool {
+	return spec == "load" || spec == "check load" || strings.Contains(spec, ", kill ") ||
+		strings.Contains(spec, ", lose ") || strings.HasPrefix(spec, "copy ")
+}
+
 // site is the lab's stand-in for the guide's machines: hosts 1 to 6 and
 // the workstation.
 type site struct {
@@ -77,8 +85,9 @@ type site struct {
 	dir   string // the run's folder
 	bin   string // bankd and bankctl
 	hosts []*netlab.Host
-	units *units
-	load  *load // from <!-- lab: load --> on
+	units   *units
+	load    *load // from <!-- lab: load --> on
+	checked bool  // <!-- lab: check load --> stopped and checked it
 }
 
 func TestDeploymentGuide(t *testing.T) {
@@ -111,19 +120,30 @@ func TestDeploymentGuide(t *testing.T) {
 	if s.load == nil {
 		t.Fatal("the guide never starts the load (<!-- lab: load -->)")
 	}
-	s.load.check()
+	if !s.checked {
+		s.load.check()
+	}
 }
 
 // do runs one block as its lab comment says: "load" (the bank workload
-// starts, checked at the end), "skip ...", "workstation[, within D]",
-// "each host" (1 to 3, one after the other) or "host K"; or "host K, kill
-// UNIT" (no block: the host dies). A host's block runs its systemctl
-// lines through units.
+// starts, checked at "check load" or the end), "skip ...",
+// "workstation[, within D]", "each host" (1 to 3, one after the other),
+// "host K" or "hosts K L ..."; or, with no block, "<hosts>, kill UNIT"
+// (the host dies), "<hosts>, lose UNIT" (it dies and its data dir is
+// gone) or "copy FILE to host K" (from the workstation). A host's block
+// runs its systemctl lines through units.
 func (s *site) do(b block) {
 	spec := b.spec
 	switch {
 	case spec == "load":
 		s.load = s.startLoad()
+		return
+	case spec == "check load":
+		s.load.check()
+		s.checked = true
+		return
+	case strings.HasPrefix(spec, "copy "):
+		s.copyFile(b)
 		return
 	case strings.HasPrefix(spec, "skip"):
 		s.t.Logf("line %d: skipped: %s", b.line, spec)
@@ -133,19 +153,7 @@ func (s *site) do(b block) {
 		return
 	}
 	where, action, _ := strings.Cut(spec, ", ")
-	var on []int
-	switch {
-	case where == "each host":
-		on = []int{0, 1, 2}
-	case strings.HasPrefix(where, "host "):
-		var k int
-		if _, err := fmt.Sscanf(where, "host %d", &k); err != nil || k < 1 || k > len(s.hosts) {
-			s.t.Fatalf("line %d: no host in %q", b.line, spec)
-		}
-		on = []int{k - 1}
-	default:
-		s.t.Fatalf("line %d: unknown lab comment %q", b.line, spec)
-	}
+	on := s.hostsIn(b, where)
 	verb, unit, _ := strings.Cut(action, " ")
 	for _, i := range on {
 		switch verb {
@@ -156,9 +164,60 @@ func (s *site) do(b block) {
 			if err := s.units.stop(i, unit, syscall.SIGKILL); err != nil {
 				s.t.Fatal(err)
 			}
+		case "lose": // it dies, and its data dir with it
+			dir, ok := dataDirs[unit]
+			if !ok {
+				s.t.Fatalf("line %d: no data dir known for %q", b.line, unit)
+			}
+			if err := s.units.stop(i, unit, syscall.SIGKILL); err != nil {
+				s.t.Fatal(err)
+			}
+			if err := os.RemoveAll(filepath.Join(s.root(i), dir)); err != nil {
+				s.t.Fatalf("line %d: lose %s: %v", b.line, unit, err)
+			}
 		default:
 			s.t.Fatalf("line %d: unknown action %q", b.line, action)
 		}
+	}
+}
+
+// dataDirs are where the units keep their data (deploy/).
+var dataDirs = map[string]string{"bankd": "/var/lib/zkbank", "zookeeper": "/var/lib/zookeeper/zkbank"}
+
+// hostsIn reads "each host" (1 to 3), "host K" or "hosts K L ...".
+func (s *site) hostsIn(b block, where string) []int {
+	if where == "each host" {
+		return []int{0, 1, 2}
+	}
+	var on []int
+	fields := strings.Fields(where)
+	if len(fields) < 2 || (fields[0] != "host" && fields[0] != "hosts") {
+		s.t.Fatalf("line %d: unknown lab comment %q", b.line, b.spec)
+	}
+	for _, f := range fields[1:] {
+		var k int
+		if _, err := fmt.Sscanf(f, "%d", &k); err != nil || k < 1 || k > len(s.hosts) {
+			s.t.Fatalf("line %d: no host in %q", b.line, b.spec)
+		}
+		on = append(on, k-1)
+	}
+	return on
+}
+
+// copyFile is "copy FILE to host K": the guide's scp of a workstation
+// file to a host.
+func (s *site) copyFile(b block) {
+	var file string
+	var k int
+	if _, err := fmt.Sscanf(b.spec, "copy %s to host %d", &file, &k); err != nil || k < 1 || k > len(s.hosts) {
+		s.t.Fatalf("line %d: %q: %v", b.line, b.spec, err)
+	}
+	data, err := os.ReadFile(filepath.Join(s.workstation(), file))
+	if err != nil {
+		s.t.Fatalf("line %d: %v", b.line, err)
+	}
+	if err := os.WriteFile(filepath.Join(s.home(k-1), filepath.Base(file)), data, 0o600); err != nil {
+		s.t.Fatal(err)
 	}
 }
 
@@ -214,11 +273,12 @@ func (s *site) copyBundles(i int) {
 }
 
 // run runs a block on h in dir, failing the test on a non-zero exit or
-// past the timeout. chown is a no-op: the lab's hosts share this
-// machine's users, and the lab runs as root.
+// past the timeout. chown is a no-op and runuser runs its command as it
+// is: the lab's hosts share this machine's users, and the lab runs as
+// root.
 func (s *site) run(h *netlab.Host, dir string, env []string, b block, timeout time.Duration) {
 	i := s.index(h)
-	script := "chown() { :; }\n" + b.script
+	script := "chown() { :; }\nrunuser() { while [ \"$1\" != -- ]; do shift; done; shift; \"$@\"; }\n" + b.script
 	if i >= 0 {
 		script = s.local(i, systemctlShim+script)
 		ctl, stop := s.units.serve(i)

@@ -153,10 +153,10 @@ func (l *load) check() {
 	}
 	lost, err := faults.ExactlyOnce(ops, resolved, open, final)
 	if err != nil || lost > 0 {
-		l.s.t.Errorf("load: %d lost: %v", lost, err)
+		l.s.t.Fatalf("load: %d lost: %v", lost, err)
 	}
 	if _, err := faults.Linearizable(ops, open, time.Minute); err != nil {
-		l.s.t.Error(err)
+		l.s.t.Fatal(err)
 	}
 	l.sameState()
 	acked := 0
