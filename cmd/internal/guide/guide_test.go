@@ -80,11 +80,11 @@ func standalone(spec string) bool {
 // site is the lab's stand-in for the guide's machines: hosts 1 to 6 and
 // the workstation.
 type site struct {
-	t     *testing.T
-	lab   *netlab.Lab
-	dir   string // the run's folder
-	bin   string // bankd and bankctl
-	hosts []*netlab.Host
+	t       *testing.T
+	lab     *netlab.Lab
+	dir     string // the run's folder
+	bin     string // bankd and bankctl
+	hosts   []*netlab.Host
 	units   *units
 	load    *load // from <!-- lab: load --> on
 	checked bool  // <!-- lab: check load --> stopped and checked it
