@@ -25,7 +25,7 @@ test: zookeeper test-tools lint bench-check
 
 ## bench-check: every benchmark of the storage packages runs once, so make bench cannot rot
 bench-check:
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./engine/... ./journal/... ./snapshot/... >/dev/null
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./engine/... ./journal/... ./snapshot/... ./seal/... >/dev/null
 
 ## test-faults: the fault-tolerance suite alone, for FAULTS_DURATION (default 5m)
 FAULTS_DURATION ?= 5m
@@ -61,6 +61,7 @@ bench: zookeeper
 	$(GO) test -run '^$$' -bench Append -benchtime 2000x ./journal
 	$(GO) test -run '^$$' -bench Replay -benchtime 2000000x ./journal
 	$(GO) test -run '^$$' -bench MillionAccounts -benchtime 3x ./snapshot
+	$(GO) test -run '^$$' -bench Backup -benchtime 20x ./seal
 	$(GO) test -run '^$$' -bench LogThroughput -benchtime 1x ./zkcoord
 	$(MAKE) build
 	bin/bankctl bench $(BENCHFLAGS)
