@@ -14,6 +14,7 @@ type Account struct {
 	Balance      uint64
 	CreatedIndex uint64 // log index of the entry that created it
 	UpdatedIndex uint64 // log index of the entry that last changed it
+	Frozen       bool   // no money moves in or out (body version 4 and later)
 }
 
 // ValidAccountNumber reports whether s is 1..34 characters of [0-9A-Za-z-].

@@ -22,8 +22,27 @@ func (e *Engine) execute(index uint64, nowMs int64, c *Command) Result {
 		return e.createToken(index, nowMs, c)
 	case OpRevokeToken:
 		return e.revokeToken(index, c)
+	case OpFreezeAccount, OpUnfreezeAccount:
+		return e.freeze(index, c)
 	}
 	return rejected(CodeInvalid)
+}
+
+// freeze sets or clears an account's frozen mark. Freezing a frozen
+// account (or unfreezing one that is not) succeeds and changes nothing.
+func (e *Engine) freeze(index uint64, c *Command) Result {
+	if code := checkNumber(c.Account); code != CodeOK {
+		return rejected(code)
+	}
+	a, ok := e.accounts.change(c.Account)
+	if !ok {
+		return rejected(CodeAccountNotFound)
+	}
+	if frozen := c.Op == OpFreezeAccount; a.frozen != frozen {
+		a.frozen = frozen
+		a.updated = index
+	}
+	return succeeded(a)
 }
 
 func (e *Engine) create(index uint64, c *Command) Result {
@@ -102,6 +121,9 @@ func (e *Engine) transfer(index uint64, c *Command) Result {
 	if !okFrom || !okTo {
 		return rejected(CodeAccountNotFound)
 	}
+	if from.frozen || to.frozen {
+		return rejected(CodeAccountFrozen)
+	}
 	if from.balance < c.Amount {
 		return rejected(CodeInsufficientFunds)
 	}
@@ -124,6 +146,9 @@ func (e *Engine) remove(c *Command) Result {
 	a, ok := e.accounts.change(c.Account)
 	if !ok {
 		return rejected(CodeAccountNotFound)
+	}
+	if a.frozen { // a frozen account stays open until unfrozen
+		return rejected(CodeAccountFrozen)
 	}
 	if a.balance != 0 {
 		return rejected(CodeBalanceNotZero)
@@ -157,6 +182,9 @@ func (e *Engine) lookupWithAmount(c *Command) (*slot, Code) {
 	a, ok := e.accounts.change(c.Account)
 	if !ok {
 		return nil, CodeAccountNotFound
+	}
+	if a.frozen {
+		return nil, CodeAccountFrozen
 	}
 	return a, CodeOK
 }

@@ -28,11 +28,12 @@ func (nopLock) Lock()   {}
 func (nopLock) Unlock() {}
 
 // TestPropertyCaptureIsFrozen captures midway through random entries
-// (creates, deletes, renames, all the money commands), applies the rest,
+// (creates, deletes, renames, freezes, all the money commands), applies the rest,
 // and requires the capture to write exactly the state at its index.
 func TestPropertyCaptureIsFrozen(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		entries := rapid.SliceOfN(rapid.SliceOfN(genCommand(), 1, 6), 2, 20).Draw(t, "entries")
+		version := genVersion.Draw(t, "version")
+		entries := rapid.SliceOfN(rapid.SliceOfN(genCommand(version), 1, 6), 2, 20).Draw(t, "entries")
 		cut := rapid.IntRange(0, len(entries)-1).Draw(t, "cut")
 		e := newTestEngine(t)
 		var c *Capture
@@ -45,7 +46,7 @@ func TestPropertyCaptureIsFrozen(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			apply(t, e, cmds...)
+			mustApply(t, e, nextEntryAt(t, e, version, 1_700_000_000_000, cmds...))
 		}
 		if got := stateBytes(t, c); !bytes.Equal(got, want) {
 			t.Fatalf("capture at %d wrote %d bytes differing from the state then (%d bytes)", c.Index(), len(got), len(want))

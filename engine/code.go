@@ -24,7 +24,8 @@ const (
 	CodeForbidden            Code = 15 // the principal's role or accounts do not cover the command
 	CodeInvalidToken         Code = 16 // a token op's role, accounts, lifetime or hash is bad
 	CodeTokenNotFound        Code = 17
-	codeEnd                       = 18
+	CodeAccountFrozen        Code = 18 // money may not move in or out of a frozen account
+	codeEnd                       = 19
 )
 
 var codeNames = [codeEnd]string{
@@ -46,6 +47,7 @@ var codeNames = [codeEnd]string{
 	CodeForbidden:            "forbidden",
 	CodeInvalidToken:         "invalid_token",
 	CodeTokenNotFound:        "token_not_found",
+	CodeAccountFrozen:        "account_frozen",
 }
 
 // String returns the stable snake_case name used in the API.

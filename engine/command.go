@@ -19,7 +19,10 @@ const (
 	OpRevokeCertificate Op = 7
 	OpCreateToken       Op = 8
 	OpRevokeToken       Op = 9
-	opEnd                  = 10
+	// Body version 4 and later:
+	OpFreezeAccount   Op = 10
+	OpUnfreezeAccount Op = 11
+	opEnd                = 12
 )
 
 var opNames = [opEnd]string{
@@ -34,6 +37,9 @@ var opNames = [opEnd]string{
 	OpRevokeCertificate: "revoke_certificate",
 	OpCreateToken:       "create_token",
 	OpRevokeToken:       "revoke_token",
+
+	OpFreezeAccount:   "freeze_account",
+	OpUnfreezeAccount: "unfreeze_account",
 }
 
 // String returns the API name of the op.
@@ -69,6 +75,8 @@ func ParseOp(name string) (Op, bool) {
 //	revoke_certificate  Serial (body version 2 and later, as the rest)
 //	create_token    Name, Token (Role, Accounts, TTLMs, Hash)
 //	revoke_token    Token (ID)
+//	freeze_account  Account (body version 4 and later, as the next)
+//	unfreeze_account Account
 //
 // Key is the idempotency key; every command must carry one. Principal
 // names who sent it, compactly (ParsePrincipal); bodies of version 2 and
@@ -87,15 +95,23 @@ type Command struct {
 
 // opsIn is the last op a body version carries.
 func opsIn(version uint32) Op {
-	if version <= BodyV1 {
+	switch {
+	case version <= BodyV1:
 		return OpRename
+	case version <= BodyV3:
+		return OpRevokeToken
 	}
 	return opEnd - 1
 }
 
-// movesMoney reports whether an op names accounts (its result carries
-// them).
-func (o Op) movesMoney() bool { return o >= OpCreateAccount && o <= OpRename }
+// namesAccounts reports whether an op names accounts (its result carries
+// them): the account ops, which a teller may run.
+func (o Op) namesAccounts() bool {
+	return o >= OpCreateAccount && o <= OpRename || o == OpFreezeAccount || o == OpUnfreezeAccount
+}
+
+// isFreeze reports whether an op freezes or unfreezes an account.
+func (o Op) isFreeze() bool { return o == OpFreezeAccount || o == OpUnfreezeAccount }
 
 // isTokenOp reports whether an op creates or revokes a token (its result
 // carries the token's id).
@@ -119,7 +135,7 @@ func (c *Command) Check() Code {
 			return CodeSameAccount
 		}
 		return code
-	case OpDeleteAccount:
+	case OpDeleteAccount, OpFreezeAccount, OpUnfreezeAccount:
 		return checkNumber(c.Account)
 	case OpRename:
 		return firstFailure(checkNumber(c.Account), checkName(c.Name))

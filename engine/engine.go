@@ -169,6 +169,9 @@ func (e *Engine) Apply(ent *Entry) ([]Result, error) {
 	e.epoch = ent.Epoch
 	e.lastHash = ent.Hash()
 	e.timeMs = ent.TimeMs
+	if ent.BodyVersion >= BodyV4 {
+		e.timeMs = now // the effective time: it never goes back (docs/format.md, "Entry time")
+	}
 	if ent.BodyVersion > e.bodyVersion { // the switch: once, at this index
 		e.bodyVersion, e.versionSince = ent.BodyVersion, ent.Index
 	}

@@ -82,8 +82,9 @@ const (
 	BodyV1 = entry.BodyV1     // commands: op, key, account, to, name, amount
 	BodyV2 = 2                // and a principal per command ("by")
 	BodyV3 = entry.BodySealed // the same commands, sealed: encrypted and signed (package seal)
+	BodyV4 = 4                // and frozen accounts; the log's time never goes back in the state
 	// BodyVersionMax is the newest body version this binary reads.
-	BodyVersionMax = BodyV3
+	BodyVersionMax = BodyV4
 )
 
 // ErrNotInVersion: a command holds an op or a field that the body

@@ -10,7 +10,18 @@ import (
 // decoded again so that every test also exercises the wire format.
 func nextEntry(t tb, e *Engine, cmds ...Command) *Entry {
 	t.Helper()
-	ent := &Entry{Envelope: entry.Envelope{Index: e.Index() + 1, Epoch: max(e.Epoch(), 1), PrevHash: e.LastHash(), TimeMs: 1_700_000_000_000}, Commands: cmds}
+	return nextEntryAt(t, e, BodyV1, 1_700_000_000_000, cmds...)
+}
+
+// nextEntryAt is nextEntry in a body of version, stamped timeMs. A sealed
+// layout gets a stand-in key id and signature, its body in the clear: the
+// engine checks neither (package seal does).
+func nextEntryAt(t tb, e *Engine, version uint32, timeMs int64, cmds ...Command) *Entry {
+	t.Helper()
+	ent := &Entry{Envelope: entry.Envelope{Index: e.Index() + 1, Epoch: max(e.Epoch(), 1), PrevHash: e.LastHash(), TimeMs: timeMs, BodyVersion: version}, Commands: cmds}
+	if version >= BodyV3 {
+		ent.KeyID, ent.Sig = 1, []byte{1}
+	}
 	raw, err := EncodeEntry(ent)
 	if err != nil {
 		t.Fatalf("encode: %v", err)

@@ -28,7 +28,7 @@ func (r *keyRecord) replay(e *Engine, c *Command, created string) Result {
 	if r.code == CodeOK && c.Op.isTokenOp() {
 		res.Token = r.balances[0]
 	}
-	if r.code != CodeOK || !c.Op.movesMoney() {
+	if r.code != CodeOK || !c.Op.namesAccounts() {
 		return res
 	}
 	numbers := [2]string{c.Account, c.To}
@@ -42,7 +42,10 @@ func (r *keyRecord) replay(e *Engine, c *Command, created string) Result {
 	for i := 0; i < n; i++ {
 		a := Account{Number: numbers[i], Balance: r.balances[i], UpdatedIndex: r.index}
 		if cur, ok := e.accounts.get(a.Number); ok {
-			a.Name, a.CreatedIndex = cur.name(), cur.created
+			a.Name, a.CreatedIndex, a.Frozen = cur.name(), cur.created, cur.frozen
+		}
+		if c.Op.isFreeze() {
+			a.Frozen = c.Op == OpFreezeAccount
 		}
 		if c.Op == OpCreateAccount || c.Op == OpRename {
 			a.Name, _ = NormalizeName(c.Name)

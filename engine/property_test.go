@@ -11,6 +11,7 @@ import (
 // balances and a map of keys, nothing else.
 type model struct {
 	balances map[string]uint64
+	frozen   map[string]bool
 	seen     map[string]modelKey
 	minted   uint64 // opening balances + deposits
 	burned   uint64 // withdrawals
@@ -43,6 +44,9 @@ func (m *model) execute(c Command) Code {
 		return code
 	}
 	bal, exists := m.balances[c.Account]
+	if code := m.refuseFrozen(c, exists); code != CodeOK {
+		return code
+	}
 	switch c.Op {
 	case OpCreateAccount:
 		if exists {
@@ -92,6 +96,27 @@ func (m *model) execute(c Command) Code {
 		if !exists {
 			return CodeAccountNotFound
 		}
+	case OpFreezeAccount, OpUnfreezeAccount:
+		if !exists {
+			return CodeAccountNotFound
+		}
+		m.frozen[c.Account] = c.Op == OpFreezeAccount
+	}
+	return CodeOK
+}
+
+// refuseFrozen: no money moves in or out of a frozen account, nor does it
+// close; an account that does not exist is not found first.
+func (m *model) refuseFrozen(c Command, exists bool) Code {
+	switch c.Op {
+	case OpDeposit, OpWithdraw, OpDeleteAccount:
+		if exists && m.frozen[c.Account] {
+			return CodeAccountFrozen
+		}
+	case OpTransfer:
+		if _, to := m.balances[c.To]; exists && to && (m.frozen[c.Account] || m.frozen[c.To]) {
+			return CodeAccountFrozen
+		}
 	}
 	return CodeOK
 }
@@ -105,10 +130,16 @@ var (
 	genKey = rapid.OneOf(rapid.SampledFrom([]string{"k1", "k2", "k3", ""}), rapid.StringMatching(`[a-z0-9]{8}`))
 )
 
-func genCommand() *rapid.Generator[Command] {
+// genCommand draws commands a body of version carries: from version 4
+// on, freezes too.
+func genCommand(version uint32) *rapid.Generator[Command] {
+	ops := []Op{OpCreateAccount, OpDeposit, OpWithdraw, OpTransfer, OpDeleteAccount, OpRename}
+	if version >= BodyV4 {
+		ops = append(ops, OpFreezeAccount, OpUnfreezeAccount)
+	}
 	return rapid.Custom(func(t *rapid.T) Command {
 		c := Command{
-			Op:      Op(rapid.IntRange(int(OpCreateAccount), int(OpRename)).Draw(t, "op")),
+			Op:      rapid.SampledFrom(ops).Draw(t, "op"),
 			Key:     genKey.Draw(t, "key"),
 			Account: genNumber.Draw(t, "account"),
 			Amount:  genAmount.Draw(t, "amount"),
@@ -126,21 +157,32 @@ func genCommand() *rapid.Generator[Command] {
 	})
 }
 
+var genVersion = rapid.SampledFrom([]uint32{BodyV1, BodyV4})
+
 // TestPropertyMatchesModel runs random command sequences, in random
-// batches, through the engine and the model and compares every outcome,
-// every balance and the money invariant after each entry.
+// batches of a random body version stamped at random times, through the
+// engine and the model and compares every outcome, every balance, every
+// frozen mark, the money invariant and, from version 4, the log's time
+// (the highest stamp so far) after each entry.
 func TestPropertyMatchesModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
+		version := genVersion.Draw(t, "version")
 		e := newTestEngine(t)
-		m := &model{balances: map[string]uint64{}, seen: map[string]modelKey{}}
-		for _, batch := range rapid.SliceOfN(rapid.SliceOfN(genCommand(), 1, 8), 1, 30).Draw(t, "entries") {
-			res := apply(t, e, batch...)
+		m := &model{balances: map[string]uint64{}, frozen: map[string]bool{}, seen: map[string]modelKey{}}
+		var latest int64
+		for _, batch := range rapid.SliceOfN(rapid.SliceOfN(genCommand(version), 1, 8), 1, 30).Draw(t, "entries") {
+			stamp := rapid.Int64Range(1, 1_000).Draw(t, "time")
+			res := mustApply(t, e, nextEntryAt(t, e, version, stamp, batch...))
 			for i, c := range batch {
 				if want := m.apply(c); res[i].Code != want {
 					t.Fatalf("%+v: engine %v, model %v", c, res[i].Code, want)
 				}
 			}
 			checkAgainstModel(t, e, m)
+			latest = max(latest, stamp)
+			if version >= BodyV4 && e.TimeMs() != latest {
+				t.Fatalf("the log's time %d after a stamp of %d, want the highest so far, %d", e.TimeMs(), stamp, latest)
+			}
 		}
 	})
 }
@@ -151,6 +193,9 @@ func checkAgainstModel(t *rapid.T, e *Engine, m *model) {
 		want, ok := m.balances[a.Number]
 		if !ok || a.Balance != want {
 			t.Fatalf("account %s: engine %d, model %d (exists %v)", a.Number, a.Balance, want, ok)
+		}
+		if a.Frozen != m.frozen[a.Number] {
+			t.Fatalf("account %s: engine frozen %v, model %v", a.Number, a.Frozen, m.frozen[a.Number])
 		}
 		if a.Balance > MaxAmount {
 			t.Fatalf("account %s out of bounds: %d", a.Number, a.Balance)
@@ -170,7 +215,8 @@ func checkAgainstModel(t *rapid.T, e *Engine, m *model) {
 // equal state hashes and equal answers.
 func TestPropertyDeterministicAndSnapshotRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		entries := rapid.SliceOfN(rapid.SliceOfN(genCommand(), 1, 6), 2, 20).Draw(t, "entries")
+		version := genVersion.Draw(t, "version")
+		entries := rapid.SliceOfN(rapid.SliceOfN(genCommand(version), 1, 6), 2, 20).Draw(t, "entries")
 		cut := rapid.IntRange(0, len(entries)-1).Draw(t, "cut")
 		a, b := newTestEngine(t), newTestEngine(t)
 		var restored *Engine
@@ -178,7 +224,7 @@ func TestPropertyDeterministicAndSnapshotRoundTrip(t *testing.T) {
 			if i == cut {
 				restored = snapshotRestore(t, a)
 			}
-			ent := nextEntry(t, a, cmds...)
+			ent := nextEntryAt(t, a, version, rapid.Int64Range(1, 1_000).Draw(t, "time"), cmds...)
 			ra := mustApply(t, a, ent)
 			rb := mustApply(t, b, ent)
 			rr := rb

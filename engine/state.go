@@ -18,6 +18,7 @@ const (
 	stateV1 = 1
 	stateV2 = 2
 	stateV3 = 3 // and the signer of the current epoch (a sealed log)
+	stateV4 = 4 // and each account's flags (frozen)
 )
 
 // ErrCorruptState marks a state stream that cannot be restored.
@@ -65,8 +66,8 @@ func (e *Engine) header() stateHeader {
 // Capture.WriteState; ascend visits the accounts in number order.
 func writeState(w io.Writer, h stateHeader, ascend func(visit func(*slot) bool), keys keyView) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	s := stateWriter{w: bw}
-	s.uvarint(stateVersion(h.bodyVersion))
+	s := stateWriter{w: bw, v: stateVersion(h.bodyVersion)}
+	s.uvarint(s.v)
 	s.uvarint(h.index)
 	s.uvarint(h.epoch)
 	s.raw(h.lastHash[:])
@@ -120,6 +121,7 @@ func (e *Engine) StateHash() Hash {
 }
 
 type stateWriter struct {
+	v   uint64 // the state version written
 	w   *bufio.Writer
 	buf [binary.MaxVarintLen64]byte
 	err error
@@ -152,6 +154,22 @@ func (s *stateWriter) account(a *slot) {
 	s.uvarint(a.balance)
 	s.uvarint(a.created)
 	s.uvarint(a.updated)
+	if s.v >= stateV4 {
+		s.uvarint(accountFlags(a))
+	}
+}
+
+// Account flags of a version 4 state, a uvarint after each account.
+const (
+	flagFrozen      = 1
+	accountFlagsAll = flagFrozen
+)
+
+func accountFlags(a *slot) uint64 {
+	if a.frozen {
+		return flagFrozen
+	}
+	return 0
 }
 
 // token: uvarint id | [32]byte hash | str name | byte role | uvarint n,
@@ -200,6 +218,7 @@ func Restore(cfg Config, r io.Reader) (*Engine, error) {
 
 type stateReader struct {
 	r   *bufio.Reader
+	v   uint64 // the state version read
 	err error
 }
 
@@ -249,9 +268,10 @@ func (rd *stateReader) str(limit int) string {
 
 func (rd *stateReader) restore(e *Engine) error {
 	v := rd.uvarint()
-	if rd.err == nil && (v < stateV1 || v > stateV3) {
+	if rd.err == nil && (v < stateV1 || v > stateV4) {
 		return fmt.Errorf("unknown state version %d", v)
 	}
+	rd.v = v
 	e.index = rd.uvarint()
 	e.epoch = rd.uvarint()
 	rd.raw(e.lastHash[:])
@@ -282,6 +302,8 @@ func (rd *stateReader) restore(e *Engine) error {
 // stateVersion is the state encoding for a log at bodyVersion.
 func stateVersion(bodyVersion uint32) uint64 {
 	switch {
+	case bodyVersion >= BodyV4:
+		return stateV4
 	case bodyVersion >= BodyV3:
 		return stateV3
 	case bodyVersion > BodyV1:
@@ -400,6 +422,13 @@ func (rd *stateReader) account(index uint64) Account {
 		Balance:      rd.uvarint(),
 		CreatedIndex: rd.uvarint(),
 		UpdatedIndex: rd.uvarint(),
+	}
+	if rd.v >= stateV4 {
+		flags := rd.uvarint()
+		if flags&^accountFlagsAll != 0 {
+			rd.fail("account %s: unknown flags %#x", a.Number, flags)
+		}
+		a.Frozen = flags&flagFrozen != 0
 	}
 	if rd.err != nil {
 		return a

@@ -25,6 +25,7 @@ const pivotID = math.MaxUint32
 type slot struct {
 	text    string // number, then name
 	numLen  uint8
+	frozen  bool
 	balance uint64
 	created uint64 // log index of the entry that created the account
 	updated uint64 // log index of the entry that last changed it
@@ -36,7 +37,7 @@ func (s *slot) name() string   { return s.text[s.numLen:] }
 func (s *slot) setName(name string) { s.text = s.number() + name }
 
 func (s *slot) account() Account {
-	return Account{Number: s.number(), Name: s.name(), Balance: s.balance, CreatedIndex: s.created, UpdatedIndex: s.updated}
+	return Account{Number: s.number(), Name: s.name(), Balance: s.balance, CreatedIndex: s.created, UpdatedIndex: s.updated, Frozen: s.frozen}
 }
 
 // accountTable holds the accounts: slots in fixed chunks, an index from a
@@ -131,7 +132,7 @@ func (t *accountTable) insert(a Account) *slot {
 	id := t.newID()
 	t.keep(id)
 	s := t.at(id)
-	*s = slot{text: a.Number + a.Name, numLen: uint8(len(a.Number)), balance: a.Balance, created: a.CreatedIndex, updated: a.UpdatedIndex}
+	*s = slot{text: a.Number + a.Name, numLen: uint8(len(a.Number)), frozen: a.Frozen, balance: a.Balance, created: a.CreatedIndex, updated: a.UpdatedIndex}
 	t.index.insert(indexHash(t.seed, a.Number), id)
 	t.ordered.ReplaceOrInsert(id)
 	return s

@@ -222,7 +222,7 @@ func Permits(role Role, accounts []string, c *Command) Code {
 	case RoleAdmin:
 		ok = true
 	case RoleTeller:
-		ok = c.Op.movesMoney()
+		ok = c.Op.namesAccounts()
 	case RoleCustomer:
 		ok = (c.Op == OpWithdraw || c.Op == OpTransfer) && Owns(accounts, c.Account)
 	}
