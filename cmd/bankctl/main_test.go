@@ -186,6 +186,17 @@ func TestBankctlAgainstADevCluster(t *testing.T) {
 		t.Fatalf("batch: exit %d\n%s", code, out)
 	}
 
+	// A frozen account: shown so, every movement refused (exit 3), and
+	// unfrozen it moves again.
+	if out := c.ok("account", "freeze", "C-1", "-o", "table"); !strings.Contains(out, "frozen") {
+		t.Fatalf("freeze:\n%s", out)
+	}
+	if out, errs, code := c.run("", "deposit", "C-1", "1"); code != 3 || !strings.Contains(out+errs, "account_frozen") {
+		t.Fatalf("deposit to a frozen account: exit %d\n%s%s", code, out, errs)
+	}
+	c.ok("account", "unfreeze", "C-1")
+	c.ok("deposit", "C-1", "1")
+
 	// The shell reads a pipe: the same commands, read-your-writes.
 	out, errs, code := c.run("account rename B-1 'Bob Jr'\naccount get B-1\nexit\ndeposit B-1 1\n", "shell", "-o", "json")
 	if code != 0 || strings.Count(out, `"Bob Jr"`) != 2 || strings.Contains(out, `"balance": 306`) {

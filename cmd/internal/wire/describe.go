@@ -30,6 +30,11 @@ func Describe(c engine.Command, code engine.Code) string {
 		return "a transfer needs two different accounts"
 	case engine.CodeBalanceNotZero:
 		return fmt.Sprintf("account %q still holds money; withdraw or transfer it first", c.Account)
+	case engine.CodeAccountFrozen:
+		if c.Op == engine.OpTransfer {
+			return fmt.Sprintf("account %q or %q is frozen: no money moves in or out until it is unfrozen", c.Account, c.To)
+		}
+		return fmt.Sprintf("account %q is frozen: no money moves in or out, and it stays open, until it is unfrozen", c.Account)
 	case engine.CodeLimitExceeded:
 		return fmt.Sprintf("a balance would pass %d", engine.MaxAmount)
 	case engine.CodeIdempotencyKeyReused:

@@ -349,6 +349,9 @@ func (a Account) appendJSON(b []byte) []byte {
 	b = strconv.AppendUint(b, a.CreatedIndex, 10)
 	b = append(b, `,"updated_index":`...)
 	b = strconv.AppendUint(b, a.UpdatedIndex, 10)
+	if a.Frozen {
+		b = append(b, `,"frozen":true`...)
+	}
 	return append(b, '}')
 }
 

@@ -82,7 +82,7 @@ func StatusOf(code string) int {
 	case engine.CodeAccountNotFound, engine.CodeTokenNotFound:
 		return http.StatusNotFound
 	case engine.CodeAccountExists, engine.CodeInsufficientFunds, engine.CodeBalanceNotZero,
-		engine.CodeLimitExceeded, engine.CodeIdempotencyKeyReused:
+		engine.CodeLimitExceeded, engine.CodeIdempotencyKeyReused, engine.CodeAccountFrozen:
 		return http.StatusConflict
 	case engine.CodeInvalidAmount, engine.CodeInvalidName, engine.CodeSameAccount,
 		engine.CodeInvalidAccount, engine.CodeInvalidKey, engine.CodeInvalidSerial, engine.CodeInvalidToken:

@@ -32,11 +32,12 @@ type Account struct {
 	Balance      uint64 `json:"balance"`
 	CreatedIndex uint64 `json:"created_index"`
 	UpdatedIndex uint64 `json:"updated_index"`
+	Frozen       bool   `json:"frozen,omitempty"` // no money moves in or out
 }
 
 // FromAccount converts the engine's account.
 func FromAccount(a engine.Account) Account {
-	return Account{Account: a.Number, Name: a.Name, Balance: a.Balance, CreatedIndex: a.CreatedIndex, UpdatedIndex: a.UpdatedIndex}
+	return Account{Account: a.Number, Name: a.Name, Balance: a.Balance, CreatedIndex: a.CreatedIndex, UpdatedIndex: a.UpdatedIndex, Frozen: a.Frozen}
 }
 
 // CreateAccount is the body of POST /v1/accounts.

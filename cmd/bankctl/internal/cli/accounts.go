@@ -113,8 +113,10 @@ func (a *app) noteReplay(resp client.Response) {
 }
 
 func (a *app) accountCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "account", Short: "Create, read, list, rename and delete accounts"}
-	cmd.AddCommand(a.accountCreate(), a.accountGet(), a.accountList(), a.accountDelete(), a.accountRename())
+	cmd := &cobra.Command{Use: "account", Short: "Create, read, list, rename, freeze and delete accounts"}
+	cmd.AddCommand(a.accountCreate(), a.accountGet(), a.accountList(), a.accountDelete(), a.accountRename(),
+		a.accountFreeze("freeze", "Stop every movement of money in or out of an account, and its closing (admin, teller)"),
+		a.accountFreeze("unfreeze", "Let money move in and out of a frozen account again (admin, teller)"))
 	return cmd
 }
 
@@ -218,6 +220,23 @@ func (a *app) accountDelete() *cobra.Command {
 				return err
 			}
 			return a.writeAccount("DELETE", "/v1/accounts/"+url.PathEscape(args[0]), nil, key)
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "idempotency key (default: a new random one)")
+	return cmd
+}
+
+// accountFreeze is account freeze and account unfreeze (admin, teller).
+func (a *app) accountFreeze(op, short string) *cobra.Command {
+	var key string
+	cmd := &cobra.Command{
+		Use: op + " ACCOUNT", Short: short, Args: cobra.ExactArgs(1),
+		Example: "  bankctl account " + op + " 0000000002",
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkAccount("account", args[0]); err != nil {
+				return err
+			}
+			return a.writeAccount("POST", "/v1/accounts/"+url.PathEscape(args[0])+"/"+op, nil, key)
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "", "idempotency key (default: a new random one)")

@@ -41,10 +41,14 @@ func table(w io.Writer, header []string, rows [][]string) {
 }
 
 func accountRow(a wire.Account) []string {
-	return []string{a.Account, a.Name, fmt.Sprint(a.Balance), fmt.Sprint(a.CreatedIndex), fmt.Sprint(a.UpdatedIndex)}
+	frozen := ""
+	if a.Frozen {
+		frozen = "frozen"
+	}
+	return []string{a.Account, a.Name, fmt.Sprint(a.Balance), fmt.Sprint(a.CreatedIndex), fmt.Sprint(a.UpdatedIndex), frozen}
 }
 
-var accountHeader = []string{"ACCOUNT", "NAME", "BALANCE", "CREATED", "UPDATED"}
+var accountHeader = []string{"ACCOUNT", "NAME", "BALANCE", "CREATED", "UPDATED", "STATUS"}
 
 // show prints v as JSON, or as a table of accounts through rows.
 func (a *app) show(v any, accounts ...wire.Account) error {

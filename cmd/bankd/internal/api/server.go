@@ -73,6 +73,8 @@ func (s *Server) routes() {
 		"POST /v1/accounts/{account}/deposit":  s.deposit,
 		"POST /v1/accounts/{account}/withdraw": s.withdraw,
 		"POST /v1/accounts/{account}/rename":   s.rename,
+		"POST /v1/accounts/{account}/freeze":   s.freeze,
+		"POST /v1/accounts/{account}/unfreeze": s.unfreeze,
 		"POST /v1/transfers":                   s.transfer,
 		"POST /v1/batch":                       s.batch,
 		"GET /v1/cluster":                      s.cluster,

@@ -49,6 +49,16 @@ func (s *Server) rename(w http.ResponseWriter, r *http.Request) {
 	s.writeOne(w, r, cmd, http.StatusOK, firstAccount)
 }
 
+func (s *Server) freeze(w http.ResponseWriter, r *http.Request) {
+	cmd := engine.Command{Op: engine.OpFreezeAccount, Account: r.PathValue("account")}
+	s.writeOne(w, r, cmd, http.StatusOK, firstAccount)
+}
+
+func (s *Server) unfreeze(w http.ResponseWriter, r *http.Request) {
+	cmd := engine.Command{Op: engine.OpUnfreezeAccount, Account: r.PathValue("account")}
+	s.writeOne(w, r, cmd, http.StatusOK, firstAccount)
+}
+
 func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) {
 	cmd := engine.Command{Op: engine.OpDeleteAccount, Account: r.PathValue("account")}
 	s.writeOne(w, r, cmd, http.StatusOK, firstAccount)

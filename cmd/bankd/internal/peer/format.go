@@ -76,8 +76,15 @@ func encodeOutcome(enc *msgpack.Encoder, o *node.Outcome) error {
 	err := errors.Join(enc.EncodeArrayLen(n), enc.EncodeUint(uint64(o.Code)), enc.EncodeBool(o.Replayed), enc.EncodeArrayLen(len(o.Accounts)))
 	for i := 0; err == nil && i < len(o.Accounts); i++ {
 		a := &o.Accounts[i]
-		err = errors.Join(enc.EncodeArrayLen(5), enc.EncodeString(a.Number), enc.EncodeString(a.Name),
+		fields := 5
+		if a.Frozen {
+			fields = 6
+		}
+		err = errors.Join(enc.EncodeArrayLen(fields), enc.EncodeString(a.Number), enc.EncodeString(a.Name),
 			enc.EncodeUint(a.Balance), enc.EncodeUint(a.CreatedIndex), enc.EncodeUint(a.UpdatedIndex))
+		if err == nil && a.Frozen {
+			err = enc.EncodeBool(true)
+		}
 	}
 	if err == nil && o.Token != 0 {
 		err = enc.EncodeUint(o.Token)
@@ -173,8 +180,11 @@ func (r *reader) outcome() node.Outcome {
 	if n := r.arrayLen(0, accountsPerOutcomeMax); n > 0 {
 		o.Accounts = make([]engine.Account, n)
 		for i := range o.Accounts {
-			r.arrayLen(5, 5)
+			fields := r.arrayLen(5, 6)
 			o.Accounts[i] = engine.Account{Number: r.str(), Name: r.str(), Balance: r.uint(), CreatedIndex: r.uint(), UpdatedIndex: r.uint()}
+			if fields == 6 {
+				o.Accounts[i].Frozen = r.bool()
+			}
 		}
 	}
 	if fields == 4 {

@@ -12,7 +12,7 @@ func sampleOutcomes() []node.Outcome {
 	return []node.Outcome{
 		{Code: engine.CodeOK, Accounts: []engine.Account{
 			{Number: "A-1", Name: "Ada", Balance: 90, CreatedIndex: 3, UpdatedIndex: 9},
-			{Number: "B-2", Name: "Grace", Balance: 1 << 53, CreatedIndex: 4, UpdatedIndex: 9},
+			{Number: "B-2", Name: "Grace", Balance: 1 << 53, CreatedIndex: 4, UpdatedIndex: 9, Frozen: true},
 		}},
 		{Code: engine.CodeInsufficientFunds},
 		{Code: engine.CodeOK, Replayed: true, Accounts: []engine.Account{{Number: "C", Name: "Ünïcode", Balance: 0, CreatedIndex: 1, UpdatedIndex: 1}}},

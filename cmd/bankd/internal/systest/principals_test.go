@@ -95,6 +95,11 @@ func TestEveryRoleOnEveryRoute(t *testing.T) {
 		}, "admin"},
 		{"revoke certificate", "POST", "/v1/admin/revocations", func(string) any { return wire.Revocation{Serial: "7" + fmt.Sprint(n)} }, "admin"},
 		{"revocations", "GET", "/v1/admin/revocations", nil, "admin auditor"},
+		{"freeze", "POST", "/v1/accounts/B/freeze", nil, "admin teller"}, // unfrozen again next
+		{"unfreeze", "POST", "/v1/accounts/B/unfreeze", nil, "admin teller"},
+		{"batch freeze", "POST", "/v1/batch", func(string) any {
+			return wire.Batch{Commands: []wire.Command{{Op: "freeze_account", Account: "B"}, {Op: "unfreeze_account", Account: "B"}}}
+		}, "admin teller"},
 	}
 	for _, tn := range []*testNode{leader, follower} {
 		for _, role := range []string{"admin", "teller", "auditor", "customer"} {
