@@ -44,6 +44,14 @@ func backupHeader(kid uint32, cluster, prefix []byte) []byte {
 // clusterIDMax bounds the cluster id a header may carry (docs/format.md).
 const clusterIDMax = 64
 
+// BackupSize is the length of the backup file of plain bytes that
+// SealBackup writes: the header, and a chunk's length and tag for each
+// 64 KiB (at least one chunk, the last).
+func (t *Trust) BackupSize(plain int64) int64 {
+	chunks := max(1, (plain+backupChunk-1)/backupChunk)
+	return int64(len(backupMagic)+10+len(t.Cluster)+noncePrefixSize) + plain + chunks*(4+16)
+}
+
 // SealBackup returns a writer that seals what is written to it into w
 // with the newest data key; Close writes the last chunk and must be
 // called.

@@ -48,6 +48,9 @@ func TestABackupOpensToWhatWasSealed(t *testing.T) {
 		if bytes.Contains(b, plain[:min(size, 64)]) && size >= 16 {
 			t.Fatalf("size %d: the backup holds its plaintext", size)
 		}
+		if int64(len(b)) != f.trust.BackupSize(int64(size)) {
+			t.Fatalf("size %d: sealed to %d bytes, BackupSize says %d", size, len(b), f.trust.BackupSize(int64(size)))
+		}
 		got, err := openAll(f, b)
 		if err != nil || !bytes.Equal(got, plain) {
 			t.Fatalf("size %d: opened %d bytes (%v)", size, len(got), err)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -57,7 +58,7 @@ func restoreMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := o.logger(stderr)
-	got, err := restore(o, backup)
+	got, err := restore(o, backup, log)
 	if err != nil {
 		log.Error("restore failed; ZooKeeper was not changed unless it says restored", "err", err)
 		return 1
@@ -66,8 +67,7 @@ func restoreMain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func restore(o *options, backup string) (node.Restored, error) {
-	log := o.logger(io.Discard)
+func restore(o *options, backup string, log *slog.Logger) (node.Restored, error) {
 	mat, err := o.loadTLS(log)
 	if err != nil {
 		return node.Restored{}, err

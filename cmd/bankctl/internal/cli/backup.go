@@ -93,7 +93,15 @@ func (a *app) backup(out string) error {
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	dl := &client.Download{File: tmp, ContentType: wire.ContentBackup}
+	var bar *progress
+	dl := &client.Download{File: tmp, ContentType: wire.ContentBackup, Progress: func(done, total int64) {
+		if bar == nil && total > 0 {
+			bar = newProgress(a.stderr, "backup", int(total))
+		}
+		if bar != nil {
+			bar.update(int(done))
+		}
+	}}
 	resp, err := a.write("POST", "/v1/admin/backup", nil, "", dl)
 	if err != nil {
 		return err

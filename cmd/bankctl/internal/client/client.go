@@ -315,6 +315,9 @@ type Download struct {
 	File        *os.File
 	ContentType string // the type the answer must have
 	Bytes       int64
+	// Progress, when set, hears how much arrived of how much (-1: not
+	// said), every 64 KiB or so.
+	Progress func(done, total int64)
 }
 
 func (d *Download) receive(ep string, resp *http.Response) error {
@@ -327,12 +330,31 @@ func (d *Download) receive(ep string, resp *http.Response) error {
 	if _, err := d.File.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	n, err := io.Copy(d.File, resp.Body)
+	var body io.Reader = resp.Body
+	if d.Progress != nil {
+		body = &counting{r: resp.Body, total: resp.ContentLength, tell: d.Progress}
+	}
+	n, err := io.Copy(d.File, body)
 	d.Bytes = n
 	if err != nil {
 		return &wire.Problem{Code: wire.CodeInternal, Detail: fmt.Sprintf("the download from %s broke off after %d bytes: %v", ep, n, err)}
 	}
 	return nil
+}
+
+// counting tells how much of a body was read.
+type counting struct {
+	r     io.Reader
+	done  int64
+	total int64
+	tell  func(done, total int64)
+}
+
+func (c *counting) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.done += int64(n)
+	c.tell(c.done, c.total)
+	return n, err
 }
 
 // answerWithin is how long the node has to answer a try: what is left of

@@ -287,6 +287,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 	s.events.admin(r, "backup", "index", b.Info.Index, "bytes", b.Info.Size)
 	setIndex(w, b.Info.Index)
 	w.Header().Set("Content-Type", wire.ContentBackup)
+	w.Header().Set("Content-Length", strconv.FormatInt(b.Size(), 10)) // the client's progress, and a cut it sees
 	w.WriteHeader(http.StatusOK)
 	_, _ = b.WriteTo(w)
 }

@@ -95,5 +95,8 @@ func (b *Backup) WriteTo(w io.Writer) (int64, error) {
 	return n, sw.Close()
 }
 
+// Size is the length of the backup file WriteTo writes.
+func (b *Backup) Size() int64 { return b.trust.BackupSize(b.Info.Size) }
+
 // Close closes the snapshot file.
 func (b *Backup) Close() error { return b.f.Close() }

@@ -62,7 +62,7 @@ func Restore(ctx context.Context, cfg Config, backup io.Reader) (Restored, error
 		}
 		out.FromBackup = true
 	}
-	rep, err := audit.Replay(cfg.DataDir, audit.Options{Trust: cfg.Seal.Trust})
+	rep, err := audit.Replay(cfg.DataDir, audit.Options{Trust: cfg.Seal.Trust, Progress: everyFewSeconds(cfg.Logger)})
 	if err != nil {
 		return out, fmt.Errorf("node: restore: the data dir does not verify: %w", err)
 	}
@@ -87,6 +87,17 @@ func Restore(ctx context.Context, cfg Config, backup io.Reader) (Restored, error
 	}
 	out.Result, err = n.seed(ctx)
 	return out, err
+}
+
+// everyFewSeconds logs a long replay's progress, at most every 5 s.
+func everyFewSeconds(log *slog.Logger) func(done, total uint64) {
+	last := time.Now()
+	return func(done, total uint64) {
+		if time.Since(last) >= 5*time.Second {
+			last = time.Now()
+			log.Info("restore: verifying the journal", "entries", done, "of", total)
+		}
+	}
 }
 
 // seed writes the restore into ZooKeeper.
