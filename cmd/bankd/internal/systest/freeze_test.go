@@ -23,6 +23,7 @@ func TestAFrozenAccountThroughTheAPI(t *testing.T) {
 		mustOK(t, call(t, leader, "POST", "/v1/accounts", wire.CreateAccount{Account: acct, Name: acct, Balance: 100}, nil), 201)
 	}
 	tess, _ := c.newToken(leader, "tess", "teller")
+	c.converged() // the follower knows the token
 	r := c.withToken(follower, tess, "POST", "/v1/accounts/A/freeze", nil)
 	mustOK(t, r, 200)
 	if a := decode[wire.Account](t, r); !a.Frozen || a.Balance != 100 {
