@@ -44,7 +44,6 @@ func TestDisasterRecovery(t *testing.T) {
 	c.stop(behind)
 	deposit(leader, 40, 50) // the stopped node's journal lacks these
 	before := c.converged()
-	oldEpoch := leader.n.Status().Epoch
 	for _, tn := range c.nodes {
 		c.stop(tn)
 	}
@@ -55,11 +54,13 @@ func TestDisasterRecovery(t *testing.T) {
 	}
 	order := append([]*testNode{behind}, c.others(behind)...)
 	want := []zkcoord.RestoreResult{zkcoord.Seeded, zkcoord.MovedOn, zkcoord.Kept}
+	var oldEpoch uint64 // of the last entry before the disaster
 	for i, tn := range order {
 		got := restore(t, c, tn, nil)
 		if got.Result != want[i] || got.FromBackup {
 			t.Fatalf("restore %d, from %s: %+v, want result %v", i, tn.id, got, want[i])
 		}
+		oldEpoch = max(oldEpoch, got.Epoch)
 	}
 	after := c.restart()
 	if after != before {
@@ -89,7 +90,7 @@ func TestDisasterRecovery(t *testing.T) {
 		t.Fatalf("after the restore from the backup: %+v, the backup is of %+v", after, backupAt)
 	}
 	checkBalance(t, c, 90)
-	c.checkGoesOn(oldEpoch, backupAt.Index, 90)
+	c.checkGoesOn(got.Epoch, backupAt.Index, 90)
 }
 
 // takeBackup asks tn for a backup, checks it opens and verifies, and
@@ -159,25 +160,26 @@ func checkBalance(t *testing.T, c *cluster, want uint64) {
 }
 
 // checkGoesOn: a write lands after the restored index, under an epoch
-// above the old one, and a node's whole journal verifies across the
-// restore.
+// above the restored entry's, and a node's whole journal verifies across
+// the restore.
 func (c *cluster) checkGoesOn(oldEpoch, restoredAt, balance uint64) {
 	c.t.Helper()
 	leader, _ := c.leader()
 	r := call(c.t, leader, "POST", "/v1/accounts/D-1/deposit", wire.Amount{Amount: 1}, map[string]string{wire.HeaderIdempotencyKey: fmt.Sprint("after-", restoredAt)})
 	mustOK(c.t, r, 200)
-	if epoch := leader.n.Status().Epoch; epoch <= oldEpoch {
-		c.t.Fatalf("the leader after the restore is at epoch %d, the old one was at %d", epoch, oldEpoch)
-	}
 	d := c.converged()
 	if d.Index <= restoredAt || d.TotalBalance != balance+1 {
 		c.t.Fatalf("after the restore at %d: %+v", restoredAt, d)
 	}
 	tn := c.followers()[0]
 	c.stop(tn)
-	rep, err := audit.Replay(tn.dir, audit.Options{Trust: c.trust})
+	var lastEpoch uint64
+	rep, err := audit.Replay(tn.dir, audit.Options{Trust: c.trust, OnApply: func(ent *engine.Entry, _ []engine.Result, _ *engine.Engine) { lastEpoch = ent.Epoch }})
 	if err != nil || rep.Index != d.Index || rep.StateHash.String() != d.StateHash || rep.Verified != rep.Entries {
 		c.t.Fatalf("audit of %s after the restore: %+v, %v; cluster digest %+v", tn.id, rep, err, d)
+	}
+	if lastEpoch <= oldEpoch {
+		c.t.Fatalf("the entry after the restore is of epoch %d, the restored one of %d", lastEpoch, oldEpoch)
 	}
 	c.start(tn)
 	c.waitReady(tn)
