@@ -20,10 +20,8 @@ run: build zookeeper
 	bin/bankctl dev up $(RUNFLAGS)
 
 ## test: lint, then every test with the race detector (real ZooKeeper included)
-## The slowest packages go first, so that they do not start last.
-SLOW_PACKAGES = ./cmd/internal/faults ./cmd/internal/guide ./cmd/bankd/internal/systest ./cmd/bankctl
 test: zookeeper test-tools lint bench-check
-	$(GO) test -race -count=1 -p 3 -timeout 20m $(SLOW_PACKAGES) $$($(GO) list ./... | grep -v -x -F $(addprefix -e github.com/zkbank/zkbank/,$(patsubst ./%,%,$(SLOW_PACKAGES))))
+	$(GO) test -race -count=1 -p 3 -timeout 20m ./...
 
 ## bench-check: every benchmark of the storage packages runs once, so make bench cannot rot
 bench-check:
