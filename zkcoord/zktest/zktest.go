@@ -314,6 +314,19 @@ func (s *Server) signal(sig syscall.Signal) {
 	}
 }
 
+// LoseData kills the server, deletes its snapshots and transaction logs
+// (its disk died; myid stays, as a rebuilt server has it) and starts it
+// again, empty.
+func (s *Server) LoseData(t testing.TB) {
+	t.Helper()
+	s.Kill()
+	if err := os.RemoveAll(filepath.Join(s.spec.Dir, "data", "version-2")); err != nil {
+		t.Fatal(err)
+	}
+	s.Start(t)
+	s.WaitReady(t)
+}
+
 // WaitReady waits until the server answers `srvr` as a member of a
 // working ensemble (leader, follower or standalone), for up to 60 s.
 func (s *Server) WaitReady(t testing.TB) {

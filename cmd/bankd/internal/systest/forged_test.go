@@ -1,7 +1,6 @@
 package systest
 
 import (
-	"context"
 	"crypto"
 	"crypto/tls"
 	"errors"
@@ -33,14 +32,7 @@ type forger struct {
 }
 
 func newForger(t *testing.T, c *cluster) *forger {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	s, err := zkcoord.Connect(ctx, zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, TLS: c.ens.TLS(), Auth: c.ens.SuperAuth(), SessionTimeout: 4 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return &forger{t: t, c: c, log: s.Log(0)}
+	return &forger{t: t, c: c, log: c.superSession().Log(0)}
 }
 
 // write puts the bytes make returns for the head it read at the next

@@ -175,6 +175,20 @@ func (c *cluster) config(tn *testNode, transport node.Transport) node.Config {
 	return cfg
 }
 
+// superSession is a session in the bank's namespace as ZooKeeper's super
+// user, who may do anything there (an outsider with the ensemble's keys).
+func (c *cluster) superSession() *zkcoord.Session {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := zkcoord.Connect(ctx, zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, TLS: c.ens.TLS(), Auth: c.ens.SuperAuth(), SessionTimeout: 4 * time.Second})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(s.Close)
+	return s
+}
+
 // stop shuts tn down the way SIGTERM does.
 func (c *cluster) stop(tn *testNode) {
 	if tn.n == nil {

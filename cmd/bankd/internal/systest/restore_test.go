@@ -184,3 +184,37 @@ func (c *cluster) checkGoesOn(oldEpoch, restoredAt, balance uint64) {
 	c.start(tn)
 	c.waitReady(tn)
 }
+
+// TestARunningBankWritesNothingWhenZooKeeperLosesItsData: the
+// ensemble's data goes while the bank runs. The running nodes cannot
+// even reconnect (ZooKeeper turns away a client that saw a newer zxid
+// than it has) and write nothing; each one restarted refuses the empty
+// ensemble (ErrLogLost). Their journals keep every acknowledged write.
+func TestARunningBankWritesNothingWhenZooKeeperLosesItsData(t *testing.T) {
+	ens := zktest.Start(t, 1)
+	c := newCluster(t, ens, 3, nil)
+	leader, _ := c.leader()
+	mustOK(t, call(t, leader, "POST", "/v1/accounts", wire.CreateAccount{Account: "H-1", Name: "Hal", Balance: 7}, nil), 201)
+	before := c.converged()
+
+	ens.Servers[0].LoseData(t)
+	for _, tn := range c.nodes {
+		c.stop(tn)
+		if _, err := node.Start(context.Background(), c.withTransport(tn)); !errors.Is(err, zkcoord.ErrLogLost) {
+			t.Fatalf("%s restarted on the emptied ensemble: %v, want ErrLogLost", tn.id, err)
+		}
+		if tn != c.nodes[len(c.nodes)-1] {
+			time.Sleep(sessionTimeout) // the others run on meanwhile: they must write nothing
+		}
+	}
+	s := c.superSession()
+	if last, err := s.Log(0).LastIndex(); err != nil || last != 0 {
+		t.Fatalf("the emptied namespace holds entries up to %d (%v)", last, err)
+	}
+	for _, tn := range c.nodes {
+		rep, err := audit.Replay(tn.dir, audit.Options{Trust: c.trust})
+		if err != nil || rep.Index != before.Index || rep.StateHash.String() != before.StateHash {
+			t.Fatalf("%s's journal after the loss: %+v, %v; before it %+v", tn.id, rep, err, before)
+		}
+	}
+}
