@@ -60,7 +60,7 @@ func restoreMain(args []string, stdout, stderr io.Writer) int {
 	log := o.logger(stderr)
 	got, err := restore(o, backup, log)
 	if err != nil {
-		log.Error("restore failed; ZooKeeper was not changed unless it says restored", "err", err)
+		log.Error("restore failed; ZooKeeper was not changed (its one write is the last step, and atomic)", "err", err)
 		return 1
 	}
 	report(stdout, got, backup, o.zkRoot)
