@@ -5,7 +5,7 @@ GO       ?= go
 FUZZTIME ?= 60s
 ZK_JAR   := /usr/share/java/zookeeper.jar
 
-.PHONY: all build run test test-faults test-partitions bench-lab lint bench-check fuzz bench zookeeper test-tools clean
+.PHONY: all build run test test-faults test-partitions bench-lab lint bench-check race fuzz bench zookeeper test-tools clean
 
 all: build
 
@@ -19,8 +19,12 @@ build:
 run: build zookeeper
 	bin/bankctl dev up $(RUNFLAGS)
 
-## test: lint, then every test with the race detector (real ZooKeeper included)
-test: zookeeper test-tools lint bench-check
+## test: lint, the benchmarks' smoke run and every test with the race detector (real ZooKeeper included), side by side
+test: zookeeper test-tools
+	@$(MAKE) --no-print-directory -j3 lint bench-check race
+
+## race: every test with the race detector
+race:
 	$(GO) test -race -count=1 -p 3 -timeout 20m ./...
 
 ## bench-check: every benchmark of the storage packages runs once, so make bench cannot rot
