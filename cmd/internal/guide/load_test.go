@@ -33,6 +33,14 @@ type load struct {
 
 const opening = 1000
 
+// The workload's size: a steady trickle through every procedure (about
+// 40 writes a second), light enough that the two-core machine that runs
+// make test keeps its time for the procedures themselves.
+const (
+	loadWorkers = 2
+	loadPause   = 40 * time.Millisecond
+)
+
 func (s *site) startLoad() *load {
 	ws := s.lab.Host("ws")
 	certs := filepath.Join(s.workstation(), "certs")
@@ -54,7 +62,7 @@ func (s *site) startLoad() *load {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.stop = cancel
-	for w := range 3 {
+	for w := range loadWorkers {
 		l.wg.Add(1)
 		go func() { defer l.wg.Done(); l.work(ctx, w) }()
 	}
@@ -88,7 +96,7 @@ func (l *load) work(ctx context.Context, w int) {
 			}
 		}
 		l.h.Add(op)
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(loadPause)
 	}
 }
 
