@@ -36,6 +36,7 @@ const (
 // what dies), a bank workload, and a nemesis injecting one fault at a time;
 // then it checks the history. Everything is kept in a folder when it fails.
 func TestBankUnderFaults(t *testing.T) {
+	t.Parallel() // beside TestBankUnderPartitions: both mostly wait (faults held, sessions expiring)
 	rng := seeded(t)
 	c := startCluster(t, runDir(t), rng)
 	c.runBank(rng, func(h *History) []fault { return c.nemesis(h, rng, *duration) })

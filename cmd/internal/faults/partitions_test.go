@@ -40,6 +40,7 @@ func TestBankUnderPartitions(t *testing.T) {
 		underPartitions(t, spec)
 		return
 	}
+	t.Parallel() // beside TestBankUnderFaults (the child on the client host runs alone)
 	onClientHost(t, "-test.run=^TestBankUnderPartitions$", "-partitions.duration="+partitionsDuration.String())
 }
 
