@@ -34,11 +34,11 @@ type load struct {
 const opening = 1000
 
 // The workload's size: a steady trickle through every procedure (about
-// 40 writes a second), light enough that the two-core machine that runs
+// 20 writes a second), light enough that the two-core machine that runs
 // make test keeps its time for the procedures themselves.
 const (
 	loadWorkers = 2
-	loadPause   = 40 * time.Millisecond
+	loadPause   = 100 * time.Millisecond
 )
 
 func (s *site) startLoad() *load {
