@@ -232,6 +232,9 @@ func (b *backupReader) next() error {
 // CA bundle (t.Roots). It returns the id of the key the file is sealed
 // with too. bankctl backup checks a file with it before keeping it.
 func (t *Trust) ReadBackup(r io.Reader, cfg engine.Config) (*engine.Engine, snapshot.Meta, uint32, error) {
+	if t.Roots == nil {
+		return nil, snapshot.Meta{}, 0, errors.New("seal: verifying a backup needs the CA bundle")
+	}
 	plain, kid, err := t.OpenBackup(r)
 	if err != nil {
 		return nil, snapshot.Meta{}, kid, err
@@ -239,9 +242,6 @@ func (t *Trust) ReadBackup(r io.Reader, cfg engine.Config) (*engine.Engine, snap
 	e, meta, err := snapshot.Read(plain, cfg)
 	if err != nil {
 		return nil, meta, kid, err
-	}
-	if t.Roots == nil {
-		return nil, meta, kid, errors.New("seal: verifying a backup needs the CA bundle")
 	}
 	if err := t.CheckSnapshot(meta, e); err != nil {
 		return nil, meta, kid, err
