@@ -15,7 +15,11 @@ type Account struct {
 	CreatedIndex uint64 // log index of the entry that created it
 	UpdatedIndex uint64 // log index of the entry that last changed it
 	Frozen       bool   // no money moves in or out (body version 4 and later)
+	Held         uint64 // of Balance, what open holds from it reserve (body version 5 and later)
 }
+
+// Available is the money withdrawals, transfers and new holds may use.
+func (a Account) Available() uint64 { return a.Balance - a.Held }
 
 // ValidAccountNumber reports whether s is 1..34 characters of [0-9A-Za-z-].
 func ValidAccountNumber(s string) bool {

@@ -24,6 +24,12 @@ func (e *Engine) execute(index uint64, nowMs int64, c *Command) Result {
 		return e.revokeToken(index, c)
 	case OpFreezeAccount, OpUnfreezeAccount:
 		return e.freeze(index, c)
+	case OpCreateHold:
+		return e.createHold(index, nowMs, c)
+	case OpCaptureHold:
+		return e.captureHold(index, c)
+	case OpVoidHold:
+		return e.voidHold(index, c)
 	}
 	return rejected(CodeInvalid)
 }
@@ -103,7 +109,7 @@ func (e *Engine) withdraw(index uint64, c *Command) Result {
 	if code != CodeOK {
 		return rejected(code)
 	}
-	if a.balance < c.Amount {
+	if a.available() < c.Amount {
 		return rejected(CodeInsufficientFunds)
 	}
 	a.balance -= c.Amount
@@ -124,7 +130,7 @@ func (e *Engine) transfer(index uint64, c *Command) Result {
 	if from.frozen || to.frozen {
 		return rejected(CodeAccountFrozen)
 	}
-	if from.balance < c.Amount {
+	if from.available() < c.Amount {
 		return rejected(CodeInsufficientFunds)
 	}
 	if to.balance+c.Amount > MaxAmount {
@@ -150,7 +156,7 @@ func (e *Engine) remove(c *Command) Result {
 	if a.frozen { // a frozen account stays open until unfrozen
 		return rejected(CodeAccountFrozen)
 	}
-	if a.balance != 0 {
+	if a.balance != 0 { // open holds from it keep its balance above zero
 		return rejected(CodeBalanceNotZero)
 	}
 	r := succeeded(a)

@@ -164,7 +164,7 @@ func TestIdempotency(t *testing.T) {
 }
 
 func TestKeyWindowForgetsByLogPosition(t *testing.T) {
-	e, err := New(Config{KeyWindowEntries: 3, KeyWindowMax: 100})
+	e, err := New(Config{KeyWindowEntries: 3, KeyWindowMax: 100, ClosedHoldsKept: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestKeyWindowForgetsByLogPosition(t *testing.T) {
 	if a, _ := e.Get("A"); a.Balance != 3 {
 		t.Fatalf("balance = %d, want 3 (key forgotten after the window)", a.Balance)
 	}
-	e2, _ := New(Config{KeyWindowEntries: 1000, KeyWindowMax: 2})
+	e2, _ := New(Config{KeyWindowEntries: 1000, KeyWindowMax: 2, ClosedHoldsKept: 10})
 	apply(t, e2, create("A", "Ada", 0), deposit("A", 1), deposit("A", 2))
 	if e2.keys.len() != 2 {
 		t.Fatalf("held %d keys, want 2", e2.keys.len())

@@ -55,6 +55,48 @@ func benchApplyTransfers(b *testing.B, capture bool) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "transfers/s")
 }
 
+// BenchmarkApplyHolds applies entries of 1000 hold ops among 10,000
+// accounts in a version 5 log: one entry creates 1000 holds, the next
+// captures half of them (part of each) and voids the rest, so every hold
+// opens and closes and the closed ones are forgotten past the state's
+// 100,000.
+func BenchmarkApplyHolds(b *testing.B) {
+	const accounts, perEntry = 10_000, 1000
+	e, _ := New(DefaultConfig())
+	setup := make([]Command, accounts)
+	for i := range setup {
+		setup[i] = Command{Op: OpCreateAccount, Key: fmt.Sprintf("c%d", i), Account: fmt.Sprintf("%010d", i), Name: "Bench", Amount: 1_000_000}
+	}
+	mustApply(b, e, nextEntryAt(b, e, BodyV5, 1, setup...))
+	var entries []*Entry
+	for n := 0; n < b.N; n += 2 * perEntry {
+		creates, closes := make([]Command, perEntry), make([]Command, perEntry)
+		for i := range creates {
+			k := n/2 + i
+			creates[i] = Command{Op: OpCreateHold, Key: fmt.Sprintf("h%d", k), Account: fmt.Sprintf("%010d", k%accounts), To: fmt.Sprintf("%010d", (k*7+1)%accounts), Amount: 10, ExpiresInMs: 60_000}
+			closes[i] = Command{Op: OpCaptureHold, Key: fmt.Sprintf("x%d", k), Hold: uint64(k + 1), Amount: 4}
+			if i%2 == 1 {
+				closes[i] = Command{Op: OpVoidHold, Key: fmt.Sprintf("x%d", k), Hold: uint64(k + 1)}
+			}
+		}
+		entries = append(entries, &Entry{Envelope: entry.Envelope{BodyVersion: BodyV5}, Commands: creates},
+			&Entry{Envelope: entry.Envelope{BodyVersion: BodyV5}, Commands: closes})
+	}
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for _, ent := range entries {
+		ent.Index, ent.PrevHash, ent.Epoch, ent.TimeMs = e.Index()+1, e.LastHash(), 1, 1
+		res, err := e.Apply(ent)
+		if err != nil || res[0].Code != CodeOK {
+			b.Fatalf("entry %d: %v %v", ent.Index, err, res[0].Code)
+		}
+	}
+	b.StopTimer()
+	ops := 2 * perEntry * len(entries) / 2
+	b.ReportMetric(float64(ops)/b.Elapsed().Seconds(), "hold-ops/s")
+}
+
 // BenchmarkDecodeEntry decodes an entry of 1000 transfers.
 func BenchmarkDecodeEntry(b *testing.B) {
 	cmds := make([]Command, 1000)

@@ -28,6 +28,7 @@ type Capture struct {
 	head    stateHeader
 	table   *accountTable
 	ordered *btree.BTreeG[uint32]
+	holds   *btree.BTreeG[Hold]
 	keys    keyView
 	lock    sync.Locker
 }
@@ -44,7 +45,7 @@ func (e *Engine) Capture(lock sync.Locker) (*Capture, error) {
 	}
 	t.before = make(map[uint32]slot)
 	t.frozen = t.used
-	return &Capture{head: e.header(), table: t, ordered: t.ordered.Clone(), keys: e.keys.view(), lock: lock}, nil
+	return &Capture{head: e.header(), table: t, ordered: t.ordered.Clone(), holds: e.holds.byID.Clone(), keys: e.keys.view(), lock: lock}, nil
 }
 
 // Release ends the capture: the engine stops copying accounts aside. Call
@@ -70,7 +71,7 @@ func (c *Capture) Totals() Totals { return c.head.totals }
 // bytes Engine.WriteState gave at the index of the capture. It may run on
 // any goroutine, and once per capture.
 func (c *Capture) WriteState(w io.Writer) error {
-	return writeState(w, c.head, c.ascend, c.keys)
+	return writeState(w, c.head, c.ascend, c.holds, c.keys)
 }
 
 // ascend visits the captured accounts in number order, reading them a

@@ -64,7 +64,7 @@ func TestPropertyCaptureIsFrozen(t *testing.T) {
 // state at the capture's index. The key window is small, so whole chunks
 // of it are dropped while the capture still reads them.
 func TestCaptureWhileApplying(t *testing.T) {
-	e, err := New(Config{KeyWindowEntries: 1 << 20, KeyWindowMax: 5000})
+	e, err := New(Config{KeyWindowEntries: 1 << 20, KeyWindowMax: 5000, ClosedHoldsKept: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,12 @@ const (
 	CodeInvalidToken         Code = 16 // a token op's role, accounts, lifetime or hash is bad
 	CodeTokenNotFound        Code = 17
 	CodeAccountFrozen        Code = 18 // money may not move in or out of a frozen account
-	codeEnd                       = 19
+	CodeHoldNotFound         Code = 19 // no hold has this id
+	CodeHoldClosed           Code = 20 // the hold was captured or voided
+	CodeHoldExpired          Code = 21 // the hold expired before the command
+	CodeCaptureExceedsHold   Code = 22 // a capture of more than the hold reserves
+	CodeInvalidHold          Code = 23 // a hold op's id or expiry is out of range
+	codeEnd                       = 24
 )
 
 var codeNames = [codeEnd]string{
@@ -48,6 +53,11 @@ var codeNames = [codeEnd]string{
 	CodeInvalidToken:         "invalid_token",
 	CodeTokenNotFound:        "token_not_found",
 	CodeAccountFrozen:        "account_frozen",
+	CodeHoldNotFound:         "hold_not_found",
+	CodeHoldClosed:           "hold_closed",
+	CodeHoldExpired:          "hold_expired",
+	CodeCaptureExceedsHold:   "capture_exceeds_hold",
+	CodeInvalidHold:          "invalid_hold",
 }
 
 // String returns the stable snake_case name used in the API.

@@ -22,7 +22,11 @@ const (
 	// Body version 4 and later:
 	OpFreezeAccount   Op = 10
 	OpUnfreezeAccount Op = 11
-	opEnd                = 12
+	// Body version 5 and later:
+	OpCreateHold  Op = 12
+	OpCaptureHold Op = 13
+	OpVoidHold    Op = 14
+	opEnd            = 15
 )
 
 var opNames = [opEnd]string{
@@ -40,6 +44,10 @@ var opNames = [opEnd]string{
 
 	OpFreezeAccount:   "freeze_account",
 	OpUnfreezeAccount: "unfreeze_account",
+
+	OpCreateHold:  "create_hold",
+	OpCaptureHold: "capture_hold",
+	OpVoidHold:    "void_hold",
 }
 
 // String returns the API name of the op.
@@ -77,6 +85,9 @@ func ParseOp(name string) (Op, bool) {
 //	revoke_token    Token (ID)
 //	freeze_account  Account (body version 4 and later, as the next)
 //	unfreeze_account Account
+//	create_hold     Account (from), To, Amount, ExpiresInMs (body version 5 and later, as the next two)
+//	capture_hold    Hold, Amount (0: all of it)
+//	void_hold       Hold
 //
 // Key is the idempotency key; every command must carry one. Principal
 // names who sent it, compactly (ParsePrincipal); bodies of version 2 and
@@ -91,6 +102,11 @@ type Command struct {
 	Serial    string // a certificate's serial, lower-case hex
 	Principal string
 	Token     *TokenSpec // the token ops' fields; nil for the others
+	// Hold names the hold a capture or void acts on.
+	Hold uint64
+	// ExpiresInMs is how long a create_hold holds, from its entry's
+	// effective time.
+	ExpiresInMs uint64
 }
 
 // opsIn is the last op a body version carries.
@@ -100,15 +116,21 @@ func opsIn(version uint32) Op {
 		return OpRename
 	case version <= BodyV3:
 		return OpRevokeToken
+	case version <= BodyV4:
+		return OpUnfreezeAccount
 	}
 	return opEnd - 1
 }
 
 // namesAccounts reports whether an op names accounts (its result carries
-// them): the account ops, which a teller may run.
+// them): the account and hold ops, which a teller may run.
 func (o Op) namesAccounts() bool {
-	return o >= OpCreateAccount && o <= OpRename || o == OpFreezeAccount || o == OpUnfreezeAccount
+	return o >= OpCreateAccount && o <= OpRename || o >= OpFreezeAccount && o <= OpVoidHold
 }
+
+// isHoldOp reports whether an op creates, captures or voids a hold (its
+// result carries the hold).
+func (o Op) isHoldOp() bool { return o >= OpCreateHold && o <= OpVoidHold }
 
 // isFreeze reports whether an op freezes or unfreezes an account.
 func (o Op) isFreeze() bool { return o == OpFreezeAccount || o == OpUnfreezeAccount }
@@ -143,6 +165,8 @@ func (c *Command) Check() Code {
 		return checkSerial(c.Serial)
 	case OpCreateToken, OpRevokeToken:
 		return checkToken(c)
+	case OpCreateHold, OpCaptureHold, OpVoidHold:
+		return checkHold(c)
 	}
 	return CodeInvalid
 }
@@ -247,6 +271,11 @@ func (c *Command) fingerprint() uint64 {
 		for _, b := range t.Hash {
 			mix(b)
 		}
+	}
+	if c.Hold != 0 || c.ExpiresInMs != 0 { // only then: older commands keep their fingerprints
+		mix(0xfe)
+		u64(c.Hold)
+		u64(c.ExpiresInMs)
 	}
 	return h
 }

@@ -24,6 +24,10 @@ type Result struct {
 	// Token is the id of the token a create_token made or a revoke_token
 	// revoked.
 	Token uint64
+	// Hold is the hold a hold op created, captured or voided, as it was
+	// after the command (on a replay: as it is now, while the state
+	// remembers it); nil for the other ops.
+	Hold *Hold
 
 	accounts [2]Account
 	n        uint8
@@ -43,6 +47,7 @@ func rejected(c Code) Result { return Result{Code: c} }
 type Totals struct {
 	Accounts uint64
 	Balance  uint64
+	Held     uint64 // of Balance, what open holds reserve
 }
 
 // Engine is the bank's state machine. The zero value is not usable; call New.
@@ -65,6 +70,7 @@ type Engine struct {
 	keys    keyWindow
 	revoked revocations
 	tokens  tokens
+	holds   holdTable
 	signer  Signer
 
 	keyBuf []byte // scratch for scoped keys
@@ -97,6 +103,7 @@ func newEngine(cfg Config) *Engine {
 		accounts: newAccountTable(0),
 		nextNum:  1,
 		keys:     newKeyWindow(),
+		holds:    newHoldTable(cfg.ClosedHoldsKept),
 
 		bodyVersion: BodyV1,
 	}
@@ -121,8 +128,13 @@ func (e *Engine) BodyVersion() uint32 { return e.bodyVersion }
 // (0 for version 1 from the start).
 func (e *Engine) VersionSince() uint64 { return e.versionSince }
 
-// Totals returns the account count and the sum of balances.
-func (e *Engine) Totals() Totals { return e.totals }
+// Totals returns the account count, the sum of balances and what open
+// holds reserve of it.
+func (e *Engine) Totals() Totals {
+	t := e.totals
+	t.Held = e.holds.held
+	return t
+}
 
 // Config returns the configuration the engine runs with.
 func (e *Engine) Config() Config { return e.cfg }
@@ -162,6 +174,9 @@ func (e *Engine) Apply(ent *Entry) ([]Result, error) {
 	}
 	results := make([]Result, len(ent.Commands))
 	now := max(ent.TimeMs, e.timeMs) // a leader's clock may step back; the log's time never does
+	if e.holds.open > 0 {
+		e.expireHolds(ent.Index, now) // before the commands (docs/format.md, "Holds")
+	}
 	for i := range ent.Commands {
 		results[i] = e.applyCommand(ent.Index, now, &ent.Commands[i])
 	}

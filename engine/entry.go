@@ -83,8 +83,9 @@ const (
 	BodyV2 = 2                // and a principal per command ("by")
 	BodyV3 = entry.BodySealed // the same commands, sealed: encrypted and signed (package seal)
 	BodyV4 = 4                // and frozen accounts; the log's time never goes back in the state
+	BodyV5 = 5                // and holds: ops 12 to 14, fields hold and expires_in
 	// BodyVersionMax is the newest body version this binary reads.
-	BodyVersionMax = BodyV4
+	BodyVersionMax = BodyV5
 )
 
 // ErrNotInVersion: a command holds an op or a field that the body
@@ -152,6 +153,8 @@ func fitsVersion(version uint32, c *Command) error {
 		return fmt.Errorf("op %s is not in body version %d", c.Op, version)
 	case version == BodyV1 && (c.Principal != "" || c.Serial != "" || c.Token != nil):
 		return fmt.Errorf("a version 1 body carries no principal, serial or token")
+	case version < BodyV5 && (c.Hold != 0 || c.ExpiresInMs != 0):
+		return fmt.Errorf("a body before version 5 carries no hold or expiry")
 	}
 	return nil
 }
@@ -160,7 +163,7 @@ func fitsVersion(version uint32, c *Command) error {
 // set, so that the encoding is canonical and compact.
 func encodeCommand(w *pack.Writer, c *Command) {
 	n := 2
-	for _, set := range []bool{c.Account != "", c.To != "", c.Name != "", c.Amount != 0, c.Serial != "", c.Principal != ""} {
+	for _, set := range []bool{c.Account != "", c.To != "", c.Name != "", c.Amount != 0, c.Serial != "", c.Principal != "", c.Hold != 0, c.ExpiresInMs != 0} {
 		if set {
 			n++
 		}
@@ -187,6 +190,14 @@ func encodeCommand(w *pack.Writer, c *Command) {
 	}
 	w.OptStr("serial", c.Serial)
 	w.OptStr("by", c.Principal)
+	if c.Hold != 0 {
+		w.Str("hold")
+		w.Uint(c.Hold)
+	}
+	if c.ExpiresInMs != 0 {
+		w.Str("expires_in")
+		w.Uint(c.ExpiresInMs)
+	}
 	if t != nil {
 		encodeTokenSpec(w, t)
 	}
@@ -297,6 +308,12 @@ func readCommandField(r *pack.Reader, k string, c *Command) (uint32, error) {
 	case "serial":
 		c.Serial, err = r.Str(fieldBytesMax)
 		return 128, err
+	case "hold":
+		c.Hold, err = r.Uint()
+		return 8192, err
+	case "expires_in":
+		c.ExpiresInMs, err = r.Uint()
+		return 16384, err
 	}
 	return readTokenField(r, k, c)
 }

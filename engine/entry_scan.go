@@ -72,6 +72,12 @@ func scanCommandField(s *pack.Scanner, c *Command) uint32 {
 	case "serial":
 		c.Serial = s.Str(fieldBytesMax)
 		return 128
+	case "hold":
+		c.Hold = s.Uint()
+		return 8192
+	case "expires_in":
+		c.ExpiresInMs = s.Uint()
+		return 16384
 	}
 	s.Bad = true
 	return 0

@@ -21,8 +21,10 @@ type keyRecord struct {
 }
 
 // replay rebuilds the first outcome for a retry of c. Balances are as they
-// were right after the first application; names and creation indexes are
-// read from the current state.
+// were right after the first application; names, creation indexes, held
+// amounts and holds are read from the current state. A hold op's accounts
+// are its hold's: a retry long after the hold was forgotten
+// (Config.ClosedHoldsKept) answers its code and no accounts.
 func (r *keyRecord) replay(e *Engine, c *Command, created string) Result {
 	res := Result{Code: r.code, Replayed: true}
 	if r.code == CodeOK && c.Op.isTokenOp() {
@@ -36,13 +38,24 @@ func (r *keyRecord) replay(e *Engine, c *Command, created string) Result {
 	switch c.Op {
 	case OpCreateAccount:
 		numbers[0] = created
-	case OpTransfer:
+	case OpTransfer, OpCaptureHold:
 		n = 2
+	}
+	if c.Op.isHoldOp() {
+		id := c.Hold
+		if c.Op == OpCreateHold {
+			id = r.balances[1] // the id it was given; a create touches one account
+		}
+		h, ok := e.holds.get(id)
+		if !ok {
+			return res
+		}
+		res.Hold, numbers = &h, [2]string{h.From, h.To}
 	}
 	for i := 0; i < n; i++ {
 		a := Account{Number: numbers[i], Balance: r.balances[i], UpdatedIndex: r.index}
 		if cur, ok := e.accounts.get(a.Number); ok {
-			a.Name, a.CreatedIndex, a.Frozen = cur.name(), cur.created, cur.frozen
+			a.Name, a.CreatedIndex, a.Frozen, a.Held = cur.name(), cur.created, cur.frozen, cur.held
 		}
 		if c.Op.isFreeze() {
 			a.Frozen = c.Op == OpFreezeAccount
@@ -64,6 +77,9 @@ func newKeyRecord(index, fp uint64, c *Command, r *Result) (keyRecord, string) {
 	}
 	if c.Op.isTokenOp() {
 		rec.balances[0] = r.Token
+	}
+	if c.Op == OpCreateHold && r.Hold != nil {
+		rec.balances[1] = r.Hold.ID
 	}
 	if c.Op == OpCreateAccount && r.Code == CodeOK {
 		return rec, r.accounts[0].Number

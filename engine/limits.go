@@ -35,6 +35,8 @@ const (
 	// fieldBytesMax caps any string field at decode time. Tighter semantic
 	// limits (names, numbers, keys) are rejections at apply time.
 	fieldBytesMax = 1024
+	// closedHoldsLimit bounds Config.ClosedHoldsKept.
+	closedHoldsLimit = 10_000_000
 )
 
 // Config holds the engine settings that shape replicated state. All nodes of
@@ -46,11 +48,15 @@ type Config struct {
 	// KeyWindowMax caps how many keys are remembered at once; the oldest
 	// are forgotten first.
 	KeyWindowMax int
+	// ClosedHoldsKept is how many closed holds the state remembers, the
+	// most recently closed; an older one answers hold_closed without
+	// saying how it closed.
+	ClosedHoldsKept int
 }
 
 // DefaultConfig is the configuration bankd uses unless told otherwise.
 func DefaultConfig() Config {
-	return Config{KeyWindowEntries: 100_000, KeyWindowMax: 500_000}
+	return Config{KeyWindowEntries: 100_000, KeyWindowMax: 500_000, ClosedHoldsKept: 100_000}
 }
 
 // Validate reports a Config that cannot work.
@@ -60,6 +66,9 @@ func (c Config) Validate() error {
 	}
 	if c.KeyWindowMax < 1 || c.KeyWindowMax > keyWindowLimit {
 		return fmt.Errorf("engine: KeyWindowMax must be 1..%d, got %d", keyWindowLimit, c.KeyWindowMax)
+	}
+	if c.ClosedHoldsKept < 1 || c.ClosedHoldsKept > closedHoldsLimit {
+		return fmt.Errorf("engine: ClosedHoldsKept must be 1..%d, got %d", closedHoldsLimit, c.ClosedHoldsKept)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/google/btree"
+
 	"github.com/zkbank/zkbank/engine/entry"
 )
 
@@ -19,6 +21,7 @@ const (
 	stateV2 = 2
 	stateV3 = 3 // and the signer of the current epoch (a sealed log)
 	stateV4 = 4 // and each account's flags (frozen)
+	stateV5 = 5 // and the holds
 )
 
 // ErrCorruptState marks a state stream that cannot be restored.
@@ -34,9 +37,10 @@ var ErrCorruptState = errors.New("engine: corrupt state")
 //	 uvarint next token id | uvarint t, t x token, in id order) |
 //	(version 3: uvarint signer epoch | bytes signer certificate) |
 //	uvarint n, n x account (in number order) | uvarint total balance |
+//	(version 5: uvarint next hold id | uvarint h, h x hold, in id order) |
 //	uvarint k, k x key record (oldest first)
 func (e *Engine) WriteState(w io.Writer) error {
-	return writeState(w, e.header(), func(visit func(*slot) bool) { e.accounts.ascend("", visit) }, e.keys.view())
+	return writeState(w, e.header(), func(visit func(*slot) bool) { e.accounts.ascend("", visit) }, e.holds.byID, e.keys.view())
 }
 
 // stateHeader is the part of the state that is not accounts or keys.
@@ -54,17 +58,18 @@ type stateHeader struct {
 	tokens       []Token      // in id order, copied (a capture outlives changes)
 	nextToken    uint64
 	signer       Signer
+	nextHold     uint64
 }
 
 func (e *Engine) header() stateHeader {
 	return stateHeader{index: e.index, epoch: e.epoch, lastHash: e.lastHash, timeMs: e.timeMs, nextNum: e.nextNum, totals: e.totals,
 		bodyVersion: e.bodyVersion, versionSince: e.versionSince, revoked: e.revoked.sorted(), tokens: e.Tokens(), nextToken: e.tokens.next,
-		signer: e.signer}
+		signer: e.signer, nextHold: e.holds.next}
 }
 
 // writeState is the one encoder behind Engine.WriteState and
 // Capture.WriteState; ascend visits the accounts in number order.
-func writeState(w io.Writer, h stateHeader, ascend func(visit func(*slot) bool), keys keyView) error {
+func writeState(w io.Writer, h stateHeader, ascend func(visit func(*slot) bool), holds *btree.BTreeG[Hold], keys keyView) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	s := stateWriter{w: bw, v: stateVersion(h.bodyVersion)}
 	s.uvarint(s.v)
@@ -97,6 +102,14 @@ func writeState(w io.Writer, h stateHeader, ascend func(visit func(*slot) bool),
 		return s.err == nil
 	})
 	s.uvarint(h.totals.Balance)
+	if s.v >= stateV5 {
+		s.uvarint(h.nextHold)
+		s.uvarint(uint64(holds.Len()))
+		holds.Ascend(func(hd Hold) bool {
+			s.hold(&hd)
+			return s.err == nil
+		})
+	}
 	s.uvarint(uint64(keys.len()))
 	keys.each(s.keyRecord)
 	if s.err != nil {
@@ -170,6 +183,21 @@ func accountFlags(a *slot) uint64 {
 		return flagFrozen
 	}
 	return 0
+}
+
+// hold: uvarint id | str from | str to | uvarint amount | uvarint captured
+// | varint expires_ms | uvarint created_index | uvarint closed_index (0:
+// open) | byte status.
+func (s *stateWriter) hold(h *Hold) {
+	s.uvarint(h.ID)
+	s.str(h.From)
+	s.str(h.To)
+	s.uvarint(h.Amount)
+	s.uvarint(h.Captured)
+	s.varint(h.ExpiresMs)
+	s.uvarint(h.CreatedIndex)
+	s.uvarint(h.ClosedIndex)
+	s.raw([]byte{byte(h.Status)})
 }
 
 // token: uvarint id | [32]byte hash | str name | byte role | uvarint n,
@@ -268,7 +296,7 @@ func (rd *stateReader) str(limit int) string {
 
 func (rd *stateReader) restore(e *Engine) error {
 	v := rd.uvarint()
-	if rd.err == nil && (v < stateV1 || v > stateV4) {
+	if rd.err == nil && (v < stateV1 || v > stateV5) {
 		return fmt.Errorf("unknown state version %d", v)
 	}
 	rd.v = v
@@ -289,6 +317,9 @@ func (rd *stateReader) restore(e *Engine) error {
 		return fmt.Errorf("state version %d with body version %d", v, e.bodyVersion)
 	}
 	rd.accounts(e)
+	if v >= stateV5 {
+		rd.holds(e)
+	}
 	rd.keyRecords(e)
 	if rd.err != nil {
 		return rd.err
@@ -302,6 +333,8 @@ func (rd *stateReader) restore(e *Engine) error {
 // stateVersion is the state encoding for a log at bodyVersion.
 func stateVersion(bodyVersion uint32) uint64 {
 	switch {
+	case bodyVersion >= BodyV5:
+		return stateV5
 	case bodyVersion >= BodyV4:
 		return stateV4
 	case bodyVersion >= BodyV3:
@@ -477,6 +510,82 @@ func (rd *stateReader) accounts(e *Engine) {
 	if total := rd.uvarint(); rd.err == nil && total != e.totals.Balance {
 		rd.fail("total balance %d, accounts sum to %d", total, e.totals.Balance)
 	}
+}
+
+// holds reads a version 5 state's holds: in id order, below the next id,
+// each as create_hold made it and, when closed, as it was closed, at
+// indexes the state applied; an open hold's from holds its amount.
+func (rd *stateReader) holds(e *Engine) {
+	e.holds.next = rd.uvarint()
+	n := rd.uvarint()
+	if n > uint64(HoldsMax+e.cfg.ClosedHoldsKept) {
+		rd.fail("%d holds, limit %d", n, HoldsMax+e.cfg.ClosedHoldsKept)
+		return
+	}
+	var prev uint64
+	for i := uint64(0); i < n && rd.err == nil; i++ {
+		h := rd.hold()
+		if rd.err != nil {
+			return
+		}
+		if problem := holdProblem(&h, prev, e); problem != "" {
+			rd.fail("hold %d: %s", h.ID, problem)
+			return
+		}
+		prev = h.ID
+		if h.Status == HoldOpen {
+			from, _ := e.accounts.get(h.From)
+			from.held += h.Amount // checked against its balance below
+		}
+		e.holds.add(h)
+	}
+	switch {
+	case rd.err != nil:
+	case e.holds.open > HoldsMax || e.holds.closed.Len() > e.cfg.ClosedHoldsKept:
+		rd.fail("%d open and %d closed holds, limits %d and %d", e.holds.open, e.holds.closed.Len(), HoldsMax, e.cfg.ClosedHoldsKept)
+	case e.holds.next == 0:
+		rd.fail("next hold id 0")
+	}
+	e.accounts.ascend("", func(s *slot) bool {
+		if s.held > s.balance {
+			rd.fail("account %s: holds of %d on a balance of %d", s.number(), s.held, s.balance)
+			return false
+		}
+		return true
+	})
+}
+
+// holdProblem says what is wrong with a hold read from a state ("" for
+// nothing), prev the id before it.
+func holdProblem(h *Hold, prev uint64, e *Engine) string {
+	spec := Command{Op: OpCreateHold, Account: h.From, To: h.To, Amount: h.Amount, ExpiresInMs: 1}
+	switch {
+	case h.ID <= prev || h.ID >= e.holds.next:
+		return fmt.Sprintf("out of order or at or past the next id %d", e.holds.next)
+	case checkHold(&spec) != CodeOK:
+		return "not a valid hold"
+	case h.CreatedIndex == 0 || h.CreatedIndex > e.index:
+		return fmt.Sprintf("created at %d, state at %d", h.CreatedIndex, e.index)
+	case h.Status == HoldOpen && (h.ClosedIndex != 0 || h.Captured != 0):
+		return "open, with a closing"
+	case h.Status != HoldOpen && (h.ClosedIndex < h.CreatedIndex || h.ClosedIndex > e.index):
+		return fmt.Sprintf("closed at %d, created at %d, state at %d", h.ClosedIndex, h.CreatedIndex, e.index)
+	case h.Status == 0 || h.Status >= holdStatusEnd || (h.Status != HoldCaptured && h.Captured != 0) || h.Captured > h.Amount:
+		return fmt.Sprintf("status %d with %d captured of %d", h.Status, h.Captured, h.Amount)
+	}
+	if _, ok := e.accounts.get(h.From); h.Status == HoldOpen && !ok {
+		return "open from an account that does not exist"
+	}
+	return ""
+}
+
+func (rd *stateReader) hold() Hold {
+	h := Hold{ID: rd.uvarint(), From: rd.str(AccountNumberLenMax), To: rd.str(AccountNumberLenMax),
+		Amount: rd.uvarint(), Captured: rd.uvarint(), ExpiresMs: rd.varint(), CreatedIndex: rd.uvarint(), ClosedIndex: rd.uvarint()}
+	var status [1]byte
+	rd.raw(status[:])
+	h.Status = HoldStatus(status[0])
+	return h
 }
 
 func (rd *stateReader) keyRecords(e *Engine) {

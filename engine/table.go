@@ -27,6 +27,7 @@ type slot struct {
 	numLen  uint8
 	frozen  bool
 	balance uint64
+	held    uint64 // of balance, what the open holds from it reserve
 	created uint64 // log index of the entry that created the account
 	updated uint64 // log index of the entry that last changed it
 }
@@ -36,8 +37,11 @@ func (s *slot) name() string   { return s.text[s.numLen:] }
 
 func (s *slot) setName(name string) { s.text = s.number() + name }
 
+// available is the money withdrawals, transfers and new holds may use.
+func (s *slot) available() uint64 { return s.balance - s.held }
+
 func (s *slot) account() Account {
-	return Account{Number: s.number(), Name: s.name(), Balance: s.balance, CreatedIndex: s.created, UpdatedIndex: s.updated, Frozen: s.frozen}
+	return Account{Number: s.number(), Name: s.name(), Balance: s.balance, CreatedIndex: s.created, UpdatedIndex: s.updated, Frozen: s.frozen, Held: s.held}
 }
 
 // accountTable holds the accounts: slots in fixed chunks, an index from a
@@ -132,7 +136,7 @@ func (t *accountTable) insert(a Account) *slot {
 	id := t.newID()
 	t.keep(id)
 	s := t.at(id)
-	*s = slot{text: a.Number + a.Name, numLen: uint8(len(a.Number)), frozen: a.Frozen, balance: a.Balance, created: a.CreatedIndex, updated: a.UpdatedIndex}
+	*s = slot{text: a.Number + a.Name, numLen: uint8(len(a.Number)), frozen: a.Frozen, balance: a.Balance, held: a.Held, created: a.CreatedIndex, updated: a.UpdatedIndex}
 	t.index.insert(indexHash(t.seed, a.Number), id)
 	t.ordered.ReplaceOrInsert(id)
 	return s

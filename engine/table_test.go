@@ -62,7 +62,7 @@ func TestAccountsWithClashingHashes(t *testing.T) {
 // and checks that each replays its own outcome, also after the older one
 // is forgotten.
 func TestKeysWithClashingHashes(t *testing.T) {
-	e, err := New(Config{KeyWindowEntries: 4, KeyWindowMax: 100})
+	e, err := New(Config{KeyWindowEntries: 4, KeyWindowMax: 100, ClosedHoldsKept: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

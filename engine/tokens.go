@@ -205,26 +205,43 @@ func (e *Engine) Authorize(c *Command, nowMs int64) Code {
 		if _, revoked := e.revoked.bySerial[p.Serial]; revoked {
 			return CodeUnauthenticated
 		}
-		return Permits(p.Role, nil, c)
+		return e.permits(p.Role, nil, c)
 	}
 	tok, ok := e.tokens.byID[p.Token]
 	if !ok || tok.RevokedIndex != 0 || (tok.ExpiresMs != 0 && nowMs >= tok.ExpiresMs) {
 		return CodeUnauthenticated
 	}
-	return Permits(tok.Role, tok.Accounts, c)
+	return e.permits(tok.Role, tok.Accounts, c)
+}
+
+// permits is Permits with the account a capture or void moves money out
+// of read from the hold it names.
+func (e *Engine) permits(role Role, accounts []string, c *Command) Code {
+	from := c.Account
+	if c.Op.isHoldOp() {
+		from = e.holdFrom(c)
+	}
+	return permitsFrom(role, accounts, c.Op, from)
 }
 
 // Permits says whether a principal of role, bound to accounts (sorted; a
-// customer's), may run c: CodeOK or CodeForbidden.
+// customer's), may run c: CodeOK or CodeForbidden. A customer may move
+// money out of its accounts only: withdraw, transfer, and create, capture
+// or void a hold from them (Engine.Authorize finds a hold's from; here a
+// capture or void names none, so a customer is refused).
 func Permits(role Role, accounts []string, c *Command) Code {
+	return permitsFrom(role, accounts, c.Op, c.Account)
+}
+
+func permitsFrom(role Role, accounts []string, op Op, from string) Code {
 	ok := false
 	switch role {
 	case RoleAdmin:
 		ok = true
 	case RoleTeller:
-		ok = c.Op.namesAccounts()
+		ok = op.namesAccounts()
 	case RoleCustomer:
-		ok = (c.Op == OpWithdraw || c.Op == OpTransfer) && Owns(accounts, c.Account)
+		ok = (op == OpWithdraw || op == OpTransfer || op.isHoldOp()) && Owns(accounts, from)
 	}
 	if ok {
 		return CodeOK
