@@ -197,6 +197,29 @@ func TestBankctlAgainstADevCluster(t *testing.T) {
 	c.ok("account", "unfreeze", "C-1")
 	c.ok("deposit", "C-1", "1")
 
+	// A hold reserves money (held, the balance unchanged); capturing part
+	// of it moves that part; a second close is refused (exit 3).
+	var held wire.HoldResult
+	json.Unmarshal([]byte(c.ok("hold", "create", "0000000001", "B-1", "200", "--expires-in", "1h", "-o", "json")), &held)
+	if held.Hold.ID == 0 || held.From == nil || held.From.Held != 200 || held.From.Balance != 700 {
+		t.Fatalf("hold create: %+v", held)
+	}
+	id := fmt.Sprint(held.Hold.ID)
+	if out := c.ok("hold", "capture", id, "50", "-o", "table"); !strings.Contains(out, "captured") || !strings.Contains(out, "650") {
+		t.Fatalf("hold capture:\n%s", out)
+	}
+	if out, errs, code := c.run("", "hold", "void", id); code != 3 || !strings.Contains(out+errs, "hold_closed") {
+		t.Fatalf("void of a captured hold: exit %d\n%s%s", code, out, errs)
+	}
+	if out := c.ok("hold", "list", "B-1", "-o", "table"); !strings.Contains(out, "captured") || !strings.Contains(out, "HOLD") {
+		t.Fatalf("hold list:\n%s", out)
+	}
+	for _, args := range [][]string{{"hold", "capture", "x"}, {"hold", "create", "0000000001", "B-1", "5", "--expires-in", "2161h"}} {
+		if out, errs, code := c.run("", args...); code != 2 {
+			t.Errorf("bankctl %v: exit %d, want 2\n%s%s", args, code, out, errs)
+		}
+	}
+
 	// The shell reads a pipe: the same commands, read-your-writes.
 	out, errs, code := c.run("account rename B-1 'Bob Jr'\naccount get B-1\nexit\ndeposit B-1 1\n", "shell", "-o", "json")
 	if code != 0 || strings.Count(out, `"Bob Jr"`) != 2 || strings.Contains(out, `"balance": 306`) {

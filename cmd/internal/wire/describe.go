@@ -18,7 +18,7 @@ func Describe(c engine.Command, code engine.Code) string {
 	case engine.CodeAccountExists:
 		return fmt.Sprintf("account %q exists", c.Account)
 	case engine.CodeInsufficientFunds:
-		return fmt.Sprintf("account %q has less than %d", c.Account, c.Amount)
+		return fmt.Sprintf("account %q has less than %d available", c.Account, c.Amount)
 	case engine.CodeInvalidAmount:
 		return fmt.Sprintf("amount %d is outside 1 to %d minor units", c.Amount, engine.MaxAmount)
 	case engine.CodeInvalidName:
@@ -27,11 +27,24 @@ func Describe(c engine.Command, code engine.Code) string {
 		}
 		return "a name is 1 to 200 characters, with no control characters"
 	case engine.CodeSameAccount:
-		return "a transfer needs two different accounts"
+		return "a transfer or a hold needs two different accounts"
 	case engine.CodeBalanceNotZero:
-		return fmt.Sprintf("account %q still holds money; withdraw or transfer it first", c.Account)
+		return fmt.Sprintf("account %q still holds money (or open holds reserve it); withdraw or transfer it, and capture or void its holds, first", c.Account)
+	case engine.CodeHoldNotFound:
+		return fmt.Sprintf("no hold %d", c.Hold)
+	case engine.CodeHoldClosed:
+		return fmt.Sprintf("hold %d was captured or voided already", c.Hold)
+	case engine.CodeHoldExpired:
+		return fmt.Sprintf("hold %d expired: its money is available to its account again", c.Hold)
+	case engine.CodeCaptureExceedsHold:
+		return fmt.Sprintf("a capture of %d is more than hold %d reserves", c.Amount, c.Hold)
+	case engine.CodeInvalidHold:
+		if c.Op == engine.OpCreateHold {
+			return fmt.Sprintf("expires_in_ms %d is outside 1 to %d (90 days)", c.ExpiresInMs, uint64(engine.HoldTTLMax))
+		}
+		return "a hold id is 1 or more"
 	case engine.CodeAccountFrozen:
-		if c.Op == engine.OpTransfer {
+		if c.Op == engine.OpTransfer || c.Op == engine.OpCreateHold {
 			return fmt.Sprintf("account %q or %q is frozen: no money moves in or out until it is unfrozen", c.Account, c.To)
 		}
 		return fmt.Sprintf("account %q is frozen: no money moves in or out, and it stays open, until it is unfrozen", c.Account)

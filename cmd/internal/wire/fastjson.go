@@ -323,6 +323,10 @@ func (r Result) appendJSON(b []byte) []byte {
 		}
 		b = append(b, ']')
 	}
+	if r.Hold != nil { // hold ops are few: encoding/json writes them
+		h, _ := json.Marshal(r.Hold) // a Hold always marshals
+		b = append(append(b, `,"hold":`...), h...)
+	}
 	return append(b, '}')
 }
 
@@ -352,6 +356,10 @@ func (a Account) appendJSON(b []byte) []byte {
 	if a.Frozen {
 		b = append(b, `,"frozen":true`...)
 	}
+	b = append(b, `,"held":`...)
+	b = strconv.AppendUint(b, a.Held, 10)
+	b = append(b, `,"available":`...)
+	b = strconv.AppendUint(b, a.Available, 10)
 	return append(b, '}')
 }
 

@@ -158,10 +158,16 @@ func TestAppendJSONIsEncodingJSON(t *testing.T) {
 	str := rapid.OneOf(rapid.StringMatching(`[A-Za-z0-9 _-]{0,12}`), rapid.String(), rapid.SampledFrom([]string{"<a&b>", "\u2028", "\xff", "\"\\\n"}))
 	account := rapid.Custom(func(t *rapid.T) Account {
 		return Account{Account: str.Draw(t, "account"), Name: str.Draw(t, "name"), Balance: rapid.Uint64().Draw(t, "balance"),
-			CreatedIndex: rapid.Uint64().Draw(t, "created"), UpdatedIndex: rapid.Uint64().Draw(t, "updated")}
+			CreatedIndex: rapid.Uint64().Draw(t, "created"), UpdatedIndex: rapid.Uint64().Draw(t, "updated"),
+			Frozen: rapid.Bool().Draw(t, "frozen"), Held: rapid.Uint64().Draw(t, "held"), Available: rapid.Uint64().Draw(t, "available")}
 	})
 	result := rapid.Custom(func(t *rapid.T) Result {
-		return Result{Code: str.Draw(t, "code"), Replayed: rapid.Bool().Draw(t, "replayed"), Accounts: rapid.SliceOfN(account, 0, 2).Draw(t, "accounts")}
+		r := Result{Code: str.Draw(t, "code"), Replayed: rapid.Bool().Draw(t, "replayed"), Accounts: rapid.SliceOfN(account, 0, 2).Draw(t, "accounts")}
+		if rapid.Bool().Draw(t, "hold") {
+			r.Hold = &Hold{ID: rapid.Uint64().Draw(t, "id"), From: str.Draw(t, "from"), To: str.Draw(t, "to"), Status: str.Draw(t, "status"),
+				Captured: rapid.Uint64().Draw(t, "captured"), ExpiresMs: rapid.Int64().Draw(t, "expires")}
+		}
+		return r
 	})
 	rapid.Check(t, func(t *rapid.T) {
 		r := BatchResult{Index: rapid.Uint64().Draw(t, "index")}

@@ -79,13 +79,15 @@ func StatusOf(code string) int {
 	switch c {
 	case engine.CodeOK:
 		return http.StatusOK
-	case engine.CodeAccountNotFound, engine.CodeTokenNotFound:
+	case engine.CodeAccountNotFound, engine.CodeTokenNotFound, engine.CodeHoldNotFound:
 		return http.StatusNotFound
 	case engine.CodeAccountExists, engine.CodeInsufficientFunds, engine.CodeBalanceNotZero,
-		engine.CodeLimitExceeded, engine.CodeIdempotencyKeyReused, engine.CodeAccountFrozen:
+		engine.CodeLimitExceeded, engine.CodeIdempotencyKeyReused, engine.CodeAccountFrozen,
+		engine.CodeHoldClosed, engine.CodeHoldExpired, engine.CodeCaptureExceedsHold:
 		return http.StatusConflict
 	case engine.CodeInvalidAmount, engine.CodeInvalidName, engine.CodeSameAccount,
-		engine.CodeInvalidAccount, engine.CodeInvalidKey, engine.CodeInvalidSerial, engine.CodeInvalidToken:
+		engine.CodeInvalidAccount, engine.CodeInvalidKey, engine.CodeInvalidSerial, engine.CodeInvalidToken,
+		engine.CodeInvalidHold:
 		return http.StatusBadRequest
 	}
 	return http.StatusInternalServerError

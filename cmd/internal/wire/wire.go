@@ -33,11 +33,64 @@ type Account struct {
 	CreatedIndex uint64 `json:"created_index"`
 	UpdatedIndex uint64 `json:"updated_index"`
 	Frozen       bool   `json:"frozen,omitempty"` // no money moves in or out
+	// Held is what open holds from the account reserve of its balance;
+	// Available the rest, what withdrawals, transfers and holds may use.
+	Held      uint64 `json:"held"`
+	Available uint64 `json:"available"`
 }
 
 // FromAccount converts the engine's account.
 func FromAccount(a engine.Account) Account {
-	return Account{Account: a.Number, Name: a.Name, Balance: a.Balance, CreatedIndex: a.CreatedIndex, UpdatedIndex: a.UpdatedIndex, Frozen: a.Frozen}
+	return Account{Account: a.Number, Name: a.Name, Balance: a.Balance, CreatedIndex: a.CreatedIndex, UpdatedIndex: a.UpdatedIndex, Frozen: a.Frozen,
+		Held: a.Held, Available: a.Available()}
+}
+
+// DefaultHoldExpiryMs is how long a hold holds when its create names no
+// expiry: 7 days.
+const DefaultHoldExpiryMs = 7 * 24 * 3600 * 1000
+
+// CreateHold is the body of POST /v1/holds.
+type CreateHold struct {
+	From        string `json:"from"`
+	To          string `json:"to"`
+	Amount      uint64 `json:"amount"`
+	ExpiresInMs uint64 `json:"expires_in_ms,omitempty"` // default DefaultHoldExpiryMs
+}
+
+// Hold is a hold as the API shows it. ExpiresMs is in the log's time
+// (milliseconds since 1970); ClosedIndex is the entry that captured,
+// voided or expired it.
+type Hold struct {
+	ID           uint64 `json:"id"`
+	From         string `json:"from"`
+	To           string `json:"to"`
+	Amount       uint64 `json:"amount"`
+	Captured     uint64 `json:"captured,omitempty"`
+	Status       string `json:"status"`
+	ExpiresMs    int64  `json:"expires_ms"`
+	CreatedIndex uint64 `json:"created_index"`
+	ClosedIndex  uint64 `json:"closed_index,omitempty"`
+}
+
+// FromHold converts the engine's hold.
+func FromHold(h engine.Hold) Hold {
+	return Hold{ID: h.ID, From: h.From, To: h.To, Amount: h.Amount, Captured: h.Captured, Status: h.Status.String(),
+		ExpiresMs: h.ExpiresMs, CreatedIndex: h.CreatedIndex, ClosedIndex: h.ClosedIndex}
+}
+
+// HoldResult is the answer to a hold op: the hold afterwards and the
+// accounts it moved (from; to on a capture, when the caller may read it).
+type HoldResult struct {
+	Hold Hold     `json:"hold"`
+	From *Account `json:"from,omitempty"`
+	To   *Account `json:"to,omitempty"`
+}
+
+// HoldList is one page of GET /v1/accounts/{account}/holds; Next is the
+// value to pass as `after` for the next page, absent on the last one.
+type HoldList struct {
+	Holds []Hold `json:"holds"`
+	Next  uint64 `json:"next,omitempty"`
 }
 
 // CreateAccount is the body of POST /v1/accounts.
@@ -100,6 +153,10 @@ type Command struct {
 	Name    string `json:"name,omitempty"`
 	Amount  uint64 `json:"amount,omitempty"`
 	Balance uint64 `json:"balance,omitempty"` // opening balance of create_account
+	// Hold is the hold a capture_hold or void_hold acts on; ExpiresInMs
+	// how long a create_hold holds (default DefaultHoldExpiryMs).
+	Hold        uint64 `json:"hold,omitempty"`
+	ExpiresInMs uint64 `json:"expires_in_ms,omitempty"`
 }
 
 // ToEngine converts a batch command; it fails only on an unknown op or on
@@ -116,9 +173,12 @@ func (c Command) ToEngine() (engine.Command, error) {
 	if c.From != "" && c.Account != "" && c.From != c.Account {
 		return engine.Command{}, fmt.Errorf("both account %q and from %q given", c.Account, c.From)
 	}
-	out := engine.Command{Op: op, Key: c.Key, Account: c.Account, To: c.To, Name: c.Name, Amount: c.Amount}
+	out := engine.Command{Op: op, Key: c.Key, Account: c.Account, To: c.To, Name: c.Name, Amount: c.Amount, Hold: c.Hold, ExpiresInMs: c.ExpiresInMs}
 	if out.Account == "" {
 		out.Account = c.From
+	}
+	if op == engine.OpCreateHold && out.ExpiresInMs == 0 {
+		out.ExpiresInMs = DefaultHoldExpiryMs
 	}
 	if op == engine.OpCreateAccount {
 		if c.Amount != 0 && c.Balance != 0 {
@@ -138,7 +198,7 @@ var adminOps = map[engine.Op]string{
 
 // FromEngine converts a command back into its batch form.
 func FromEngine(c engine.Command) Command {
-	out := Command{Op: c.Op.String(), Key: c.Key, Account: c.Account, To: c.To, Name: c.Name, Amount: c.Amount}
+	out := Command{Op: c.Op.String(), Key: c.Key, Account: c.Account, To: c.To, Name: c.Name, Amount: c.Amount, Hold: c.Hold, ExpiresInMs: c.ExpiresInMs}
 	if c.Op == engine.OpCreateAccount {
 		out.Amount, out.Balance = 0, c.Amount
 	}
@@ -155,6 +215,7 @@ type Result struct {
 	Code     string    `json:"code"`
 	Replayed bool      `json:"replayed,omitempty"`
 	Accounts []Account `json:"accounts,omitempty"`
+	Hold     *Hold     `json:"hold,omitempty"` // of a hold op
 }
 
 // BatchResult is the answer to a batch: the index of the log entry that
@@ -170,6 +231,7 @@ type Digest struct {
 	StateHash    string `json:"state_hash"`
 	Accounts     uint64 `json:"accounts"`
 	TotalBalance uint64 `json:"total_balance"`
+	TotalHeld    uint64 `json:"total_held,omitempty"` // of the balance, what open holds reserve
 }
 
 // Cluster is the answer to GET /v1/cluster.

@@ -50,6 +50,17 @@ func checkAccount(what, s string) error {
 	return nil
 }
 
+// checkPair checks the two accounts of a transfer or a hold.
+func checkPair(from, to string) error {
+	if err := errors.Join(checkAccount("from", from), checkAccount("to", to)); err != nil {
+		return err
+	}
+	if from == to {
+		return usageError{fmt.Errorf("%s", wire.Describe(engine.Command{}, engine.CodeSameAccount))}
+	}
+	return nil
+}
+
 // checkName refuses a name the bank would refuse, saying why.
 func checkName(s string) error {
 	if why := engine.NameProblem(s); why != "" {
@@ -295,11 +306,8 @@ func (a *app) transferCommand() *cobra.Command {
 		Use: "transfer FROM TO AMOUNT", Short: "Move money between two accounts, atomically", Args: cobra.ExactArgs(3),
 		Example: "  bankctl transfer 0000000001 0000000002 2500\n  bankctl transfer 0000000001 0000000002 2500 --key invoice-77",
 		RunE: func(c *cobra.Command, args []string) error {
-			if err := errors.Join(checkAccount("from", args[0]), checkAccount("to", args[1])); err != nil {
+			if err := checkPair(args[0], args[1]); err != nil {
 				return err
-			}
-			if args[0] == args[1] {
-				return usageError{fmt.Errorf("%s", wire.Describe(engine.Command{}, engine.CodeSameAccount))}
 			}
 			amount, err := parseAmount(args[2])
 			if err != nil {

@@ -45,10 +45,10 @@ func accountRow(a wire.Account) []string {
 	if a.Frozen {
 		frozen = "frozen"
 	}
-	return []string{a.Account, a.Name, fmt.Sprint(a.Balance), fmt.Sprint(a.CreatedIndex), fmt.Sprint(a.UpdatedIndex), frozen}
+	return []string{a.Account, a.Name, fmt.Sprint(a.Balance), fmt.Sprint(a.Held), fmt.Sprint(a.CreatedIndex), fmt.Sprint(a.UpdatedIndex), frozen}
 }
 
-var accountHeader = []string{"ACCOUNT", "NAME", "BALANCE", "CREATED", "UPDATED", "STATUS"}
+var accountHeader = []string{"ACCOUNT", "NAME", "BALANCE", "HELD", "CREATED", "UPDATED", "STATUS"}
 
 // show prints v as JSON, or as a table of accounts through rows.
 func (a *app) show(v any, accounts ...wire.Account) error {

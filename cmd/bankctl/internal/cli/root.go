@@ -149,7 +149,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.DurationVar(&a.attemptTimeout, "attempt-timeout", client.DefaultAttemptTimeout, "how long one try at one endpoint may take before the next is tried")
 	pf.StringVar(&a.consistency, "consistency", "local", "reads: local or linearizable")
 	root.InitDefaultCompletionCmd()
-	root.AddCommand(a.backupCommand(), a.accountCommand(), a.depositCommand(), a.withdrawCommand(), a.transferCommand(),
+	root.AddCommand(a.backupCommand(), a.accountCommand(), a.depositCommand(), a.withdrawCommand(), a.transferCommand(), a.holdCommand(),
 		a.batchCommand(), a.clusterCommand(), a.tokenCommand(), a.certsCommand(), a.journalCommand(), a.snapshotCommand(), a.devCommand(), a.benchCommand(),
 		a.zookeeperCommand(), a.shellCommand())
 	return root

@@ -80,16 +80,11 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, wire.NewProblem(wire.CodeInvalidParameter, fmt.Sprintf("after %q is not an account number", after)))
 		return
 	}
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > s.cfg.ListLimitMax {
-			writeProblem(w, wire.NewProblem(wire.CodeInvalidParameter, fmt.Sprintf("limit %q: use 1 to %d", v, s.cfg.ListLimitMax)))
-			return
-		}
-		limit = n
+	limit, p := s.listLimit(q.Get("limit"))
+	if p == nil {
+		p = s.consistent(r)
 	}
-	if p := s.consistent(r); p != nil {
+	if p != nil {
 		writeProblem(w, p)
 		return
 	}
@@ -103,6 +98,18 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 	}
 	setIndex(w, index)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// listLimit reads a list's limit parameter: 100 when it is left out.
+func (s *Server) listLimit(v string) (int, *wire.Problem) {
+	if v == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > s.cfg.ListLimitMax {
+		return 0, wire.NewProblem(wire.CodeInvalidParameter, fmt.Sprintf("limit %q: use 1 to %d", v, s.cfg.ListLimitMax))
+	}
+	return n, nil
 }
 
 // list is a page of the accounts c may read: all of them, or a
@@ -135,7 +142,7 @@ func (s *Server) digest(w http.ResponseWriter, r *http.Request) {
 	}
 	d := s.node.Digest()
 	setIndex(w, d.Index)
-	writeJSON(w, http.StatusOK, wire.Digest{Index: d.Index, StateHash: d.StateHash.String(), Accounts: d.Totals.Accounts, TotalBalance: d.Totals.Balance})
+	writeJSON(w, http.StatusOK, digestOf(d))
 }
 
 func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
@@ -229,7 +236,7 @@ func (s *Server) digestAt(w http.ResponseWriter, r *http.Request, v string) {
 		return
 	}
 	setIndex(w, d.Index)
-	writeJSON(w, http.StatusOK, wire.Digest{Index: d.Index, StateHash: d.StateHash.String(), Accounts: d.Totals.Accounts, TotalBalance: d.Totals.Balance})
+	writeJSON(w, http.StatusOK, digestOf(d))
 }
 
 // revocations lists the revoked certificates, with the index each was
@@ -241,4 +248,9 @@ func (s *Server) revocations(w http.ResponseWriter, r *http.Request) {
 		out.Revocations[i] = wire.Revocation{Serial: rv.Serial, Index: rv.Index}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// digestOf is a digest as the API shows it.
+func digestOf(d node.Digest) wire.Digest {
+	return wire.Digest{Index: d.Index, StateHash: d.StateHash.String(), Accounts: d.Totals.Accounts, TotalBalance: d.Totals.Balance, TotalHeld: d.Totals.Held}
 }

@@ -139,6 +139,9 @@ func (s *Server) authProblem(r *http.Request, cmd *engine.Command, code engine.C
 	if cmd.Account != "" {
 		what += " on account " + strconv.Quote(cmd.Account)
 	}
+	if cmd.Hold != 0 {
+		what += " on hold " + strconv.FormatUint(cmd.Hold, 10)
+	}
 	return wire.NewProblem(wire.CodeForbidden, fmt.Sprintf("%s (%s) may not %s", c.name, c.role, what))
 }
 
@@ -206,6 +209,10 @@ func toBatchResult(res submitted, c *caller) wire.BatchResult {
 	out := wire.BatchResult{Index: res.index, Results: make([]wire.Result, len(res.outcomes))}
 	for i, o := range res.outcomes {
 		wr := wire.Result{Code: o.Code.String(), Replayed: o.Replayed}
+		if o.Hold != nil {
+			h := wire.FromHold(*o.Hold)
+			wr.Hold = &h
+		}
 		for _, a := range o.Accounts {
 			if c.mayRead(a.Number) {
 				wr.Accounts = append(wr.Accounts, wire.FromAccount(a))

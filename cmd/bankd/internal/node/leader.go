@@ -194,6 +194,7 @@ func (n *Node) lead(term *zkcoord.Term) {
 	n.cfg.Logger.Info("leading", "epoch", term.Epoch, "log_head", head.Index)
 	go n.trimWhileLeading(term)
 	go n.keepVersion(ls)
+	go n.keepTime(ls)
 	app := n.log.NewAppender(term, head, n.cfg.InflightMax)
 	if n.cfg.Seal != nil {
 		key, cert := n.cfg.Seal.Identity()

@@ -48,6 +48,22 @@ func (n *Node) List(after string, limit int) ([]engine.Account, uint64) {
 	return n.eng.List(after, limit), n.eng.Index()
 }
 
+// Hold reads one hold the state remembers and the index the read reflects.
+func (n *Node) Hold(id uint64) (engine.Hold, bool, uint64) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	h, ok := n.eng.Hold(id)
+	return h, ok, n.eng.Index()
+}
+
+// HoldsOf reads up to limit holds from or to an account, after the id
+// after, in id order.
+func (n *Node) HoldsOf(number string, after uint64, limit int) ([]engine.Hold, uint64) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.eng.HoldsOf(number, after, limit), n.eng.Index()
+}
+
 // Digest summarises the state for comparison across nodes.
 type Digest struct {
 	Index     uint64

@@ -13,6 +13,7 @@ type Outcome struct {
 	Replayed bool             // a retry answered with the first outcome
 	Accounts []engine.Account // the touched accounts afterwards, on success
 	Token    uint64           // the token a create_token made or a revoke_token revoked
+	Hold     *engine.Hold     // the hold a hold op created, captured or voided
 }
 
 // request is one Submit call waiting for its commands' outcomes; the
@@ -87,7 +88,7 @@ func (w *waiters) resolve(e *engine.Entry, results []engine.Result) {
 		out := make([]Outcome, len(r.cmds))
 		for i := range out {
 			res := &results[off+i]
-			out[i] = Outcome{Code: res.Code, Replayed: res.Replayed, Accounts: res.Accounts(), Token: res.Token}
+			out[i] = Outcome{Code: res.Code, Replayed: res.Replayed, Accounts: res.Accounts(), Token: res.Token, Hold: res.Hold}
 		}
 		off += len(r.cmds)
 		r.finish(e.Index, out, nil)

@@ -50,8 +50,12 @@ const (
 )
 
 // EncodeResult is the answer to a forwarded write: [index, [outcome...]],
-// each outcome [code, replayed, [account...], token?], each account
-// [number, name, balance, created_index, updated_index].
+// each outcome [code, replayed, [account...], token?, hold?], each account
+// [number, name, balance, created_index, updated_index, frozen?, held?],
+// a hold [id, from, to, amount, captured, expires_ms, created_index,
+// closed_index, status]. The optional tails appear only when set: a
+// frozen mark once the log is at body version 4, a held amount and a hold
+// once it is at 5, which every member then reads.
 func EncodeResult(index uint64, outs []node.Outcome) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(16 + 64*len(outs))
@@ -66,28 +70,48 @@ func EncodeResult(index uint64, outs []node.Outcome) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// encodeOutcome writes [code, replayed, [account...]], and the token id
-// as a fourth element when there is one (the token ops).
+// encodeOutcome writes [code, replayed, [account...]], the token id as a
+// fourth element when there is one (the token ops), and the hold as a
+// fifth (the hold ops; the fourth is then 0).
 func encodeOutcome(enc *msgpack.Encoder, o *node.Outcome) error {
 	n := 3
-	if o.Token != 0 {
+	switch {
+	case o.Hold != nil:
+		n = 5
+	case o.Token != 0:
 		n = 4
 	}
 	err := errors.Join(enc.EncodeArrayLen(n), enc.EncodeUint(uint64(o.Code)), enc.EncodeBool(o.Replayed), enc.EncodeArrayLen(len(o.Accounts)))
 	for i := 0; err == nil && i < len(o.Accounts); i++ {
-		a := &o.Accounts[i]
-		fields := 5
-		if a.Frozen {
-			fields = 6
-		}
-		err = errors.Join(enc.EncodeArrayLen(fields), enc.EncodeString(a.Number), enc.EncodeString(a.Name),
-			enc.EncodeUint(a.Balance), enc.EncodeUint(a.CreatedIndex), enc.EncodeUint(a.UpdatedIndex))
-		if err == nil && a.Frozen {
-			err = enc.EncodeBool(true)
-		}
+		err = encodeAccount(enc, &o.Accounts[i])
 	}
-	if err == nil && o.Token != 0 {
+	if err == nil && n >= 4 {
 		err = enc.EncodeUint(o.Token)
+	}
+	if err == nil && n == 5 {
+		h := o.Hold
+		err = errors.Join(enc.EncodeArrayLen(9), enc.EncodeUint(h.ID), enc.EncodeString(h.From), enc.EncodeString(h.To),
+			enc.EncodeUint(h.Amount), enc.EncodeUint(h.Captured), enc.EncodeInt(h.ExpiresMs), enc.EncodeUint(h.CreatedIndex),
+			enc.EncodeUint(h.ClosedIndex), enc.EncodeUint(uint64(h.Status)))
+	}
+	return err
+}
+
+func encodeAccount(enc *msgpack.Encoder, a *engine.Account) error {
+	fields := 5
+	switch {
+	case a.Held != 0:
+		fields = 7
+	case a.Frozen:
+		fields = 6
+	}
+	err := errors.Join(enc.EncodeArrayLen(fields), enc.EncodeString(a.Number), enc.EncodeString(a.Name),
+		enc.EncodeUint(a.Balance), enc.EncodeUint(a.CreatedIndex), enc.EncodeUint(a.UpdatedIndex))
+	if err == nil && fields >= 6 {
+		err = enc.EncodeBool(a.Frozen)
+	}
+	if err == nil && fields == 7 {
+		err = enc.EncodeUint(a.Held)
 	}
 	return err
 }
@@ -144,6 +168,15 @@ func (r *reader) uint() uint64 {
 	return v
 }
 
+func (r *reader) int() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, err := r.dec.DecodeInt64()
+	r.err = err
+	return v
+}
+
 func (r *reader) bool() bool {
 	if r.err != nil {
 		return false
@@ -171,7 +204,7 @@ func (r *reader) str() string {
 }
 
 func (r *reader) outcome() node.Outcome {
-	fields := r.arrayLen(3, 4)
+	fields := r.arrayLen(3, 5)
 	code := engine.Code(r.uint())
 	if r.err == nil && !code.Valid() {
 		r.err = fmt.Errorf("unknown code %d", code)
@@ -180,15 +213,31 @@ func (r *reader) outcome() node.Outcome {
 	if n := r.arrayLen(0, accountsPerOutcomeMax); n > 0 {
 		o.Accounts = make([]engine.Account, n)
 		for i := range o.Accounts {
-			fields := r.arrayLen(5, 6)
+			fields := r.arrayLen(5, 7)
 			o.Accounts[i] = engine.Account{Number: r.str(), Name: r.str(), Balance: r.uint(), CreatedIndex: r.uint(), UpdatedIndex: r.uint()}
-			if fields == 6 {
+			if fields >= 6 {
 				o.Accounts[i].Frozen = r.bool()
+			}
+			if fields == 7 {
+				o.Accounts[i].Held = r.uint()
 			}
 		}
 	}
-	if fields == 4 {
+	if fields >= 4 {
 		o.Token = r.uint()
 	}
+	if fields == 5 {
+		o.Hold = r.hold()
+	}
 	return o
+}
+
+func (r *reader) hold() *engine.Hold {
+	r.arrayLen(9, 9)
+	h := &engine.Hold{ID: r.uint(), From: r.str(), To: r.str(), Amount: r.uint(), Captured: r.uint(), ExpiresMs: r.int(),
+		CreatedIndex: r.uint(), ClosedIndex: r.uint(), Status: engine.HoldStatus(r.uint())}
+	if r.err == nil && h.Status.String() == "invalid" {
+		r.err = fmt.Errorf("hold %d: unknown status %d", h.ID, h.Status)
+	}
+	return h
 }

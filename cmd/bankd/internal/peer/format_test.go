@@ -17,6 +17,10 @@ func sampleOutcomes() []node.Outcome {
 		{Code: engine.CodeInsufficientFunds},
 		{Code: engine.CodeOK, Replayed: true, Accounts: []engine.Account{{Number: "C", Name: "Ünïcode", Balance: 0, CreatedIndex: 1, UpdatedIndex: 1}}},
 		{Code: engine.CodeOK, Token: 7},
+		{Code: engine.CodeOK, Accounts: []engine.Account{
+			{Number: "A-1", Name: "Ada", Balance: 90, CreatedIndex: 3, UpdatedIndex: 9, Held: 40},
+		}, Hold: &engine.Hold{ID: 5, From: "A-1", To: "B-2", Amount: 40, ExpiresMs: 1_700_000_000_000, CreatedIndex: 10, Status: engine.HoldOpen}},
+		{Code: engine.CodeOK, Hold: &engine.Hold{ID: 6, From: "A-1", To: "B-2", Amount: 40, Captured: 30, ExpiresMs: -1, CreatedIndex: 10, ClosedIndex: 11, Status: engine.HoldCaptured}},
 	}
 }
 

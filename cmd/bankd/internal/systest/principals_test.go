@@ -100,6 +100,14 @@ func TestEveryRoleOnEveryRoute(t *testing.T) {
 		{"batch freeze", "POST", "/v1/batch", func(string) any {
 			return wire.Batch{Commands: []wire.Command{{Op: "freeze_account", Account: "B"}, {Op: "unfreeze_account", Account: "B"}}}
 		}, "admin teller"},
+		{"hold own", "POST", "/v1/holds", func(string) any { return wire.CreateHold{From: "A", To: "B", Amount: 1} }, "admin teller customer"},
+		{"hold other", "POST", "/v1/holds", func(string) any { return wire.CreateHold{From: "B", To: "A", Amount: 1} }, "admin teller"},
+		{"get own hold", "GET", "/v1/holds/1", nil, "admin teller auditor customer"}, // the admin's first "hold own", from A
+		{"list own holds", "GET", "/v1/accounts/A/holds", nil, "admin teller auditor customer"},
+		{"list other holds", "GET", "/v1/accounts/B/holds", nil, "admin teller auditor"},
+		{"batch hold own", "POST", "/v1/batch", func(string) any {
+			return wire.Batch{Commands: []wire.Command{{Op: "create_hold", From: "A", To: "B", Amount: 1}}}
+		}, "admin teller customer"},
 	}
 	for _, tn := range []*testNode{leader, follower} {
 		for _, role := range []string{"admin", "teller", "auditor", "customer"} {
