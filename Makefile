@@ -60,6 +60,7 @@ fuzz:
 ## bench: print the benchmark figures recorded in docs/benchmarks.md
 bench: zookeeper
 	$(GO) test -run '^$$' -bench ApplyTransfers -benchtime 2000000x ./engine
+	$(GO) test -run '^$$' -bench ApplyHolds -benchtime 2000000x ./engine
 	$(GO) test -run '^$$' -bench DecodeEntry ./engine
 	$(GO) test -run '^$$' -bench MillionAccountsHeap -benchtime 1x ./engine
 	$(GO) test -run '^$$' -bench Append -benchtime 2000x ./journal
