@@ -121,7 +121,7 @@ func ExactlyOnce(ops []Op, res Resolved, opening, final map[string]uint64) (lost
 			want[op.Account] += amt
 		case KindWithdraw:
 			want[op.Account] -= amt
-		case KindTransfer:
+		case KindTransfer, KindCaptureHold: // a capture moves its amount from the hold's from to its to
 			want[op.Account] -= amt
 			want[op.To] += amt
 		}
@@ -135,4 +135,55 @@ func ExactlyOnce(ops []Op, res Resolved, opening, final map[string]uint64) (lost
 		}
 	}
 	return 0, nil
+}
+
+// FinalHold is a hold as the bank shows it after the run.
+type FinalHold struct {
+	ID       uint64
+	From     string
+	Amount   uint64
+	Captured uint64
+	Status   string
+}
+
+// HoldsAccounted checks the holds after the run against the writes and
+// their resends: every capture or void that applied closed its hold so
+// (a capture with its amount), no hold closed twice, and what the open
+// holds reserve is exactly each account's held amount and the bank's
+// total held.
+func HoldsAccounted(ops []Op, res Resolved, holds []FinalHold, held map[string]uint64, totalHeld uint64) error {
+	byID := map[uint64]FinalHold{}
+	open := map[string]uint64{}
+	var total uint64
+	for _, h := range holds {
+		byID[h.ID] = h
+		if h.Status == "open" {
+			open[h.From] += h.Amount
+			total += h.Amount
+		}
+	}
+	closedBy := map[uint64]string{}
+	for _, op := range ops {
+		if (op.Kind != KindCaptureHold && op.Kind != KindVoidHold) || res[op.Key].Outcome != OutcomeOK {
+			continue
+		}
+		h, ok := byID[op.Hold]
+		want := map[string]string{KindCaptureHold: "captured", KindVoidHold: "voided"}[op.Kind]
+		switch {
+		case closedBy[op.Hold] != "":
+			return fmt.Errorf("faults: hold %d closed twice: %s %s and %s", op.Hold, op.Kind, op.Key, closedBy[op.Hold])
+		case !ok || h.Status != want || (op.Kind == KindCaptureHold && h.Captured != op.Amount):
+			return fmt.Errorf("faults: %s %s of hold %d applied, but the hold ends %+v", op.Kind, op.Key, op.Hold, h)
+		}
+		closedBy[op.Hold] = op.Kind + " " + op.Key
+	}
+	for acct, h := range held {
+		if open[acct] != h {
+			return fmt.Errorf("faults: account %s holds %d, its open holds reserve %d", acct, h, open[acct])
+		}
+	}
+	if total != totalHeld {
+		return fmt.Errorf("faults: the bank holds %d in all, the open holds reserve %d", totalHeld, total)
+	}
+	return nil
 }

@@ -97,3 +97,32 @@ func TestReadsAfterNotStaleCatchesAnEarlierIndex(t *testing.T) {
 		t.Fatalf("a read answered below its min_index: %v", err)
 	}
 }
+
+func TestHoldsAccountedCatchesAHoldClosedWrongOrHeldAmiss(t *testing.T) {
+	ops := []Op{
+		{Kind: KindCreateHold, Key: "c1", Account: "h", To: "g", Amount: 30, Hold: 1, Outcome: OutcomeOK},
+		{Kind: KindCaptureHold, Key: "x1", Account: "h", To: "g", Amount: 20, Hold: 1, Outcome: OutcomeUnknown},
+		{Kind: KindCreateHold, Key: "c2", Account: "h", To: "g", Amount: 5, Hold: 2, Outcome: OutcomeOK},
+	}
+	res := Resolved{"c1": {OutcomeOK, true}, "x1": {OutcomeOK, false}, "c2": {OutcomeOK, true}}
+	holds := []FinalHold{{ID: 1, From: "h", Amount: 30, Captured: 20, Status: "captured"}, {ID: 2, From: "h", Amount: 5, Status: "open"}}
+	if err := HoldsAccounted(ops, res, holds, map[string]uint64{"h": 5, "g": 0}, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := HoldsAccounted(ops, res, holds, map[string]uint64{"h": 35, "g": 0}, 5); err == nil {
+		t.Fatal("a held amount that open holds do not reserve passed")
+	}
+	if err := HoldsAccounted(ops, res, holds, map[string]uint64{"h": 5}, 35); err == nil {
+		t.Fatal("a total held amiss passed")
+	}
+	holds[0].Captured = 30
+	if err := HoldsAccounted(ops, res, holds, map[string]uint64{"h": 5}, 5); err == nil {
+		t.Fatal("a capture of the wrong amount passed")
+	}
+	holds[0].Captured = 20
+	twice := append(ops, Op{Kind: KindVoidHold, Key: "v1", Hold: 1, Outcome: OutcomeOK})
+	res["v1"] = Resolution{OutcomeOK, true}
+	if err := HoldsAccounted(twice, res, holds, map[string]uint64{"h": 5}, 5); err == nil {
+		t.Fatal("a hold captured and voided passed")
+	}
+}

@@ -73,13 +73,15 @@ func runDir(t testing.TB) string {
 // resends every key, waits for one state, audits each node's data dir and
 // checks the history.
 func (c *cluster) runBank(rng *rand.Rand, nemesis func(*History) []fault) {
-	accounts := c.createAccounts(5)
+	accounts := c.createAccounts("A", 5)
+	holdAccounts := c.createAccounts("H", 2)
 	h := NewHistory()
 	c.h0 = h
 	ctx, stopWork := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := range 4 {
-		w := &worker{id: i, rng: rand.New(rand.NewPCG(rng.Uint64(), uint64(i+1))), nodes: c.endpoints, accounts: accounts, h: h}
+		w := &worker{id: i, rng: rand.New(rand.NewPCG(rng.Uint64(), uint64(i+1))), nodes: c.endpoints, accounts: accounts, h: h,
+			holdAccounts: holdAccounts, holds: map[uint64]heldBy{}}
 		wg.Add(1)
 		go func() { defer wg.Done(); w.run(ctx) }()
 	}
@@ -92,10 +94,47 @@ func (c *cluster) runBank(rng *rand.Rand, nemesis func(*History) []fault) {
 		c.t.Error(err)
 	}
 	resolved := c.resend(ops)
-	final, digest := c.converge(accounts)
+	all := append(append([]string(nil), accounts...), holdAccounts...)
+	final, digest := c.converge(all)
+	if err := HoldsAccounted(ops, resolved, c.holds(holdAccounts[0]), c.held(holdAccounts), digest.TotalHeld); err != nil {
+		c.t.Error(err)
+	}
 	c.stop()
 	c.auditNodes(digest)
-	c.check(ops, faults, resolved, accounts, final)
+	c.check(ops, faults, resolved, all, final)
+}
+
+// holds lists every hold from or to an account, linearizably.
+func (c *cluster) holds(acct string) []FinalHold {
+	var out []FinalHold
+	for after := uint64(0); ; {
+		a := once(c.endpoints[0], "GET", fmt.Sprintf("/v1/accounts/%s/holds?limit=1000&after=%d&consistency=linearizable", acct, after), nil, "")
+		var page wire.HoldList
+		if a.status != 200 || json.Unmarshal(a.body, &page) != nil {
+			c.t.Fatalf("holds of %s: %d %s", acct, a.status, a.body)
+		}
+		for _, h := range page.Holds {
+			out = append(out, FinalHold{ID: h.ID, From: h.From, Amount: h.Amount, Captured: h.Captured, Status: h.Status})
+		}
+		if page.Next == 0 {
+			return out
+		}
+		after = page.Next
+	}
+}
+
+// held reads what each account's open holds reserve, linearizably.
+func (c *cluster) held(accounts []string) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, acct := range accounts {
+		a := once(c.endpoints[0], "GET", "/v1/accounts/"+acct+"?consistency=linearizable", nil, "")
+		var acc wire.Account
+		if a.status != 200 || json.Unmarshal(a.body, &acc) != nil {
+			c.t.Fatalf("read %s: %d %s", acct, a.status, a.body)
+		}
+		out[acct] = acc.Held
+	}
+	return out
 }
 
 type cluster struct {
@@ -170,10 +209,10 @@ func (c *cluster) stop() {
 	c.done <- nil // a second stop returns at once
 }
 
-func (c *cluster) createAccounts(n int) []string {
+func (c *cluster) createAccounts(prefix string, n int) []string {
 	var out []string
 	for i := range n {
-		acct := fmt.Sprintf("A-%d", i)
+		acct := fmt.Sprintf("%s-%d", prefix, i)
 		a := send(context.Background(), c.endpoints, 0, "POST", "/v1/accounts", wire.CreateAccount{Account: acct, Name: "acct", Balance: opening}, "open-"+acct, 30*time.Second)
 		if a.status != 201 {
 			c.t.Fatalf("create %s: %d %s", acct, a.status, a.body)
@@ -325,8 +364,7 @@ func (c *cluster) resend(ops []Op) Resolved {
 		chunk := writes[start:min(start+500, len(writes))]
 		b := wire.Batch{Commands: make([]wire.Command, len(chunk))}
 		for i, op := range chunk {
-			b.Commands[i] = wire.Command{Op: map[string]string{KindTransfer: "transfer", KindDeposit: "deposit", KindWithdraw: "withdraw"}[op.Kind],
-				Key: op.Key, Account: op.Account, To: op.To, Amount: op.Amount}
+			b.Commands[i] = resendOf(op)
 		}
 		a := send(context.Background(), c.endpoints, 0, "POST", "/v1/batch", b, "", 30*time.Second)
 		var br wire.BatchResult
@@ -338,6 +376,20 @@ func (c *cluster) resend(ops []Op) Resolved {
 		}
 	}
 	return res
+}
+
+// resendOf is the batch command that sends op again: the same command,
+// so that its key answers with the first outcome.
+func resendOf(op Op) wire.Command {
+	switch op.Kind {
+	case KindCreateHold:
+		return wire.Command{Op: "create_hold", Key: op.Key, Account: op.Account, To: op.To, Amount: op.Amount, ExpiresInMs: holdExpiryMs}
+	case KindCaptureHold:
+		return wire.Command{Op: "capture_hold", Key: op.Key, Hold: op.Hold, Amount: op.Amount}
+	case KindVoidHold:
+		return wire.Command{Op: "void_hold", Key: op.Key, Hold: op.Hold}
+	}
+	return wire.Command{Op: op.Kind, Key: op.Key, Account: op.Account, To: op.To, Amount: op.Amount}
 }
 
 type logWriter struct{ t testing.TB }

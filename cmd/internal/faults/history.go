@@ -30,6 +30,11 @@ const (
 	// KindReadAfter is one account read with min_index: the index of the
 	// reader's own last acknowledged write.
 	KindReadAfter = "read_after"
+	// The hold ops, on accounts of their own (the per-account model
+	// knows balances, not holds): Account is a hold's from, To its to.
+	KindCreateHold  = "create_hold"
+	KindCaptureHold = "capture_hold"
+	KindVoidHold    = "void_hold"
 )
 
 // Op is one operation of the history, from invocation to answer.
@@ -40,6 +45,7 @@ type Op struct {
 	Account     string            `json:"account,omitempty"`
 	To          string            `json:"to,omitempty"`
 	Amount      uint64            `json:"amount,omitempty"`
+	Hold        uint64            `json:"hold,omitempty"` // the hold a capture or void acts on, or a create made
 	Node        string            `json:"node,omitempty"`        // who answered
 	Consistency string            `json:"consistency,omitempty"` // reads
 	Call        int64             `json:"call"`                  // ns since the history began

@@ -47,7 +47,7 @@ func labWrites(b *testing.B, spec string) {
 			}
 		}
 		c, _ := onLab(b, spec, rng, func(int) []string { return []string{"--rate-limit", "0"} })
-		accounts := c.createAccounts(32)
+		accounts := c.createAccounts("A", 32)
 		single := c.load(accounts, 32, 1, labBenchFor)
 		batch := c.load(accounts, 4, 100, labBenchFor)
 		b.Logf("%v between hosts: single commands (32 clients): %s", delay, single)

@@ -17,6 +17,8 @@ type report struct {
 	Unknown      int     `json:"unknown"`
 	Lost         int     `json:"lost"`
 	Reads        int     `json:"reads"`
+	// HoldOps counts the writes that were hold ops, by kind.
+	HoldOps map[string]int `json:"hold_ops"`
 	FailoverMs   []int64 `json:"failover_ms"`
 	// FailoverByKind is FailoverMs by the kind of fault.
 	FailoverByKind map[string][]int64 `json:"failover_ms_by_kind"`
@@ -30,7 +32,7 @@ func (c *cluster) check(ops []Op, faults []fault, resolved Resolved, accounts []
 	for _, a := range accounts {
 		open[a] = opening
 	}
-	r := report{Faults: faults, Operations: len(ops), ByFault: map[string]int{}}
+	r := report{Faults: faults, Operations: len(ops), ByFault: map[string]int{}, HoldOps: map[string]int{}}
 	for _, f := range faults {
 		r.ByFault[f.Kind]++
 	}
@@ -47,6 +49,10 @@ func (c *cluster) check(ops []Op, faults []fault, resolved Resolved, accounts []
 			r.Rejected++
 		}
 		r.Writes++
+		switch op.Kind {
+		case KindCreateHold, KindCaptureHold, KindVoidHold:
+			r.HoldOps[op.Kind+" "+op.Outcome]++
+		}
 	}
 	r.FailoverMs, r.FailoverByKind = failovers(ops, faults, c.h0)
 	lost, err := ExactlyOnce(ops, resolved, open, final)

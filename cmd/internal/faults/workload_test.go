@@ -121,7 +121,21 @@ type worker struct {
 	h        *History
 	seq      int
 	acked    uint64 // index of this worker's last acknowledged write
+
+	holdAccounts []string          // the two accounts the hold ops use, and only they
+	holds        map[uint64]heldBy // the holds this worker created and has not closed
 }
+
+// heldBy is what a worker knows of a hold it created.
+type heldBy struct {
+	from, to string
+	amount   uint64
+}
+
+// holdExpiryMs is the expiry of the workload's holds: far past a run, so
+// that every hold closes by a capture or a void (and the resend of a
+// create is the same command).
+const holdExpiryMs = 24 * 3600 * 1000
 
 func (w *worker) run(ctx context.Context) {
 	for ctx.Err() == nil {
@@ -144,9 +158,10 @@ func (w *worker) one(ctx context.Context) {
 		w.write(ctx, Op{Kind: KindTransfer, Key: key, Account: acct, To: to, Amount: amount}, "/v1/transfers", wire.Transfer{From: acct, To: to, Amount: amount})
 	case p < 60:
 		w.write(ctx, Op{Kind: KindDeposit, Key: key, Account: acct, Amount: amount}, "/v1/accounts/"+acct+"/deposit", wire.Amount{Amount: amount})
-	case p < 75:
+	case p < 72:
 		w.write(ctx, Op{Kind: KindWithdraw, Key: key, Account: acct, Amount: amount}, "/v1/accounts/"+acct+"/withdraw", wire.Amount{Amount: amount})
 	case p < 80:
+		w.holdOp(ctx, key)
 		w.readOne(ctx, acct)
 	case p < 85:
 		w.readAfter(acct)
@@ -155,14 +170,43 @@ func (w *worker) one(ctx context.Context) {
 	}
 }
 
-func (w *worker) write(ctx context.Context, op Op, path string, body any) {
+// holdOp creates a hold between the hold accounts, or captures part of
+// or voids one this worker created.
+func (w *worker) holdOp(ctx context.Context, key string) {
+	for id, h := range w.holds { // any one of them
+		delete(w.holds, id)
+		path := fmt.Sprintf("/v1/holds/%d/", id)
+		if w.rng.IntN(2) == 0 {
+			amount := uint64(1 + w.rng.IntN(int(h.amount)))
+			w.write(ctx, Op{Kind: KindCaptureHold, Key: key, Account: h.from, To: h.to, Amount: amount, Hold: id}, path+"capture", wire.Amount{Amount: amount})
+		} else {
+			w.write(ctx, Op{Kind: KindVoidHold, Key: key, Account: h.from, To: h.to, Hold: id}, path+"void", nil)
+		}
+		return
+	}
+	i := w.rng.IntN(2)
+	from, to := w.holdAccounts[i], w.holdAccounts[1-i]
+	amount := uint64(1 + w.rng.IntN(30))
+	op := w.write(ctx, Op{Kind: KindCreateHold, Key: key, Account: from, To: to, Amount: amount}, "/v1/holds",
+		wire.CreateHold{From: from, To: to, Amount: amount, ExpiresInMs: holdExpiryMs})
+	if op.Outcome == OutcomeOK && op.Hold != 0 {
+		w.holds[op.Hold] = heldBy{from, to, amount}
+	}
+}
+
+func (w *worker) write(ctx context.Context, op Op, path string, body any) Op {
 	op.Worker, op.Call = w.id, w.h.Now()
 	a := send(ctx, w.nodes, w.rng.IntN(len(w.nodes)), "POST", path, body, op.Key, 20*time.Second)
 	op.Return, op.Node, op.Tries, op.Index = w.h.Now(), a.node, a.tries, a.index
 	switch {
-	case a.status == 200:
+	case a.status == 200 || a.status == 201:
 		op.Outcome, op.Balances = OutcomeOK, balancesOf(a.body)
 		w.acked = max(w.acked, a.index)
+		if op.Kind == KindCreateHold {
+			var hr wire.HoldResult
+			json.Unmarshal(a.body, &hr)
+			op.Hold = hr.Hold.ID
+		}
 	case a.definite():
 		var p wire.Problem
 		json.Unmarshal(a.body, &p)
@@ -171,10 +215,20 @@ func (w *worker) write(ctx context.Context, op Op, path string, body any) {
 		op.Outcome = OutcomeUnknown
 	}
 	w.h.Add(op)
+	return op
 }
 
 func balancesOf(body []byte) map[string]uint64 {
 	out := map[string]uint64{}
+	var hr wire.HoldResult
+	if json.Unmarshal(body, &hr) == nil && hr.Hold.ID != 0 {
+		for _, a := range []*wire.Account{hr.From, hr.To} {
+			if a != nil {
+				out[a.Account] = a.Balance
+			}
+		}
+		return out
+	}
 	var tr wire.TransferResult
 	if json.Unmarshal(body, &tr) == nil && tr.From.Account != "" {
 		out[tr.From.Account], out[tr.To.Account] = tr.From.Balance, tr.To.Balance
