@@ -45,7 +45,7 @@ type Op struct {
 	Account     string            `json:"account,omitempty"`
 	To          string            `json:"to,omitempty"`
 	Amount      uint64            `json:"amount,omitempty"`
-	Hold        uint64            `json:"hold,omitempty"` // the hold a capture or void acts on, or a create made
+	Hold        uint64            `json:"hold,omitempty"`        // the hold a capture or void acts on, or a create made
 	Node        string            `json:"node,omitempty"`        // who answered
 	Consistency string            `json:"consistency,omitempty"` // reads
 	Call        int64             `json:"call"`                  // ns since the history began

@@ -18,8 +18,8 @@ type report struct {
 	Lost         int     `json:"lost"`
 	Reads        int     `json:"reads"`
 	// HoldOps counts the writes that were hold ops, by kind.
-	HoldOps map[string]int `json:"hold_ops"`
-	FailoverMs   []int64 `json:"failover_ms"`
+	HoldOps    map[string]int `json:"hold_ops"`
+	FailoverMs []int64        `json:"failover_ms"`
 	// FailoverByKind is FailoverMs by the kind of fault.
 	FailoverByKind map[string][]int64 `json:"failover_ms_by_kind"`
 	Unchecked      []string           `json:"unchecked_accounts,omitempty"`
