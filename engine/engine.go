@@ -70,7 +70,7 @@ type Engine struct {
 	keys    keyWindow
 	revoked revocations
 	tokens  tokens
-	holds   holdTable
+	holds   *holdTable
 	signer  Signer
 
 	keyBuf []byte // scratch for scoped keys

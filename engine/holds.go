@@ -58,13 +58,9 @@ type Hold struct {
 	Status       HoldStatus
 }
 
-// holdAt orders holds by a time or an index, then id.
-type holdAt struct {
-	at int64
-	id uint64
-}
-
-func lessHoldAt(a, b holdAt) bool { return a.at < b.at || a.at == b.at && a.id < b.id }
+func (h Hold) id() uint64       { return h.ID }
+func (h Hold) expiry() int64    { return h.ExpiresMs }
+func (h Hold) closedAt() uint64 { return h.ClosedIndex }
 
 // holdOf orders the holds of one account (as from or to) by id.
 type holdOf struct {
@@ -79,68 +75,40 @@ func lessHoldOf(a, b holdOf) bool {
 	return a.id < b.id
 }
 
-// holdTable holds the open holds and the most recently closed ones. The
-// id-ordered tree is the state (a Capture clones it, lazily); the others
-// are indexes rebuilt from it on restore.
+// holdTable holds the open holds and the most recently closed ones, and
+// indexes every one under its from and its to.
 type holdTable struct {
-	byID      *btree.BTreeG[Hold]
-	expiring  *btree.BTreeG[holdAt] // open holds by (expiry, id)
-	closed    *btree.BTreeG[holdAt] // closed holds by (closing index, id)
-	byAccount *btree.BTreeG[holdOf] // every hold under its from and its to
-	next      uint64                // id of the next hold; ids start at 1
-	open      int
+	lifecycle[Hold]
+	byAccount *btree.BTreeG[holdOf]
 	held      uint64 // the sum of the open holds' amounts
-	keep      int    // closed holds remembered (Config.ClosedHoldsKept)
 }
 
-func newHoldTable(keep int) holdTable {
-	return holdTable{
-		keep:      keep,
-		byID:      btree.NewG(32, func(a, b Hold) bool { return a.ID < b.ID }),
-		expiring:  btree.NewG(32, lessHoldAt),
-		closed:    btree.NewG(32, lessHoldAt),
-		byAccount: btree.NewG(32, lessHoldOf),
-		next:      1,
-	}
+func newHoldTable(keep int) *holdTable {
+	t := &holdTable{byAccount: btree.NewG(32, lessHoldOf)}
+	t.lifecycle = newLifecycle(keep, func(id uint64) Hold { return Hold{ID: id} }, func(h Hold) {
+		t.byAccount.Delete(holdOf{h.From, h.ID})
+		t.byAccount.Delete(holdOf{h.To, h.ID})
+	})
+	return t
 }
-
-func (t *holdTable) get(id uint64) (Hold, bool) { return t.byID.Get(Hold{ID: id}) }
 
 // add files a hold read from a state or just created.
 func (t *holdTable) add(h Hold) {
-	t.byID.ReplaceOrInsert(h)
 	t.byAccount.ReplaceOrInsert(holdOf{h.From, h.ID})
 	t.byAccount.ReplaceOrInsert(holdOf{h.To, h.ID})
 	if h.Status == HoldOpen {
-		t.expiring.ReplaceOrInsert(holdAt{h.ExpiresMs, h.ID})
-		t.open++
 		t.held += h.Amount
-		return
 	}
-	t.closed.ReplaceOrInsert(holdAt{int64(h.ClosedIndex), h.ID})
-	t.forgetOldest()
+	t.lifecycle.add(h)
 }
 
-// close ends an open hold and forgets the oldest closed holds past
-// Config.ClosedHoldsKept.
+// close ends an open hold.
 func (t *holdTable) close(h Hold, status HoldStatus, captured, index uint64) Hold {
-	t.expiring.Delete(holdAt{h.ExpiresMs, h.ID})
-	t.open--
+	closed := h
+	closed.Status, closed.Captured, closed.ClosedIndex = status, captured, index
 	t.held -= h.Amount
-	h.Status, h.Captured, h.ClosedIndex = status, captured, index
-	t.byID.ReplaceOrInsert(h)
-	t.closed.ReplaceOrInsert(holdAt{int64(index), h.ID})
-	t.forgetOldest()
-	return h
-}
-
-func (t *holdTable) forgetOldest() {
-	for t.closed.Len() > t.keep {
-		old, _ := t.closed.DeleteMin()
-		h, _ := t.byID.Delete(Hold{ID: old.id})
-		t.byAccount.Delete(holdOf{h.From, h.ID})
-		t.byAccount.Delete(holdOf{h.To, h.ID})
-	}
+	t.lifecycle.close(h, closed)
+	return closed
 }
 
 // Hold returns a hold the state remembers: every open one, and the
@@ -165,20 +133,12 @@ func (e *Engine) HoldsOf(number string, after uint64, limit int) []Hold {
 // NextHoldExpiryMs is the expiry of the open hold due first: a leader
 // whose log time reaches it appends an entry, so that holds expire on an
 // idle bank too.
-func (e *Engine) NextHoldExpiryMs() (int64, bool) {
-	first, ok := e.holds.expiring.Min()
-	return first.at, ok
-}
+func (e *Engine) NextHoldExpiryMs() (int64, bool) { return e.holds.nextExpiry() }
 
 // expireHolds releases, before the entry at index runs its commands,
 // every open hold due at its effective time nowMs.
 func (e *Engine) expireHolds(index uint64, nowMs int64) {
-	for {
-		first, ok := e.holds.expiring.Min()
-		if !ok || first.at > nowMs {
-			return
-		}
-		h, _ := e.holds.get(first.id)
+	for h, ok := e.holds.due(nowMs); ok; h, ok = e.holds.due(nowMs) {
 		e.release(h)
 		e.holds.close(h, HoldExpired, 0, index)
 	}
@@ -194,7 +154,7 @@ func (e *Engine) release(h Hold) *slot {
 
 // openHold finds the open hold a capture or void names, or says why not.
 func (e *Engine) openHold(id uint64) (Hold, Code) {
-	if id == 0 || id >= e.holds.next {
+	if !e.holds.known(id) {
 		return Hold{}, CodeHoldNotFound
 	}
 	h, ok := e.holds.get(id)
