@@ -30,6 +30,10 @@ func (e *Engine) execute(index uint64, nowMs int64, c *Command) Result {
 		return e.captureHold(index, c)
 	case OpVoidHold:
 		return e.voidHold(index, c)
+	case OpSetApprovalLimit:
+		return e.setApprovalLimit(c)
+	case OpApprove, OpReject:
+		return e.decide(index, nowMs, c)
 	}
 	return rejected(CodeInvalid)
 }

@@ -25,12 +25,13 @@ const captureBatch = 512
 // holds the replica loop for microseconds, not the ~0.3 s per million
 // accounts a full encoding takes.
 type Capture struct {
-	head    stateHeader
-	table   *accountTable
-	ordered *btree.BTreeG[uint32]
-	holds   *btree.BTreeG[Hold]
-	keys    keyView
-	lock    sync.Locker
+	head      stateHeader
+	table     *accountTable
+	ordered   *btree.BTreeG[uint32]
+	holds     *btree.BTreeG[Hold]
+	approvals *btree.BTreeG[Approval]
+	keys      keyView
+	lock      sync.Locker
 }
 
 // Capture freezes the state at the current index. Call it where Apply
@@ -45,7 +46,7 @@ func (e *Engine) Capture(lock sync.Locker) (*Capture, error) {
 	}
 	t.before = make(map[uint32]slot)
 	t.frozen = t.used
-	return &Capture{head: e.header(), table: t, ordered: t.ordered.Clone(), holds: e.holds.byID.Clone(), keys: e.keys.view(), lock: lock}, nil
+	return &Capture{head: e.header(), table: t, ordered: t.ordered.Clone(), holds: e.holds.byID.Clone(), approvals: e.approvals.byID.Clone(), keys: e.keys.view(), lock: lock}, nil
 }
 
 // Release ends the capture: the engine stops copying accounts aside. Call
@@ -71,7 +72,7 @@ func (c *Capture) Totals() Totals { return c.head.totals }
 // bytes Engine.WriteState gave at the index of the capture. It may run on
 // any goroutine, and once per capture.
 func (c *Capture) WriteState(w io.Writer) error {
-	return writeState(w, c.head, c.ascend, c.holds, c.keys)
+	return writeState(w, c.head, c.ascend, c.holds, c.approvals, c.keys)
 }
 
 // ascend visits the captured accounts in number order, reading them a

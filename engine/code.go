@@ -30,7 +30,13 @@ const (
 	CodeHoldExpired          Code = 21 // the hold expired before the command
 	CodeCaptureExceedsHold   Code = 22 // a capture of more than the hold reserves
 	CodeInvalidHold          Code = 23 // a hold op's id or expiry is out of range
-	codeEnd                       = 24
+	CodeApprovalPending      Code = 24 // not applied: kept for a second principal to approve
+	CodeApprovalNotFound     Code = 25 // no approval has this id
+	CodeApprovalClosed       Code = 26 // the approval was approved or rejected
+	CodeApprovalExpired      Code = 27 // the approval expired before the command
+	CodeOwnApproval          Code = 28 // a principal may not decide its own approval
+	CodeInvalidApproval      Code = 29 // an approval op's id or role is out of range
+	codeEnd                       = 30
 )
 
 var codeNames = [codeEnd]string{
@@ -58,6 +64,12 @@ var codeNames = [codeEnd]string{
 	CodeHoldExpired:          "hold_expired",
 	CodeCaptureExceedsHold:   "capture_exceeds_hold",
 	CodeInvalidHold:          "invalid_hold",
+	CodeApprovalPending:      "approval_pending",
+	CodeApprovalNotFound:     "approval_not_found",
+	CodeApprovalClosed:       "approval_closed",
+	CodeApprovalExpired:      "approval_expired",
+	CodeOwnApproval:          "own_approval",
+	CodeInvalidApproval:      "invalid_approval",
 }
 
 // String returns the stable snake_case name used in the API.

@@ -26,7 +26,11 @@ const (
 	OpCreateHold  Op = 12
 	OpCaptureHold Op = 13
 	OpVoidHold    Op = 14
-	opEnd            = 15
+	// And the four eyes:
+	OpSetApprovalLimit Op = 15
+	OpApprove          Op = 16
+	OpReject           Op = 17
+	opEnd                 = 18
 )
 
 var opNames = [opEnd]string{
@@ -48,6 +52,10 @@ var opNames = [opEnd]string{
 	OpCreateHold:  "create_hold",
 	OpCaptureHold: "capture_hold",
 	OpVoidHold:    "void_hold",
+
+	OpSetApprovalLimit: "set_approval_limit",
+	OpApprove:          "approve",
+	OpReject:           "reject",
 }
 
 // String returns the API name of the op.
@@ -88,6 +96,8 @@ func ParseOp(name string) (Op, bool) {
 //	create_hold     Account (from), To, Amount, ExpiresInMs (body version 5 and later, as the next two)
 //	capture_hold    Hold, Amount (0: all of it)
 //	void_hold       Hold
+//	set_approval_limit Token (Role), Amount (the limit; 0: none)
+//	approve, reject Approval
 //
 // Key is the idempotency key; every command must carry one. Principal
 // names who sent it, compactly (ParsePrincipal); bodies of version 2 and
@@ -107,6 +117,8 @@ type Command struct {
 	// ExpiresInMs is how long a create_hold holds, from its entry's
 	// effective time.
 	ExpiresInMs uint64
+	// Approval names the approval an approve or reject decides.
+	Approval uint64
 }
 
 // opsIn is the last op a body version carries.
@@ -123,9 +135,9 @@ func opsIn(version uint32) Op {
 }
 
 // namesAccounts reports whether an op names accounts (its result carries
-// them): the account and hold ops, which a teller may run.
+// them): the account, hold and decision ops, which a teller may run.
 func (o Op) namesAccounts() bool {
-	return o >= OpCreateAccount && o <= OpRename || o >= OpFreezeAccount && o <= OpVoidHold
+	return o >= OpCreateAccount && o <= OpRename || o >= OpFreezeAccount && o <= OpVoidHold || o == OpApprove || o == OpReject
 }
 
 // isHoldOp reports whether an op creates, captures or voids a hold (its
@@ -167,6 +179,8 @@ func (c *Command) Check() Code {
 		return checkToken(c)
 	case OpCreateHold, OpCaptureHold, OpVoidHold:
 		return checkHold(c)
+	case OpSetApprovalLimit, OpApprove, OpReject:
+		return checkApproval(c)
 	}
 	return CodeInvalid
 }
@@ -272,10 +286,11 @@ func (c *Command) fingerprint() uint64 {
 			mix(b)
 		}
 	}
-	if c.Hold != 0 || c.ExpiresInMs != 0 { // only then: older commands keep their fingerprints
+	if c.Hold != 0 || c.ExpiresInMs != 0 || c.Approval != 0 { // only then: older commands keep their fingerprints
 		mix(0xfe)
 		u64(c.Hold)
 		u64(c.ExpiresInMs)
+		u64(c.Approval)
 	}
 	return h
 }

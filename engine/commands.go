@@ -56,8 +56,8 @@ func EncodedBytesMax(cmds []Command) int {
 	for i := range cmds {
 		c := &cmds[i]
 		n += 48 + len(c.Key) + len(c.Account) + len(c.To) + len(c.Name) + len(c.Serial) + len(c.Principal)
-		if c.Hold != 0 || c.ExpiresInMs != 0 {
-			n += 32
+		if c.Hold != 0 || c.ExpiresInMs != 0 || c.Approval != 0 {
+			n += 48
 		}
 		if t := c.Token; t != nil {
 			n += 64 + TokenHashLen

@@ -28,6 +28,9 @@ type Result struct {
 	// after the command (on a replay: as it is now, while the state
 	// remembers it); nil for the other ops.
 	Hold *Hold
+	// Approval is the approval a command above its limit asked for, or an
+	// approve or reject decided; nil otherwise.
+	Approval *Approval
 
 	accounts [2]Account
 	n        uint8
@@ -67,11 +70,12 @@ type Engine struct {
 	nextNum  uint64 // next candidate for an assigned account number
 	totals   Totals
 
-	keys    keyWindow
-	revoked revocations
-	tokens  tokens
-	holds   *holdTable
-	signer  Signer
+	keys      keyWindow
+	revoked   revocations
+	tokens    tokens
+	holds     *holdTable
+	approvals *approvalTable
+	signer    Signer
 
 	keyBuf []byte // scratch for scoped keys
 }
@@ -99,11 +103,12 @@ func New(cfg Config) (*Engine, error) {
 
 func newEngine(cfg Config) *Engine {
 	return &Engine{
-		cfg:      cfg,
-		accounts: newAccountTable(0),
-		nextNum:  1,
-		keys:     newKeyWindow(),
-		holds:    newHoldTable(cfg.ClosedHoldsKept),
+		cfg:       cfg,
+		accounts:  newAccountTable(0),
+		nextNum:   1,
+		keys:      newKeyWindow(),
+		holds:     newHoldTable(cfg.ClosedHoldsKept),
+		approvals: newApprovalTable(cfg.ClosedHoldsKept),
 
 		bodyVersion: BodyV1,
 	}
@@ -174,8 +179,9 @@ func (e *Engine) Apply(ent *Entry) ([]Result, error) {
 	}
 	results := make([]Result, len(ent.Commands))
 	now := max(ent.TimeMs, e.timeMs) // a leader's clock may step back; the log's time never does
-	if e.holds.open > 0 {
-		e.expireHolds(ent.Index, now) // before the commands (docs/format.md, "Holds")
+	if e.holds.open > 0 || e.approvals.open > 0 {
+		e.expireHolds(ent.Index, now) // before the commands (docs/format.md, "Holds and their expiry")
+		e.expireApprovals(ent.Index, now)
 	}
 	for i := range ent.Commands {
 		results[i] = e.applyCommand(ent.Index, now, &ent.Commands[i])
@@ -243,7 +249,11 @@ func (e *Engine) applyCommand(index uint64, nowMs int64, c *Command) Result {
 		return rec.replay(e, c, created)
 	}
 	r := Result{Code: e.Authorize(c, nowMs)}
-	if r.Code == CodeOK {
+	switch {
+	case r.Code != CodeOK:
+	case e.needsApproval(c):
+		r = e.requestApproval(index, nowMs, c)
+	default:
 		r = e.execute(index, nowMs, c)
 	}
 	rec, created := newKeyRecord(index, fp, c, &r)

@@ -83,7 +83,7 @@ const (
 	BodyV2 = 2                // and a principal per command ("by")
 	BodyV3 = entry.BodySealed // the same commands, sealed: encrypted and signed (package seal)
 	BodyV4 = 4                // and frozen accounts; the log's time never goes back in the state
-	BodyV5 = 5                // and holds: ops 12 to 14, fields hold and expires_in
+	BodyV5 = 5                // and holds and four eyes: ops 12 to 17, fields hold, expires_in and approval
 	// BodyVersionMax is the newest body version this binary reads.
 	BodyVersionMax = BodyV5
 )
@@ -153,8 +153,8 @@ func fitsVersion(version uint32, c *Command) error {
 		return fmt.Errorf("op %s is not in body version %d", c.Op, version)
 	case version == BodyV1 && (c.Principal != "" || c.Serial != "" || c.Token != nil):
 		return fmt.Errorf("a version 1 body carries no principal, serial or token")
-	case version < BodyV5 && (c.Hold != 0 || c.ExpiresInMs != 0):
-		return fmt.Errorf("a body before version 5 carries no hold or expiry")
+	case version < BodyV5 && (c.Hold != 0 || c.ExpiresInMs != 0 || c.Approval != 0):
+		return fmt.Errorf("a body before version 5 carries no hold, expiry or approval")
 	}
 	return nil
 }
@@ -163,7 +163,7 @@ func fitsVersion(version uint32, c *Command) error {
 // set, so that the encoding is canonical and compact.
 func encodeCommand(w *pack.Writer, c *Command) {
 	n := 2
-	for _, set := range []bool{c.Account != "", c.To != "", c.Name != "", c.Amount != 0, c.Serial != "", c.Principal != "", c.Hold != 0, c.ExpiresInMs != 0} {
+	for _, set := range []bool{c.Account != "", c.To != "", c.Name != "", c.Amount != 0, c.Serial != "", c.Principal != "", c.Hold != 0, c.ExpiresInMs != 0, c.Approval != 0} {
 		if set {
 			n++
 		}
@@ -197,6 +197,10 @@ func encodeCommand(w *pack.Writer, c *Command) {
 	if c.ExpiresInMs != 0 {
 		w.Str("expires_in")
 		w.Uint(c.ExpiresInMs)
+	}
+	if c.Approval != 0 {
+		w.Str("approval")
+		w.Uint(c.Approval)
 	}
 	if t != nil {
 		encodeTokenSpec(w, t)
@@ -314,6 +318,9 @@ func readCommandField(r *pack.Reader, k string, c *Command) (uint32, error) {
 	case "expires_in":
 		c.ExpiresInMs, err = r.Uint()
 		return 16384, err
+	case "approval":
+		c.Approval, err = r.Uint()
+		return 32768, err
 	}
 	return readTokenField(r, k, c)
 }

@@ -78,6 +78,9 @@ func scanCommandField(s *pack.Scanner, c *Command) uint32 {
 	case "expires_in":
 		c.ExpiresInMs = s.Uint()
 		return 16384
+	case "approval":
+		c.Approval = s.Uint()
+		return 32768
 	}
 	s.Bad = true
 	return 0

@@ -130,10 +130,20 @@ func (e *Engine) HoldsOf(number string, after uint64, limit int) []Hold {
 	return out
 }
 
-// NextHoldExpiryMs is the expiry of the open hold due first: a leader
-// whose log time reaches it appends an entry, so that holds expire on an
-// idle bank too.
-func (e *Engine) NextHoldExpiryMs() (int64, bool) { return e.holds.nextExpiry() }
+// NextExpiryMs is the expiry of the open hold or pending approval due
+// first: a leader whose log time reaches it appends an entry, so that
+// they expire on an idle bank too.
+func (e *Engine) NextExpiryMs() (int64, bool) {
+	h, holds := e.holds.nextExpiry()
+	a, approvals := e.approvals.nextExpiry()
+	switch {
+	case holds && approvals:
+		return min(h, a), true
+	case approvals:
+		return a, true
+	}
+	return h, holds
+}
 
 // expireHolds releases, before the entry at index runs its commands,
 // every open hold due at its effective time nowMs.

@@ -86,7 +86,7 @@ func TestHoldsExpireByTheLogsTime(t *testing.T) {
 	applyV5(t, e, 10_000, create("A", "Ada", 100), create("B", "Bob", 0))
 	c := createHold("A", "B", 30, 500)
 	first := applyV5(t, e, 10_000, c)[0]
-	if next, ok := e.NextHoldExpiryMs(); !ok || next != 10_500 {
+	if next, ok := e.NextExpiryMs(); !ok || next != 10_500 {
 		t.Fatalf("next expiry %d %v, want 10500", next, ok)
 	}
 	applyV5(t, e, 10_499)
@@ -105,7 +105,7 @@ func TestHoldsExpireByTheLogsTime(t *testing.T) {
 	if a := mustAccount(t, e, "A"); a.Held != 0 || a.Balance != 100 {
 		t.Fatalf("A after the expiry: %+v", a)
 	}
-	if _, ok := e.NextHoldExpiryMs(); ok {
+	if _, ok := e.NextExpiryMs(); ok {
 		t.Fatal("an expiry is still due")
 	}
 	if again := applyV5(t, e, 10_600, c)[0]; !again.Replayed || again.Code != CodeOK || again.Hold.ID != first.Hold.ID || again.Hold.Status != HoldExpired {

@@ -30,6 +30,17 @@ func (r *keyRecord) replay(e *Engine, c *Command, created string) Result {
 	if r.code == CodeOK && c.Op.isTokenOp() {
 		res.Token = r.balances[0]
 	}
+	var approval Approval
+	switch id := c.Approval; {
+	case r.code == CodeApprovalPending:
+		id = r.balances[0]
+		fallthrough
+	case c.Op == OpApprove || c.Op == OpReject:
+		var ok bool
+		if approval, ok = e.approvals.get(id); ok {
+			res.Approval = &approval
+		}
+	}
 	if r.code != CodeOK || !c.Op.namesAccounts() {
 		return res
 	}
@@ -40,6 +51,14 @@ func (r *keyRecord) replay(e *Engine, c *Command, created string) Result {
 		numbers[0] = created
 	case OpTransfer, OpCaptureHold:
 		n = 2
+	case OpApprove, OpReject: // the accounts of the command it applied
+		numbers, n = [2]string{approval.Account, approval.To}, 0
+		if c.Op == OpApprove && res.Approval != nil {
+			n = 1
+			if approval.Op == OpTransfer {
+				n = 2
+			}
+		}
 	}
 	if c.Op.isHoldOp() {
 		id := c.Hold
@@ -80,6 +99,9 @@ func newKeyRecord(index, fp uint64, c *Command, r *Result) (keyRecord, string) {
 	}
 	if c.Op == OpCreateHold && r.Hold != nil {
 		rec.balances[1] = r.Hold.ID
+	}
+	if r.Code == CodeApprovalPending && r.Approval != nil {
+		rec.balances[0] = r.Approval.ID // no account moved: the id it was given
 	}
 	if c.Op == OpCreateAccount && r.Code == CodeOK {
 		return rec, r.accounts[0].Number

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -19,6 +20,15 @@ type model struct {
 	holds    map[uint64]*modelHold
 	nextHold uint64
 	now      int64 // the log's time: the highest stamp so far
+
+	limits       map[Role]uint64
+	approvals    map[uint64]*modelApproval
+	nextApproval uint64
+}
+
+type modelApproval struct {
+	cmd    Command // as its principal sent it
+	status ApprovalStatus
 }
 
 type modelHold struct {
@@ -51,7 +61,7 @@ func (m *model) tick(stamp int64) {
 
 func newModel() *model {
 	return &model{balances: map[string]uint64{}, frozen: map[string]bool{}, seen: map[string]modelKey{},
-		holds: map[uint64]*modelHold{}, nextHold: 1}
+		holds: map[uint64]*modelHold{}, nextHold: 1, limits: map[Role]uint64{}, approvals: map[uint64]*modelApproval{}, nextApproval: 1}
 }
 
 type modelKey struct {
@@ -65,15 +75,76 @@ func (m *model) apply(c Command) Code {
 	}
 	plain := c
 	plain.Key = ""
-	if k, ok := m.seen[c.Key]; ok {
-		if k.cmd != plain {
+	scoped := c.Key // each principal's keys are its own
+	if c.Principal != "" {
+		scoped = c.Principal + "\x00" + c.Key
+	}
+	if k, ok := m.seen[scoped]; ok {
+		if !reflect.DeepEqual(k.cmd, plain) {
 			return CodeIdempotencyKeyReused
 		}
 		return k.code
 	}
-	code := m.execute(c)
-	m.seen[c.Key] = modelKey{cmd: plain, code: code}
+	code := m.authorize(c)
+	if code == CodeOK {
+		code = m.run(c)
+	}
+	m.seen[scoped] = modelKey{cmd: plain, code: code}
 	return code
+}
+
+// authorize: no principal, or an admin, may do anything; a teller all
+// but set a limit (the generator draws nothing else a teller may not).
+func (m *model) authorize(c Command) Code {
+	switch principalRole(c.Principal) {
+	case 0, RoleAdmin:
+		return CodeOK
+	case RoleTeller:
+		if c.Op != OpSetApprovalLimit {
+			return CodeOK
+		}
+	}
+	return CodeForbidden
+}
+
+func principalRole(by string) Role {
+	p, _ := ParsePrincipal(by)
+	return p.Role
+}
+
+// run keeps a money command above its principal's limit for approval,
+// decides approvals, or executes.
+func (m *model) run(c Command) Code {
+	money := c.Op == OpDeposit || c.Op == OpWithdraw || c.Op == OpTransfer
+	if limit := m.limits[principalRole(c.Principal)]; money && limit != 0 && c.Amount > limit && c.Check() == CodeOK {
+		m.approvals[m.nextApproval] = &modelApproval{cmd: c, status: ApprovalPending}
+		m.nextApproval++
+		return CodeApprovalPending
+	}
+	if code := c.Check(); code != CodeOK {
+		return code
+	}
+	switch c.Op {
+	case OpSetApprovalLimit:
+		m.limits[c.Token.Role] = c.Amount
+		return CodeOK
+	case OpApprove, OpReject:
+		a, ok := m.approvals[c.Approval]
+		switch {
+		case !ok:
+			return CodeApprovalNotFound
+		case a.status != ApprovalPending:
+			return CodeApprovalClosed
+		case a.cmd.Principal == c.Principal:
+			return CodeOwnApproval
+		case c.Op == OpReject:
+			a.status = ApprovalRejected
+			return CodeOK
+		}
+		a.status = ApprovalApproved
+		return m.execute(a.cmd)
+	}
+	return m.execute(c)
 }
 
 func (m *model) execute(c Command) Code {
@@ -230,7 +301,8 @@ func genCommand(version uint32) *rapid.Generator[Command] {
 		ops = append(ops, OpFreezeAccount, OpUnfreezeAccount)
 	}
 	if version >= BodyV5 {
-		ops = append(ops, OpCreateAccount, OpDeposit, OpCreateHold, OpCreateHold, OpCreateHold, OpCaptureHold, OpCaptureHold, OpVoidHold)
+		ops = append(ops, OpCreateAccount, OpDeposit, OpCreateHold, OpCreateHold, OpCreateHold, OpCaptureHold, OpCaptureHold, OpVoidHold,
+			OpSetApprovalLimit, OpApprove, OpApprove, OpReject)
 	}
 	return rapid.Custom(func(t *rapid.T) Command {
 		c := Command{
@@ -252,6 +324,16 @@ func genCommand(version uint32) *rapid.Generator[Command] {
 			c.Hold = rapid.Uint64Range(0, 6).Draw(t, "hold")
 		case OpCreateAccount, OpRename:
 			c.Name = rapid.SampledFrom([]string{"Ada", " Bob ", "", "\x01"}).Draw(t, "name")
+		case OpSetApprovalLimit:
+			c.Account = ""
+			c.Token = &TokenSpec{Role: rapid.SampledFrom([]Role{RoleTeller, RoleTeller, RoleCustomer, RoleAdmin}).Draw(t, "role")}
+			c.Amount = rapid.SampledFrom([]uint64{0, 10, 50, 100}).Draw(t, "limit")
+		case OpApprove, OpReject:
+			c.Account, c.Amount = "", 0
+			c.Approval = rapid.Uint64Range(0, 4).Draw(t, "approval")
+		}
+		if version >= BodyV4 { // a version 1 body carries no principal
+			c.Principal = genPrincipal.Draw(t, "by")
 		}
 		if c.Op == OpCreateAccount && c.Account == "" {
 			c.Account = "A" // the model does not assign numbers
@@ -261,7 +343,8 @@ func genCommand(version uint32) *rapid.Generator[Command] {
 }
 
 var (
-	genVersion = rapid.SampledFrom([]uint32{BodyV1, BodyV4, BodyV5})
+	genVersion   = rapid.SampledFrom([]uint32{BodyV1, BodyV4, BodyV5})
+	genPrincipal = rapid.SampledFrom([]string{"", admin, teller1, teller1, teller2})
 	// genHoldAmount draws from few values, so that captures meet their
 	// holds' amounts and the balances' edges.
 	genHoldAmount = rapid.SampledFrom([]uint64{0, 1, 2, 10, 11, 50, 100, MaxAmount + 1})
@@ -396,12 +479,13 @@ func opening(t *rapid.T, e *Engine, m *model) {
 	}
 }
 
-// sameResult compares two results, their holds by value.
+// sameResult compares two results, their holds and approvals by value.
 func sameResult(a, b Result) bool {
-	if (a.Hold == nil) != (b.Hold == nil) || a.Hold != nil && *a.Hold != *b.Hold {
+	if (a.Hold == nil) != (b.Hold == nil) || a.Hold != nil && *a.Hold != *b.Hold ||
+		(a.Approval == nil) != (b.Approval == nil) || a.Approval != nil && *a.Approval != *b.Approval {
 		return false
 	}
-	a.Hold, b.Hold = nil, nil
+	a.Hold, b.Hold, a.Approval, b.Approval = nil, nil, nil, nil
 	return a == b
 }
 

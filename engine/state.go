@@ -37,10 +37,12 @@ var ErrCorruptState = errors.New("engine: corrupt state")
 //	 uvarint next token id | uvarint t, t x token, in id order) |
 //	(version 3: uvarint signer epoch | bytes signer certificate) |
 //	uvarint n, n x account (in number order) | uvarint total balance |
-//	(version 5: uvarint next hold id | uvarint h, h x hold, in id order) |
+//	(version 5: uvarint next hold id | uvarint h, h x hold, in id order |
+//	 uvarint l, l x (byte role | uvarint limit), in role order |
+//	 uvarint next approval id | uvarint a, a x approval, in id order) |
 //	uvarint k, k x key record (oldest first)
 func (e *Engine) WriteState(w io.Writer) error {
-	return writeState(w, e.header(), func(visit func(*slot) bool) { e.accounts.ascend("", visit) }, e.holds.byID, e.keys.view())
+	return writeState(w, e.header(), func(visit func(*slot) bool) { e.accounts.ascend("", visit) }, e.holds.byID, e.approvals.byID, e.keys.view())
 }
 
 // stateHeader is the part of the state that is not accounts or keys.
@@ -59,17 +61,19 @@ type stateHeader struct {
 	nextToken    uint64
 	signer       Signer
 	nextHold     uint64
+	limits       [roleEnd]uint64
+	nextApproval uint64
 }
 
 func (e *Engine) header() stateHeader {
 	return stateHeader{index: e.index, epoch: e.epoch, lastHash: e.lastHash, timeMs: e.timeMs, nextNum: e.nextNum, totals: e.totals,
 		bodyVersion: e.bodyVersion, versionSince: e.versionSince, revoked: e.revoked.sorted(), tokens: e.Tokens(), nextToken: e.tokens.next,
-		signer: e.signer, nextHold: e.holds.next}
+		signer: e.signer, nextHold: e.holds.next, limits: e.approvals.limits, nextApproval: e.approvals.next}
 }
 
 // writeState is the one encoder behind Engine.WriteState and
 // Capture.WriteState; ascend visits the accounts in number order.
-func writeState(w io.Writer, h stateHeader, ascend func(visit func(*slot) bool), holds *btree.BTreeG[Hold], keys keyView) error {
+func writeState(w io.Writer, h stateHeader, ascend func(visit func(*slot) bool), holds *btree.BTreeG[Hold], approvals *btree.BTreeG[Approval], keys keyView) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	s := stateWriter{w: bw, v: stateVersion(h.bodyVersion)}
 	s.uvarint(s.v)
@@ -107,6 +111,13 @@ func writeState(w io.Writer, h stateHeader, ascend func(visit func(*slot) bool),
 		s.uvarint(uint64(holds.Len()))
 		holds.Ascend(func(hd Hold) bool {
 			s.hold(&hd)
+			return s.err == nil
+		})
+		s.limits(&h.limits)
+		s.uvarint(h.nextApproval)
+		s.uvarint(uint64(approvals.Len()))
+		approvals.Ascend(func(a Approval) bool {
+			s.approval(&a)
 			return s.err == nil
 		})
 	}
@@ -198,6 +209,43 @@ func (s *stateWriter) hold(h *Hold) {
 	s.uvarint(h.CreatedIndex)
 	s.uvarint(h.ClosedIndex)
 	s.raw([]byte{byte(h.Status)})
+}
+
+// limits: uvarint l | l x (byte role | uvarint limit), the roles that
+// have one, in role order.
+func (s *stateWriter) limits(limits *[roleEnd]uint64) {
+	n := 0
+	for _, l := range limits {
+		if l != 0 {
+			n++
+		}
+	}
+	s.uvarint(uint64(n))
+	for r, l := range limits {
+		if l != 0 {
+			s.raw([]byte{byte(r)})
+			s.uvarint(l)
+		}
+	}
+}
+
+// approval: uvarint id | byte op | str account | str to | uvarint amount
+// | str by | uvarint requested_index | varint expires_ms | uvarint
+// closed_index (0: pending) | byte status | str closed_by | byte outcome
+// (0 unless approved).
+func (s *stateWriter) approval(a *Approval) {
+	s.uvarint(a.ID)
+	s.raw([]byte{byte(a.Op)})
+	s.str(a.Account)
+	s.str(a.To)
+	s.uvarint(a.Amount)
+	s.str(a.By)
+	s.uvarint(a.RequestedIndex)
+	s.varint(a.ExpiresMs)
+	s.uvarint(a.ClosedIndex)
+	s.raw([]byte{byte(a.Status)})
+	s.str(a.ClosedBy)
+	s.raw([]byte{byte(a.Outcome)})
 }
 
 // token: uvarint id | [32]byte hash | str name | byte role | uvarint n,
@@ -319,6 +367,8 @@ func (rd *stateReader) restore(e *Engine) error {
 	rd.accounts(e)
 	if v >= stateV5 {
 		rd.holds(e)
+		rd.limits(e)
+		rd.approvals(e)
 	}
 	rd.keyRecords(e)
 	if rd.err != nil {
@@ -586,6 +636,95 @@ func (rd *stateReader) hold() Hold {
 	rd.raw(status[:])
 	h.Status = HoldStatus(status[0])
 	return h
+}
+
+// limits reads a version 5 state's approval limits: roles that take one,
+// in order, each once, each above 0.
+func (rd *stateReader) limits(e *Engine) {
+	n := rd.uvarint()
+	if n > roleEnd {
+		rd.fail("%d approval limits", n)
+		return
+	}
+	prev := Role(0)
+	for i := uint64(0); i < n && rd.err == nil; i++ {
+		var role [1]byte
+		rd.raw(role[:])
+		r, limit := Role(role[0]), rd.uvarint()
+		spec := Command{Op: OpSetApprovalLimit, Amount: limit, Token: &TokenSpec{Role: r}}
+		if rd.err == nil && (r <= prev || limit == 0 || checkApproval(&spec) != CodeOK) {
+			rd.fail("approval limit %d for role %d", limit, r)
+		}
+		e.approvals.limits[r%roleEnd], prev = limit, r
+	}
+}
+
+// approvals reads a version 5 state's approvals: in id order, below the
+// next id, each a money command as its principal sent it, and when closed
+// closed as a decision or an expiry makes it, at indexes the state applied.
+func (rd *stateReader) approvals(e *Engine) {
+	e.approvals.next = rd.uvarint()
+	n := rd.uvarint()
+	if n > uint64(ApprovalsMax+e.cfg.ClosedHoldsKept) {
+		rd.fail("%d approvals, limit %d", n, ApprovalsMax+e.cfg.ClosedHoldsKept)
+		return
+	}
+	var prev uint64
+	for i := uint64(0); i < n && rd.err == nil; i++ {
+		a := rd.approval()
+		if rd.err != nil {
+			return
+		}
+		if problem := approvalProblem(&a, prev, e); problem != "" {
+			rd.fail("approval %d: %s", a.ID, problem)
+			return
+		}
+		prev = a.ID
+		e.approvals.add(a)
+	}
+	if rd.err == nil && (e.approvals.next == 0 || e.approvals.open > ApprovalsMax || e.approvals.closed.Len() > e.cfg.ClosedHoldsKept) {
+		rd.fail("next approval %d; %d pending and %d closed approvals", e.approvals.next, e.approvals.open, e.approvals.closed.Len())
+	}
+}
+
+func (rd *stateReader) approval() Approval {
+	var a Approval
+	var b [1]byte
+	a.ID = rd.uvarint()
+	rd.raw(b[:])
+	a.Op = Op(b[0])
+	a.Account, a.To = rd.str(AccountNumberLenMax), rd.str(AccountNumberLenMax)
+	a.Amount, a.By = rd.uvarint(), rd.str(PrincipalLenMax)
+	a.RequestedIndex, a.ExpiresMs, a.ClosedIndex = rd.uvarint(), rd.varint(), rd.uvarint()
+	rd.raw(b[:])
+	a.Status = ApprovalStatus(b[0])
+	a.ClosedBy = rd.str(PrincipalLenMax)
+	rd.raw(b[:])
+	a.Outcome = Code(b[0])
+	return a
+}
+
+// approvalProblem says what is wrong with an approval read from a state
+// ("" for nothing), prev the id before it.
+func approvalProblem(a *Approval, prev uint64, e *Engine) string {
+	cmd := a.command()
+	_, byOK := ParsePrincipal(a.By)
+	pending := a.Status == ApprovalPending
+	switch {
+	case a.ID <= prev || a.ID >= e.approvals.next:
+		return fmt.Sprintf("out of order or at or past the next id %d", e.approvals.next)
+	case a.Op != OpDeposit && a.Op != OpWithdraw && a.Op != OpTransfer || cmd.Check() != CodeOK || !byOK:
+		return "not a money command of a principal"
+	case a.RequestedIndex == 0 || a.RequestedIndex > e.index:
+		return fmt.Sprintf("asked for at %d, state at %d", a.RequestedIndex, e.index)
+	case a.Status == 0 || a.Status >= approvalStatusEnd || pending != (a.ClosedIndex == 0):
+		return fmt.Sprintf("status %d, closed at %d", a.Status, a.ClosedIndex)
+	case !pending && (a.ClosedIndex < a.RequestedIndex || a.ClosedIndex > e.index):
+		return fmt.Sprintf("closed at %d, asked for at %d, state at %d", a.ClosedIndex, a.RequestedIndex, e.index)
+	case (a.Status == ApprovalApproved) != a.Outcome.Valid() || (a.ClosedBy != "" && a.Status != ApprovalApproved && a.Status != ApprovalRejected):
+		return fmt.Sprintf("status %v with outcome %d, closed by %q", a.Status, a.Outcome, a.ClosedBy)
+	}
+	return ""
 }
 
 func (rd *stateReader) keyRecords(e *Engine) {

@@ -40,7 +40,7 @@ func (n *Node) keepTime(ls *leaderState) {
 // moves the log's time on by itself).
 func (n *Node) holdDue(ls *leaderState) bool {
 	n.mu.RLock()
-	due, open := n.eng.NextHoldExpiryMs()
+	due, open := n.eng.NextExpiryMs()
 	logMs, applied := n.eng.TimeMs(), n.eng.Index()
 	n.mu.RUnlock()
 	if !open || applied < n.appendHead.Load() {
