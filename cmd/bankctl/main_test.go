@@ -652,6 +652,25 @@ func checkTokens(t *testing.T, c *ctl) {
 			t.Errorf("bankctl as %s %v: exit %d, want %d with %q\n%s%s", tc.tok.Name, tc.args, code, tc.code, tc.want, out, errs)
 		}
 	}
+	// Four eyes: above the teller limit a deposit waits (exit 7), its
+	// teller may not approve it, an admin does.
+	c.ok("approvals", "limit", "teller", "100")
+	if out, errs, code := as(tess, "deposit", "B-1", "500"); code != 7 || !strings.Contains(errs, "approvals approve") {
+		t.Fatalf("a deposit above the teller limit: exit %d\n%s%s", code, out, errs)
+	}
+	var waiting wire.ApprovalList
+	json.Unmarshal([]byte(c.ok("approvals", "list", "-o", "json")), &waiting)
+	if len(waiting.Approvals) != 1 || waiting.Approvals[0].Amount != 500 {
+		t.Fatalf("approvals list: %+v", waiting)
+	}
+	id := fmt.Sprint(waiting.Approvals[0].ID)
+	if out, errs, code := as(tess, "approvals", "approve", id); code != 3 || !strings.Contains(out+errs, "own_approval") {
+		t.Fatalf("its teller approves: exit %d\n%s%s", code, out, errs)
+	}
+	if out := c.ok("approvals", "approve", id, "-o", "table"); !strings.Contains(out, "approved") || !strings.Contains(out, "B-1") {
+		t.Fatalf("approvals approve:\n%s", out)
+	}
+	c.ok("approvals", "limit", "teller", "0")
 	if out, errs, code := c.run("", "token", "create", "--role", "customer"); code != 2 || !strings.Contains(errs, "--accounts") {
 		t.Errorf("a customer token without accounts: exit %d\n%s%s", code, out, errs)
 	}

@@ -43,6 +43,21 @@ func Describe(c engine.Command, code engine.Code) string {
 			return fmt.Sprintf("expires_in_ms %d is outside 1 to %d (90 days)", c.ExpiresInMs, uint64(engine.HoldTTLMax))
 		}
 		return "a hold id is 1 or more"
+	case engine.CodeApprovalPending:
+		return fmt.Sprintf("%s of %d is above the approval limit of its principal's role: not applied, it waits for a second teller or an admin", c.Op, c.Amount)
+	case engine.CodeApprovalNotFound:
+		return fmt.Sprintf("no approval %d", c.Approval)
+	case engine.CodeApprovalClosed:
+		return fmt.Sprintf("approval %d was approved or rejected already", c.Approval)
+	case engine.CodeApprovalExpired:
+		return fmt.Sprintf("approval %d expired (a day after it was asked for): send the command again", c.Approval)
+	case engine.CodeOwnApproval:
+		return fmt.Sprintf("approval %d was asked for by this principal: another teller or an admin decides it", c.Approval)
+	case engine.CodeInvalidApproval:
+		if c.Op == engine.OpSetApprovalLimit {
+			return "an approval limit is for the teller or the customer role"
+		}
+		return "an approval id is 1 or more"
 	case engine.CodeAccountFrozen:
 		if c.Op == engine.OpTransfer || c.Op == engine.OpCreateHold {
 			return fmt.Sprintf("account %q or %q is frozen: no money moves in or out until it is unfrozen", c.Account, c.To)

@@ -327,6 +327,10 @@ func (r Result) appendJSON(b []byte) []byte {
 		h, _ := json.Marshal(r.Hold) // a Hold always marshals
 		b = append(append(b, `,"hold":`...), h...)
 	}
+	if r.Approval != nil { // as are approvals
+		a, _ := json.Marshal(r.Approval)
+		b = append(append(b, `,"approval":`...), a...)
+	}
 	return append(b, '}')
 }
 

@@ -79,15 +79,19 @@ func StatusOf(code string) int {
 	switch c {
 	case engine.CodeOK:
 		return http.StatusOK
-	case engine.CodeAccountNotFound, engine.CodeTokenNotFound, engine.CodeHoldNotFound:
+	case engine.CodeApprovalPending:
+		return http.StatusAccepted
+	case engine.CodeOwnApproval:
+		return http.StatusForbidden
+	case engine.CodeAccountNotFound, engine.CodeTokenNotFound, engine.CodeHoldNotFound, engine.CodeApprovalNotFound:
 		return http.StatusNotFound
 	case engine.CodeAccountExists, engine.CodeInsufficientFunds, engine.CodeBalanceNotZero,
 		engine.CodeLimitExceeded, engine.CodeIdempotencyKeyReused, engine.CodeAccountFrozen,
-		engine.CodeHoldClosed, engine.CodeHoldExpired, engine.CodeCaptureExceedsHold:
+		engine.CodeHoldClosed, engine.CodeHoldExpired, engine.CodeCaptureExceedsHold, engine.CodeApprovalClosed, engine.CodeApprovalExpired:
 		return http.StatusConflict
 	case engine.CodeInvalidAmount, engine.CodeInvalidName, engine.CodeSameAccount,
 		engine.CodeInvalidAccount, engine.CodeInvalidKey, engine.CodeInvalidSerial, engine.CodeInvalidToken,
-		engine.CodeInvalidHold:
+		engine.CodeInvalidHold, engine.CodeInvalidApproval:
 		return http.StatusBadRequest
 	}
 	return http.StatusInternalServerError

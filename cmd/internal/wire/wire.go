@@ -86,6 +86,68 @@ type HoldResult struct {
 	To   *Account `json:"to,omitempty"`
 }
 
+// Approval is a command that waits for a second principal, as the API
+// shows it. By and ClosedBy name principals for people ("ada (token 3,
+// teller)"); Outcome is the command's, once approved.
+type Approval struct {
+	ID             uint64 `json:"id"`
+	Op             string `json:"op"`
+	Account        string `json:"account"`
+	To             string `json:"to,omitempty"`
+	Amount         uint64 `json:"amount"`
+	By             string `json:"by"`
+	Status         string `json:"status"`
+	ExpiresMs      int64  `json:"expires_ms"`
+	RequestedIndex uint64 `json:"requested_index"`
+	ClosedIndex    uint64 `json:"closed_index,omitempty"`
+	ClosedBy       string `json:"closed_by,omitempty"`
+	Outcome        string `json:"outcome,omitempty"`
+}
+
+// FromApproval converts the engine's approval; name says who a principal
+// is.
+func FromApproval(a engine.Approval, name func(by string) string) Approval {
+	out := Approval{ID: a.ID, Op: a.Op.String(), Account: a.Account, To: a.To, Amount: a.Amount, By: name(a.By), Status: a.Status.String(),
+		ExpiresMs: a.ExpiresMs, RequestedIndex: a.RequestedIndex, ClosedIndex: a.ClosedIndex, ClosedBy: name(a.ClosedBy)}
+	if a.Outcome.Valid() {
+		out.Outcome = a.Outcome.String()
+	}
+	return out
+}
+
+// Pending is the answer (202) to a deposit, withdrawal or transfer above
+// its principal's approval limit: not applied, waiting.
+type Pending struct {
+	Approval Approval `json:"approval"`
+}
+
+// ApprovalResult is the answer to an approve or reject: the approval
+// afterwards and, once approved and applied, the accounts the command
+// moved.
+type ApprovalResult struct {
+	Approval Approval  `json:"approval"`
+	Accounts []Account `json:"accounts,omitempty"`
+}
+
+// ApprovalList is one page of GET /v1/approvals.
+type ApprovalList struct {
+	Approvals []Approval `json:"approvals"`
+	Next      uint64     `json:"next,omitempty"`
+}
+
+// ApprovalLimit is a role's approval limit: the largest amount one of its
+// principals moves alone (0: none). The body of POST
+// /v1/admin/approval-limits.
+type ApprovalLimit struct {
+	Role  string `json:"role"`
+	Limit uint64 `json:"limit"`
+}
+
+// ApprovalLimits is the answer to GET /v1/admin/approval-limits.
+type ApprovalLimits struct {
+	Limits []ApprovalLimit `json:"limits"`
+}
+
 // HoldList is one page of GET /v1/accounts/{account}/holds; Next is the
 // value to pass as `after` for the next page, absent on the last one.
 type HoldList struct {
@@ -157,6 +219,8 @@ type Command struct {
 	// how long a create_hold holds (default DefaultHoldExpiryMs).
 	Hold        uint64 `json:"hold,omitempty"`
 	ExpiresInMs uint64 `json:"expires_in_ms,omitempty"`
+	// Approval is the approval an approve or reject decides.
+	Approval uint64 `json:"approval,omitempty"`
 }
 
 // ToEngine converts a batch command; it fails only on an unknown op or on
@@ -173,7 +237,7 @@ func (c Command) ToEngine() (engine.Command, error) {
 	if c.From != "" && c.Account != "" && c.From != c.Account {
 		return engine.Command{}, fmt.Errorf("both account %q and from %q given", c.Account, c.From)
 	}
-	out := engine.Command{Op: op, Key: c.Key, Account: c.Account, To: c.To, Name: c.Name, Amount: c.Amount, Hold: c.Hold, ExpiresInMs: c.ExpiresInMs}
+	out := engine.Command{Op: op, Key: c.Key, Account: c.Account, To: c.To, Name: c.Name, Amount: c.Amount, Hold: c.Hold, ExpiresInMs: c.ExpiresInMs, Approval: c.Approval}
 	if out.Account == "" {
 		out.Account = c.From
 	}
@@ -194,11 +258,12 @@ var adminOps = map[engine.Op]string{
 	engine.OpRevokeCertificate: "POST /v1/admin/revocations",
 	engine.OpCreateToken:       "POST /v1/admin/tokens",
 	engine.OpRevokeToken:       "DELETE /v1/admin/tokens/{id}",
+	engine.OpSetApprovalLimit:  "POST /v1/admin/approval-limits",
 }
 
 // FromEngine converts a command back into its batch form.
 func FromEngine(c engine.Command) Command {
-	out := Command{Op: c.Op.String(), Key: c.Key, Account: c.Account, To: c.To, Name: c.Name, Amount: c.Amount, Hold: c.Hold, ExpiresInMs: c.ExpiresInMs}
+	out := Command{Op: c.Op.String(), Key: c.Key, Account: c.Account, To: c.To, Name: c.Name, Amount: c.Amount, Hold: c.Hold, ExpiresInMs: c.ExpiresInMs, Approval: c.Approval}
 	if c.Op == engine.OpCreateAccount {
 		out.Amount, out.Balance = 0, c.Amount
 	}
@@ -215,7 +280,8 @@ type Result struct {
 	Code     string    `json:"code"`
 	Replayed bool      `json:"replayed,omitempty"`
 	Accounts []Account `json:"accounts,omitempty"`
-	Hold     *Hold     `json:"hold,omitempty"` // of a hold op
+	Hold     *Hold     `json:"hold,omitempty"`     // of a hold op
+	Approval *Approval `json:"approval,omitempty"` // asked for (approval_pending), or decided
 }
 
 // BatchResult is the answer to a batch: the index of the log entry that

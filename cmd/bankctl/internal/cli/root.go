@@ -35,6 +35,7 @@ const (
 	ExitUnavailable = 4 // no endpoint answered in time, or it failed (5xx)
 	ExitMismatch    = 5 // an audit or verification found damage or disagreement
 	ExitDegraded    = 6 // cluster status: the bank serves, but something needs a look
+	ExitPending     = 7 // not applied yet: the write waits for a second principal's approval
 )
 
 // DefaultEndpoints are the API addresses of `bankctl dev up`'s defaults.
@@ -80,9 +81,12 @@ func exitCode(err error) int {
 	var p *wire.Problem
 	var u usageError
 	var e exitError
+	var pending *client.Pending
 	switch {
 	case errors.As(err, &e):
 		return int(e)
+	case errors.As(err, &pending):
+		return ExitPending
 	case errors.As(err, &u):
 		return ExitUsage
 	case errors.Is(err, client.ErrUnavailable), errors.Is(err, client.ErrOutcomeUnknown):
@@ -124,6 +128,8 @@ Exit codes:
      same key never applies twice; a batch: run the same command again)
   5  an audit or verification found damage or a mismatch
   6  cluster status: degraded (the bank serves, something needs a look)
+  7  not applied yet: the write is above its role's approval limit and
+     waits for a second teller or an admin (bankctl approvals approve ID)
 
 Idempotency keys are remembered for ` + keyMemory + `.`
 
@@ -149,7 +155,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.DurationVar(&a.attemptTimeout, "attempt-timeout", client.DefaultAttemptTimeout, "how long one try at one endpoint may take before the next is tried")
 	pf.StringVar(&a.consistency, "consistency", "local", "reads: local or linearizable")
 	root.InitDefaultCompletionCmd()
-	root.AddCommand(a.backupCommand(), a.accountCommand(), a.depositCommand(), a.withdrawCommand(), a.transferCommand(), a.holdCommand(),
+	root.AddCommand(a.backupCommand(), a.accountCommand(), a.depositCommand(), a.withdrawCommand(), a.transferCommand(), a.holdCommand(), a.approvalsCommand(),
 		a.batchCommand(), a.clusterCommand(), a.tokenCommand(), a.certsCommand(), a.journalCommand(), a.snapshotCommand(), a.devCommand(), a.benchCommand(),
 		a.zookeeperCommand(), a.shellCommand())
 	return root

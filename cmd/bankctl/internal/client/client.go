@@ -130,6 +130,16 @@ type Response struct {
 	Replayed bool
 }
 
+// Pending is the answer to a write above its principal's approval limit:
+// not applied, it waits for a second principal (202).
+type Pending struct {
+	Approval wire.Approval
+}
+
+func (p *Pending) Error() string {
+	return fmt.Sprintf("not applied: above the approval limit, it waits as approval %d for a second teller or an admin (bankctl approvals approve %d)", p.Approval.ID, p.Approval.ID)
+}
+
 // UnknownOutcome is the error of a write whose outcome is unknown; it
 // wraps ErrOutcomeUnknown and carries the key to retry with.
 type UnknownOutcome struct {
@@ -175,7 +185,8 @@ func (c *Client) Do(ctx context.Context, method, path string, in any, key string
 			return resp, nil
 		}
 		var p *wire.Problem
-		if errors.As(err, &p) && !p.Retryable {
+		var pending *Pending
+		if errors.As(err, &p) && !p.Retryable || errors.As(err, &pending) {
 			return resp, err
 		}
 		last = err
@@ -293,6 +304,13 @@ func (c *Client) attempt(ctx context.Context, ep, method, path string, body []by
 		return Response{}, t, fmt.Errorf("%s: %w", ep, err)
 	}
 	c.noteIndex(r.Index)
+	if resp.StatusCode == http.StatusAccepted {
+		var p wire.Pending
+		if json.Unmarshal(data, &p) != nil || p.Approval.ID == 0 {
+			return r, t, fmt.Errorf("%s: HTTP %s without an approval", ep, resp.Status)
+		}
+		return r, t, &Pending{Approval: p.Approval}
+	}
 	if resp.StatusCode >= 300 {
 		var p wire.Problem
 		if json.Unmarshal(data, &p) != nil || p.Code == "" {

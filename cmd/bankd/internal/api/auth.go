@@ -47,9 +47,10 @@ func callerOf(r *http.Request) *caller {
 // /v1/admin/ for admins (auditors may read it); the probes and /metrics
 // are for anyone.
 const (
-	internalPrefix = "/internal/"
-	apiPrefix      = "/v1/"
-	adminPrefix    = "/v1/admin/"
+	internalPrefix  = "/internal/"
+	apiPrefix       = "/v1/"
+	adminPrefix     = "/v1/admin/"
+	approvalsPrefix = "/v1/approvals"
 )
 
 // guard lets a request through when its caller may call its route, with
@@ -157,9 +158,12 @@ func permitted(c *caller, method, path string) *wire.Problem {
 		if c.role != engine.RoleAdmin && !(c.role == engine.RoleAuditor && method == http.MethodGet) {
 			return forbid(method + " " + path)
 		}
-	case path == "/v1/cluster" || path == "/v1/digest":
+	case path == "/v1/cluster" || path == "/v1/digest" || strings.HasPrefix(path, approvalsPrefix):
 		if c.role == engine.RoleCustomer {
-			return forbid("read " + path)
+			return forbid(method + " " + path)
+		}
+		if method != http.MethodGet && c.role == engine.RoleAuditor {
+			return forbid("write")
 		}
 	case method != http.MethodGet && c.role == engine.RoleAuditor:
 		return forbid("write")

@@ -118,6 +118,10 @@ func (s *Server) runOne(w http.ResponseWriter, r *http.Request, cmd engine.Comma
 	if out.Replayed {
 		w.Header().Set(wire.HeaderReplayed, "true")
 	}
+	if out.Code == engine.CodeApprovalPending && out.Approval != nil { // not applied: waiting for a second principal
+		writeJSON(w, http.StatusAccepted, wire.Pending{Approval: wire.FromApproval(*out.Approval, s.node.PrincipalName)})
+		return out, res.index, false
+	}
 	if out.Code != engine.CodeOK {
 		if out.Code == engine.CodeUnauthenticated || out.Code == engine.CodeForbidden {
 			s.refused(w, r, callerOf(r), s.authProblem(r, &cmd, out.Code)) // revoked while it waited
@@ -141,6 +145,9 @@ func (s *Server) authProblem(r *http.Request, cmd *engine.Command, code engine.C
 	}
 	if cmd.Hold != 0 {
 		what += " on hold " + strconv.FormatUint(cmd.Hold, 10)
+	}
+	if cmd.Approval != 0 {
+		what += " on approval " + strconv.FormatUint(cmd.Approval, 10)
 	}
 	return wire.NewProblem(wire.CodeForbidden, fmt.Sprintf("%s (%s) may not %s", c.name, c.role, what))
 }
@@ -169,7 +176,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setIndex(w, res.index)
-	writeJSON(w, http.StatusOK, toBatchResult(res, callerOf(r)))
+	writeJSON(w, http.StatusOK, toBatchResult(res, callerOf(r), s.node.PrincipalName))
 }
 
 // batchCommands converts and checks every command before any is sent: a
@@ -205,13 +212,17 @@ func (s *Server) batchCommands(r *http.Request, in []wire.Command) ([]engine.Com
 
 // toBatchResult is the answer to a batch; a customer sees only its own
 // accounts in it.
-func toBatchResult(res submitted, c *caller) wire.BatchResult {
+func toBatchResult(res submitted, c *caller, name func(by string) string) wire.BatchResult {
 	out := wire.BatchResult{Index: res.index, Results: make([]wire.Result, len(res.outcomes))}
 	for i, o := range res.outcomes {
 		wr := wire.Result{Code: o.Code.String(), Replayed: o.Replayed}
 		if o.Hold != nil {
 			h := wire.FromHold(*o.Hold)
 			wr.Hold = &h
+		}
+		if o.Approval != nil {
+			a := wire.FromApproval(*o.Approval, name)
+			wr.Approval = &a
 		}
 		for _, a := range o.Accounts {
 			if c.mayRead(a.Number) {

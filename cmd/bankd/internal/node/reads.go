@@ -64,6 +64,36 @@ func (n *Node) HoldsOf(number string, after uint64, limit int) ([]engine.Hold, u
 	return n.eng.HoldsOf(number, after, limit), n.eng.Index()
 }
 
+// Approval reads one approval the state remembers.
+func (n *Node) Approval(id uint64) (engine.Approval, bool, uint64) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	a, ok := n.eng.Approval(id)
+	return a, ok, n.eng.Index()
+}
+
+// Approvals reads up to limit approvals after the id after, in id order;
+// pendingOnly leaves out the closed ones.
+func (n *Node) Approvals(after uint64, limit int, pendingOnly bool) ([]engine.Approval, uint64) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.eng.Approvals(after, limit, pendingOnly), n.eng.Index()
+}
+
+// ApprovalLimit reads a role's approval limit (0: none).
+func (n *Node) ApprovalLimit(r engine.Role) uint64 {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.eng.ApprovalLimit(r)
+}
+
+// PrincipalName says who a command's principal is, for people.
+func (n *Node) PrincipalName(by string) string {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.eng.PrincipalName(by)
+}
+
 // Digest summarises the state for comparison across nodes.
 type Digest struct {
 	Index     uint64

@@ -14,6 +14,7 @@ type Outcome struct {
 	Accounts []engine.Account // the touched accounts afterwards, on success
 	Token    uint64           // the token a create_token made or a revoke_token revoked
 	Hold     *engine.Hold     // the hold a hold op created, captured or voided
+	Approval *engine.Approval // the approval a command asked for, or a decision decided
 }
 
 // request is one Submit call waiting for its commands' outcomes; the
@@ -88,7 +89,7 @@ func (w *waiters) resolve(e *engine.Entry, results []engine.Result) {
 		out := make([]Outcome, len(r.cmds))
 		for i := range out {
 			res := &results[off+i]
-			out[i] = Outcome{Code: res.Code, Replayed: res.Replayed, Accounts: res.Accounts(), Token: res.Token, Hold: res.Hold}
+			out[i] = Outcome{Code: res.Code, Replayed: res.Replayed, Accounts: res.Accounts(), Token: res.Token, Hold: res.Hold, Approval: res.Approval}
 		}
 		off += len(r.cmds)
 		r.finish(e.Index, out, nil)

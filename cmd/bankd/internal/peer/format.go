@@ -13,6 +13,7 @@ import (
 	"strconv"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 	"github.com/zkbank/zkbank/engine"
@@ -50,12 +51,14 @@ const (
 )
 
 // EncodeResult is the answer to a forwarded write: [index, [outcome...]],
-// each outcome [code, replayed, [account...], token?, hold?], each account
+// each outcome [code, replayed, [account...], token?, hold?, approval?], each account
 // [number, name, balance, created_index, updated_index, frozen?, held?],
 // a hold [id, from, to, amount, captured, expires_ms, created_index,
-// closed_index, status]. The optional tails appear only when set: a
-// frozen mark once the log is at body version 4, a held amount and a hold
-// once it is at 5, which every member then reads.
+// closed_index, status] (nil before an approval), an approval [id, op,
+// account, to, amount, by, requested_index, expires_ms, closed_index,
+// status, closed_by, outcome]. The optional tails appear only when set: a
+// frozen mark once the log is at body version 4, a held amount, a hold
+// and an approval once it is at 5, which every member then reads.
 func EncodeResult(index uint64, outs []node.Outcome) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(16 + 64*len(outs))
@@ -72,10 +75,13 @@ func EncodeResult(index uint64, outs []node.Outcome) ([]byte, error) {
 
 // encodeOutcome writes [code, replayed, [account...]], the token id as a
 // fourth element when there is one (the token ops), and the hold as a
-// fifth (the hold ops; the fourth is then 0).
+// fifth (the hold ops; the fourth is then 0), and the approval as a sixth
+// (the fifth then nil when there is no hold).
 func encodeOutcome(enc *msgpack.Encoder, o *node.Outcome) error {
 	n := 3
 	switch {
+	case o.Approval != nil:
+		n = 6
 	case o.Hold != nil:
 		n = 5
 	case o.Token != 0:
@@ -88,13 +94,26 @@ func encodeOutcome(enc *msgpack.Encoder, o *node.Outcome) error {
 	if err == nil && n >= 4 {
 		err = enc.EncodeUint(o.Token)
 	}
-	if err == nil && n == 5 {
-		h := o.Hold
-		err = errors.Join(enc.EncodeArrayLen(9), enc.EncodeUint(h.ID), enc.EncodeString(h.From), enc.EncodeString(h.To),
-			enc.EncodeUint(h.Amount), enc.EncodeUint(h.Captured), enc.EncodeInt(h.ExpiresMs), enc.EncodeUint(h.CreatedIndex),
-			enc.EncodeUint(h.ClosedIndex), enc.EncodeUint(uint64(h.Status)))
+	if err == nil && n >= 5 {
+		err = encodeHold(enc, o.Hold)
+	}
+	if err == nil && n == 6 {
+		a := o.Approval
+		err = errors.Join(enc.EncodeArrayLen(12), enc.EncodeUint(a.ID), enc.EncodeUint(uint64(a.Op)), enc.EncodeString(a.Account),
+			enc.EncodeString(a.To), enc.EncodeUint(a.Amount), enc.EncodeString(a.By), enc.EncodeUint(a.RequestedIndex),
+			enc.EncodeInt(a.ExpiresMs), enc.EncodeUint(a.ClosedIndex), enc.EncodeUint(uint64(a.Status)), enc.EncodeString(a.ClosedBy),
+			enc.EncodeUint(uint64(a.Outcome)))
 	}
 	return err
+}
+
+func encodeHold(enc *msgpack.Encoder, h *engine.Hold) error {
+	if h == nil {
+		return enc.EncodeNil()
+	}
+	return errors.Join(enc.EncodeArrayLen(9), enc.EncodeUint(h.ID), enc.EncodeString(h.From), enc.EncodeString(h.To),
+		enc.EncodeUint(h.Amount), enc.EncodeUint(h.Captured), enc.EncodeInt(h.ExpiresMs), enc.EncodeUint(h.CreatedIndex),
+		enc.EncodeUint(h.ClosedIndex), enc.EncodeUint(uint64(h.Status)))
 }
 
 func encodeAccount(enc *msgpack.Encoder, a *engine.Account) error {
@@ -204,7 +223,7 @@ func (r *reader) str() string {
 }
 
 func (r *reader) outcome() node.Outcome {
-	fields := r.arrayLen(3, 5)
+	fields := r.arrayLen(3, 6)
 	code := engine.Code(r.uint())
 	if r.err == nil && !code.Valid() {
 		r.err = fmt.Errorf("unknown code %d", code)
@@ -226,13 +245,47 @@ func (r *reader) outcome() node.Outcome {
 	if fields >= 4 {
 		o.Token = r.uint()
 	}
-	if fields == 5 {
+	if fields >= 5 {
 		o.Hold = r.hold()
+	}
+	if fields == 6 {
+		o.Approval = r.approval()
 	}
 	return o
 }
 
+func (r *reader) approval() *engine.Approval {
+	r.arrayLen(12, 12)
+	a := &engine.Approval{ID: r.uint(), Op: engine.Op(r.uint()), Account: r.str(), To: r.str(), Amount: r.uint(), By: r.str(),
+		RequestedIndex: r.uint(), ExpiresMs: r.int(), ClosedIndex: r.uint(), Status: engine.ApprovalStatus(r.uint()), ClosedBy: r.str(),
+		Outcome: engine.Code(r.uint())}
+	if r.err == nil && (a.Status.String() == "invalid" || !a.Op.Valid()) {
+		r.err = fmt.Errorf("approval %d: unknown status %d or op %d", a.ID, a.Status, a.Op)
+	}
+	return a
+}
+
+// nil reads a msgpack nil if one is next.
+func (r *reader) nil() bool {
+	if r.err != nil {
+		return false
+	}
+	c, err := r.dec.PeekCode()
+	if err != nil {
+		r.err = err
+		return false
+	}
+	if c != msgpcode.Nil {
+		return false
+	}
+	r.err = r.dec.DecodeNil()
+	return true
+}
+
 func (r *reader) hold() *engine.Hold {
+	if r.nil() {
+		return nil
+	}
 	r.arrayLen(9, 9)
 	h := &engine.Hold{ID: r.uint(), From: r.str(), To: r.str(), Amount: r.uint(), Captured: r.uint(), ExpiresMs: r.int(),
 		CreatedIndex: r.uint(), ClosedIndex: r.uint(), Status: engine.HoldStatus(r.uint())}

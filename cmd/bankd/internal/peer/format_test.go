@@ -21,6 +21,10 @@ func sampleOutcomes() []node.Outcome {
 			{Number: "A-1", Name: "Ada", Balance: 90, CreatedIndex: 3, UpdatedIndex: 9, Held: 40},
 		}, Hold: &engine.Hold{ID: 5, From: "A-1", To: "B-2", Amount: 40, ExpiresMs: 1_700_000_000_000, CreatedIndex: 10, Status: engine.HoldOpen}},
 		{Code: engine.CodeOK, Hold: &engine.Hold{ID: 6, From: "A-1", To: "B-2", Amount: 40, Captured: 30, ExpiresMs: -1, CreatedIndex: 10, ClosedIndex: 11, Status: engine.HoldCaptured}},
+		{Code: engine.CodeApprovalPending, Approval: &engine.Approval{ID: 3, Op: engine.OpTransfer, Account: "A-1", To: "B-2", Amount: 9_000, By: "ctb1",
+			RequestedIndex: 12, ExpiresMs: 1_700_000_000_000, Status: engine.ApprovalPending}},
+		{Code: engine.CodeInsufficientFunds, Approval: &engine.Approval{ID: 3, Op: engine.OpTransfer, Account: "A-1", To: "B-2", Amount: 9_000, By: "ctb1",
+			RequestedIndex: 12, ExpiresMs: 1_700_000_000_000, ClosedIndex: 13, Status: engine.ApprovalApproved, ClosedBy: "t4", Outcome: engine.CodeInsufficientFunds}},
 	}
 }
 

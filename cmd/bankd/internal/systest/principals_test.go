@@ -105,6 +105,9 @@ func TestEveryRoleOnEveryRoute(t *testing.T) {
 		{"get own hold", "GET", "/v1/holds/1", nil, "admin teller auditor customer"}, // the admin's first "hold own", from A
 		{"list own holds", "GET", "/v1/accounts/A/holds", nil, "admin teller auditor customer"},
 		{"list other holds", "GET", "/v1/accounts/B/holds", nil, "admin teller auditor"},
+		{"approvals", "GET", "/v1/approvals", nil, "admin teller auditor"},
+		{"set a limit", "POST", "/v1/admin/approval-limits", func(string) any { return wire.ApprovalLimit{Role: "customer", Limit: 0} }, "admin"},
+		{"limits", "GET", "/v1/admin/approval-limits", nil, "admin auditor"},
 		{"batch hold own", "POST", "/v1/batch", func(string) any {
 			return wire.Batch{Commands: []wire.Command{{Op: "create_hold", From: "A", To: "B", Amount: 1}}}
 		}, "admin teller customer"},
