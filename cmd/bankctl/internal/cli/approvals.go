@@ -65,6 +65,7 @@ func (a *app) approvalsList() *cobra.Command {
 func (a *app) approvalsGet() *cobra.Command {
 	return &cobra.Command{
 		Use: "get ID", Short: "Show one approval", Args: cobra.ExactArgs(1),
+		Example: "  bankctl approvals get 4 -o json",
 		RunE: func(c *cobra.Command, args []string) error {
 			id, err := parseApprovalID(args[0])
 			if err != nil {
@@ -137,6 +138,7 @@ func (a *app) approvalsLimit() *cobra.Command {
 func (a *app) approvalsLimits() *cobra.Command {
 	return &cobra.Command{
 		Use: "limits", Short: "Show the approval limits (admin, auditor)", Args: cobra.NoArgs,
+		Example: "  bankctl approvals limits -o table",
 		RunE: func(c *cobra.Command, _ []string) error {
 			var out wire.ApprovalLimits
 			if _, err := a.read("/v1/admin/approval-limits", &out); err != nil {

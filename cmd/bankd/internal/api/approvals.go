@@ -89,21 +89,15 @@ func (s *Server) getApproval(w http.ResponseWriter, r *http.Request) {
 // listApprovals is GET /v1/approvals?status=pending|all&after=&limit=.
 func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var after uint64
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			writeProblem(w, wire.NewProblem(wire.CodeInvalidParameter, fmt.Sprintf("after %q is not an approval id", v)))
-			return
-		}
-		after = n
-	}
+	after, p := afterID(q.Get("after"), "approval")
 	status := q.Get("status")
-	if status != "" && status != "pending" && status != "all" {
-		writeProblem(w, wire.NewProblem(wire.CodeInvalidParameter, fmt.Sprintf("status %q: use pending (the default) or all", status)))
-		return
+	if p == nil && status != "" && status != "pending" && status != "all" {
+		p = wire.NewProblem(wire.CodeInvalidParameter, fmt.Sprintf("status %q: use pending (the default) or all", status))
 	}
-	limit, p := s.listLimit(q.Get("limit"))
+	limit, p2 := s.listLimit(q.Get("limit"))
+	if p == nil {
+		p = p2
+	}
 	if p == nil {
 		p = s.consistent(r)
 	}

@@ -72,6 +72,19 @@ func holdResult(out node.Outcome, cmd engine.Command, c *caller) wire.HoldResult
 	return res
 }
 
+// afterID reads a list's after parameter, an id of what (0 when left
+// out).
+func afterID(v, what string) (uint64, *wire.Problem) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, wire.NewProblem(wire.CodeInvalidParameter, fmt.Sprintf("after %q is not a %s id", v, what))
+	}
+	return n, nil
+}
+
 // holdID reads the {id} of a hold route; on a bad one it has answered.
 func holdID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 	v := r.PathValue("id")
@@ -118,16 +131,11 @@ func (s *Server) listHolds(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	var after uint64
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			writeProblem(w, wire.NewProblem(wire.CodeInvalidParameter, fmt.Sprintf("after %q is not a hold id", v)))
-			return
-		}
-		after = n
+	after, p := afterID(q.Get("after"), "hold")
+	limit, p2 := s.listLimit(q.Get("limit"))
+	if p == nil {
+		p = p2
 	}
-	limit, p := s.listLimit(q.Get("limit"))
 	if p == nil {
 		p = s.consistent(r)
 	}
