@@ -78,6 +78,9 @@ type Engine struct {
 	signer    Signer
 
 	keyBuf []byte // scratch for scoped keys
+
+	older   map[string]KeyRecord // during ApplyWith: the records the node found of the entry's keys
+	spilled []KeyRecord          // records that left the window still remembered by time, for TakeSpilled
 }
 
 // Signer is who signs the entries of an epoch of a sealed log: the node
@@ -183,8 +186,12 @@ func (e *Engine) Apply(ent *Entry) ([]Result, error) {
 		e.expireHolds(ent.Index, now) // before the commands (docs/format.md, "Holds and their expiry")
 		e.expireApprovals(ent.Index, now)
 	}
+	keyTime := int64(0) // a key's time is kept from version 5: older states have none to agree on
+	if ent.BodyVersion >= BodyV5 {
+		keyTime = now
+	}
 	for i := range ent.Commands {
-		results[i] = e.applyCommand(ent.Index, now, &ent.Commands[i])
+		results[i] = e.applyCommand(ent.Index, now, keyTime, &ent.Commands[i])
 	}
 	e.index = ent.Index
 	e.epoch = ent.Epoch
@@ -199,7 +206,7 @@ func (e *Engine) Apply(ent *Entry) ([]Result, error) {
 	if len(ent.Cert) > 0 { // a term entry (package seal verified it)
 		e.signer = Signer{Epoch: ent.Epoch, Cert: ent.Cert}
 	}
-	e.keys.expire(ent.Index, e.cfg)
+	e.keys.expire(ent.Index, e.cfg, e.spillFor(ent, now))
 	return results, nil
 }
 
@@ -232,7 +239,7 @@ func (e *Engine) checkNext(ent *Entry) error {
 // applyCommand runs one command through the idempotency window (its
 // principal's part of it), then checks its principal, then runs it. A
 // refusal is recorded under the key like any outcome.
-func (e *Engine) applyCommand(index uint64, nowMs int64, c *Command) Result {
+func (e *Engine) applyCommand(index uint64, nowMs, keyTimeMs int64, c *Command) Result {
 	if !ValidKey(c.Key) {
 		return rejected(CodeInvalidKey)
 	}
@@ -242,7 +249,7 @@ func (e *Engine) applyCommand(index uint64, nowMs int64, c *Command) Result {
 	}
 	e.keyBuf = append(e.keyBuf, c.Key...)
 	fp := c.fingerprint()
-	if rec, created, ok := e.keys.lookup(e.keyBuf); ok {
+	if rec, created, ok := e.recordOf(index, nowMs); ok {
 		if rec.fingerprint != fp {
 			return rejected(CodeIdempotencyKeyReused)
 		}
@@ -256,7 +263,7 @@ func (e *Engine) applyCommand(index uint64, nowMs int64, c *Command) Result {
 	default:
 		r = e.execute(index, nowMs, c)
 	}
-	rec, created := newKeyRecord(index, fp, c, &r)
+	rec, created := newKeyRecord(index, keyTimeMs, fp, c, &r)
 	e.keys.remember(e.keyBuf, created, rec)
 	return r
 }

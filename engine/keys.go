@@ -12,6 +12,7 @@ import (
 // pointer, so the garbage collector never looks inside the window.
 type keyRecord struct {
 	index       uint64    // entry that first used the key
+	timeMs      int64     // its effective time (kept from body version 5)
 	fingerprint uint64    // of the command, without its key
 	balances    [2]uint64 // balances of the touched accounts right after
 	textOff     uint32    // of the key, then the created account's number
@@ -89,8 +90,8 @@ func (r *keyRecord) replay(e *Engine, c *Command, created string) Result {
 
 // newKeyRecord returns the record of a first use and the number of the
 // account it created, if any.
-func newKeyRecord(index, fp uint64, c *Command, r *Result) (keyRecord, string) {
-	rec := keyRecord{index: index, fingerprint: fp, code: r.Code}
+func newKeyRecord(index uint64, timeMs int64, fp uint64, c *Command, r *Result) (keyRecord, string) {
+	rec := keyRecord{index: index, timeMs: timeMs, fingerprint: fp, code: r.Code}
 	for i, a := range r.Accounts() {
 		rec.balances[i] = a.Balance
 	}
@@ -195,14 +196,18 @@ func (w *keyWindow) remember(key []byte, number string, rec keyRecord) {
 }
 
 // expire forgets the keys that fell out of the window after applying the
-// entry at index.
-func (w *keyWindow) expire(index uint64, cfg Config) {
+// entry at index, telling spill of each first (nil: none told).
+func (w *keyWindow) expire(index uint64, cfg Config, spill func(r *keyRecord, key, number []byte)) {
 	for w.head < w.tail {
 		old := w.at(w.head)
 		tooOld := index-old.index >= cfg.KeyWindowEntries
 		tooMany := w.len() > cfg.KeyWindowMax
 		if !tooOld && !tooMany {
 			return
+		}
+		if spill != nil {
+			key, number := w.text(w.head)
+			spill(old, key, number)
 		}
 		w.forget(w.head)
 		w.head++

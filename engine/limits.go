@@ -48,6 +48,15 @@ type Config struct {
 	// KeyWindowMax caps how many keys are remembered at once; the oldest
 	// are forgotten first.
 	KeyWindowMax int
+	// KeyRetainMs is how long, from body version 5, a key is remembered
+	// after the entry that first used it, in the log's effective time,
+	// once it has left the in-memory window: the node keeps such records
+	// on disk (TakeSpilled) and hands them back (ApplyWith). 0, the
+	// default: only the window. bankd does not set it yet: its on-disk
+	// store, and the switch that turns it on at one index on every node,
+	// are issue 26's next step (docs/architecture.md, "Idempotency
+	// window").
+	KeyRetainMs int64
 	// ClosedHoldsKept is how many closed holds the state remembers, the
 	// most recently closed; an older one answers hold_closed without
 	// saying how it closed.
@@ -66,6 +75,9 @@ func (c Config) Validate() error {
 	}
 	if c.KeyWindowMax < 1 || c.KeyWindowMax > keyWindowLimit {
 		return fmt.Errorf("engine: KeyWindowMax must be 1..%d, got %d", keyWindowLimit, c.KeyWindowMax)
+	}
+	if c.KeyRetainMs < 0 {
+		return fmt.Errorf("engine: KeyRetainMs must be 0 or more, got %d", c.KeyRetainMs)
 	}
 	if c.ClosedHoldsKept < 1 || c.ClosedHoldsKept > closedHoldsLimit {
 		return fmt.Errorf("engine: ClosedHoldsKept must be 1..%d, got %d", closedHoldsLimit, c.ClosedHoldsKept)

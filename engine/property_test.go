@@ -24,6 +24,21 @@ type model struct {
 	limits       map[Role]uint64
 	approvals    map[uint64]*modelApproval
 	nextApproval uint64
+
+	// retainMs, when set, is how long a key is remembered after the
+	// entry that first used it once it has left the engine's window of
+	// one entry and one key; 0: forever.
+	retainMs int64
+	entry    int            // the entry being applied
+	newest   map[int]string // each entry's last new key: the one the window keeps after it
+}
+
+// inWindow says whether the engine's window of one entry and one key
+// (KeyWindowEntries 1, KeyWindowMax 1) holds k: a key of the entry being
+// applied, or the last new key of the entry before, which the window
+// keeps until this one ends.
+func (m *model) inWindow(scoped string, k modelKey) bool {
+	return k.entry == m.entry || k.entry == m.entry-1 && m.newest[k.entry] == scoped
 }
 
 type modelApproval struct {
@@ -61,12 +76,14 @@ func (m *model) tick(stamp int64) {
 
 func newModel() *model {
 	return &model{balances: map[string]uint64{}, frozen: map[string]bool{}, seen: map[string]modelKey{},
-		holds: map[uint64]*modelHold{}, nextHold: 1, limits: map[Role]uint64{}, approvals: map[uint64]*modelApproval{}, nextApproval: 1}
+		holds: map[uint64]*modelHold{}, nextHold: 1, newest: map[int]string{}, limits: map[Role]uint64{}, approvals: map[uint64]*modelApproval{}, nextApproval: 1}
 }
 
 type modelKey struct {
-	cmd  Command // with Key cleared
-	code Code
+	cmd   Command // with Key cleared
+	code  Code
+	entry int   // the entry that first used it
+	time  int64 // the log's time then
 }
 
 func (m *model) apply(c Command) Code {
@@ -79,7 +96,7 @@ func (m *model) apply(c Command) Code {
 	if c.Principal != "" {
 		scoped = c.Principal + "\x00" + c.Key
 	}
-	if k, ok := m.seen[scoped]; ok {
+	if k, ok := m.seen[scoped]; ok && (m.retainMs == 0 || m.inWindow(scoped, k) || m.now < k.time+m.retainMs) {
 		if !reflect.DeepEqual(k.cmd, plain) {
 			return CodeIdempotencyKeyReused
 		}
@@ -89,7 +106,8 @@ func (m *model) apply(c Command) Code {
 	if code == CodeOK {
 		code = m.run(c)
 	}
-	m.seen[scoped] = modelKey{cmd: plain, code: code}
+	m.seen[scoped] = modelKey{cmd: plain, code: code, entry: m.entry, time: m.now}
+	m.newest[m.entry] = scoped
 	return code
 }
 
@@ -461,6 +479,63 @@ func TestPropertyDeterministicAndSnapshotRoundTrip(t *testing.T) {
 		}
 		if a.StateHash() != b.StateHash() || a.StateHash() != restored.StateHash() {
 			t.Fatal("state hashes differ")
+		}
+	})
+}
+
+// store is the node's half of keys remembered by time, as the engine's
+// contract has it: it keeps what the engine spills and hands back what
+// it has of an entry's keys.
+type store map[string]KeyRecord
+
+func (s store) apply(t tb, e *Engine, ent *Entry) []Result {
+	older := map[string]KeyRecord{}
+	for _, k := range e.KeysToFetch(ent) {
+		if r, ok := s[k]; ok {
+			older[k] = r
+		}
+	}
+	res, err := e.ApplyWith(ent, older)
+	if err != nil {
+		t.Fatalf("apply %d: %v", ent.Index, err)
+	}
+	for _, r := range e.TakeSpilled() {
+		back, err := UnmarshalKeyRecord(r.Key, r.MarshalValue()) // as a disk keeps it
+		if err != nil || back != r {
+			t.Fatalf("a spilled record does not round-trip: %+v %v", back, err)
+		}
+		s[r.Key] = back
+	}
+	return res
+}
+
+// TestPropertyKeysRememberedByTime: with a window of one entry, every key
+// leaves memory after its entry and comes back from the store; the model
+// remembers each key for retainMs of the log's time (or forever) and
+// must agree with the engine on every outcome and balance.
+func TestPropertyKeysRememberedByTime(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		retain := rapid.SampledFrom([]int64{5, 20, 1 << 40}).Draw(t, "retain")
+		e, err := New(Config{KeyWindowEntries: 1, KeyWindowMax: 1, KeyRetainMs: retain, ClosedHoldsKept: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := newModel()
+		m.retainMs = retain
+		opening(t, e, m)
+		s := store{}
+		var clock int64
+		for i, batch := range rapid.SliceOfN(rapid.SliceOfN(genCommand(BodyV5), 0, 8), 1, 30).Draw(t, "entries") {
+			stamp := nextStamp(t, &clock)
+			m.tick(stamp)
+			m.entry = i + 1
+			res := s.apply(t, e, nextEntryAt(t, e, BodyV5, stamp, batch...))
+			for j, c := range batch {
+				if want := m.apply(c); res[j].Code != want {
+					t.Fatalf("%+v: engine %v, model %v", c, res[j].Code, want)
+				}
+			}
+			checkAgainstModel(t, e, m)
 		}
 	})
 }

@@ -268,6 +268,9 @@ func (s *stateWriter) token(t *Token) {
 func (s *stateWriter) keyRecord(r *keyRecord, key, number []byte) {
 	s.bytes(key)
 	s.uvarint(r.index)
+	if s.v >= stateV5 {
+		s.varint(r.timeMs)
+	}
 	binary.LittleEndian.PutUint64(s.buf[:8], r.fingerprint)
 	s.buf[8] = byte(r.code)
 	s.raw(s.buf[:9])
@@ -735,7 +738,7 @@ func (rd *stateReader) keyRecords(e *Engine) {
 	}
 	var lastIndex uint64
 	for i := uint64(0); i < n && rd.err == nil; i++ {
-		key, number, rec := rd.keyRecord(e.index)
+		key, number, rec := rd.keyRecord(e.index, e.timeMs)
 		if rd.err != nil {
 			return
 		}
@@ -752,9 +755,12 @@ func (rd *stateReader) keyRecords(e *Engine) {
 	}
 }
 
-func (rd *stateReader) keyRecord(index uint64) (key, number string, rec keyRecord) {
+func (rd *stateReader) keyRecord(index uint64, timeMs int64) (key, number string, rec keyRecord) {
 	key = rd.str(PrincipalLenMax + len(keyScopeSep) + KeyLenMax)
 	rec.index = rd.uvarint()
+	if rd.v >= stateV5 {
+		rec.timeMs = rd.varint()
+	}
 	var fixed [9]byte
 	rd.raw(fixed[:])
 	rec.fingerprint = binary.LittleEndian.Uint64(fixed[:8])
@@ -767,8 +773,8 @@ func (rd *stateReader) keyRecord(index uint64) (key, number string, rec keyRecor
 	switch {
 	case !validScopedKey(key):
 		rd.fail("invalid key %q", key)
-	case rec.index == 0 || rec.index > index:
-		rd.fail("key %q: index %d out of range", key, rec.index)
+	case rec.index == 0 || rec.index > index || rec.timeMs > timeMs:
+		rd.fail("key %q: index %d or time %d out of range", key, rec.index, rec.timeMs)
 	case !rec.code.Valid() || rec.balances[0] > MaxAmount || rec.balances[1] > MaxAmount:
 		rd.fail("key %q: bad result", key)
 	case number != "" && !ValidAccountNumber(number):
