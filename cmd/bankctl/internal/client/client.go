@@ -306,7 +306,7 @@ func (c *Client) attempt(ctx context.Context, ep, method, path string, body []by
 	c.noteIndex(r.Index)
 	if resp.StatusCode == http.StatusAccepted {
 		var p wire.Pending
-		if json.Unmarshal(data, &p) != nil || p.Approval.ID == 0 {
+		if json.Unmarshal(data, &p) != nil || p.Approval.Status == "" {
 			return r, t, fmt.Errorf("%s: HTTP %s without an approval", ep, resp.Status)
 		}
 		return r, t, &Pending{Approval: p.Approval}

@@ -118,8 +118,12 @@ func (s *Server) runOne(w http.ResponseWriter, r *http.Request, cmd engine.Comma
 	if out.Replayed {
 		w.Header().Set(wire.HeaderReplayed, "true")
 	}
-	if out.Code == engine.CodeApprovalPending && out.Approval != nil { // not applied: waiting for a second principal
-		writeJSON(w, http.StatusAccepted, wire.Pending{Approval: wire.FromApproval(*out.Approval, s.node.PrincipalName)})
+	if out.Code == engine.CodeApprovalPending { // not applied: waiting for a second principal
+		p := wire.Pending{Approval: wire.Approval{Status: "forgotten"}} // a retry long after it closed
+		if out.Approval != nil {
+			p.Approval = wire.FromApproval(*out.Approval, s.node.PrincipalName)
+		}
+		writeJSON(w, http.StatusAccepted, p)
 		return out, res.index, false
 	}
 	if out.Code != engine.CodeOK {
