@@ -289,10 +289,25 @@ func statement(dir, account string, trust *seal.Trust) ([]statementLine, *audit.
 	return lines, r, err
 }
 
+// moved is the money command a command amounts to: a capture is a
+// transfer of what it captured from the hold's from to its to, and an
+// approval the command it applied; any other command is itself.
+func moved(c engine.Command, res engine.Result) engine.Command {
+	switch {
+	case c.Op == engine.OpCaptureHold && res.Hold != nil:
+		return engine.Command{Op: engine.OpTransfer, Account: res.Hold.From, To: res.Hold.To, Amount: res.Hold.Captured}
+	case c.Op == engine.OpApprove && res.Approval != nil:
+		a := res.Approval
+		return engine.Command{Op: a.Op, Account: a.Account, To: a.To, Amount: a.Amount}
+	}
+	return c
+}
+
 // statementRow is one command's line in account's statement.
-func statementRow(e *engine.Entry, pos int, c engine.Command, res engine.Result, account string, balance uint64) statementLine {
-	l := statementLine{Index: e.Index, Position: pos, Time: timeOf(e), Op: c.Op.String(), Amount: c.Amount,
-		Code: res.Code.String(), Replayed: res.Replayed, Balance: balance, Key: c.Key}
+func statementRow(e *engine.Entry, pos int, cmd engine.Command, res engine.Result, account string, balance uint64) statementLine {
+	c := moved(cmd, res)
+	l := statementLine{Index: e.Index, Position: pos, Time: timeOf(e), Op: cmd.Op.String(), Amount: c.Amount,
+		Code: res.Code.String(), Replayed: res.Replayed, Balance: balance, Key: cmd.Key}
 	switch c.Op {
 	case engine.OpDeposit:
 		l.Direction = "in"
@@ -339,7 +354,7 @@ func balanceBefore(eng *engine.Engine, e *engine.Entry, results []engine.Result,
 		if res.Code != engine.CodeOK || res.Replayed || !touches(c, res, account) {
 			continue
 		}
-		bal = undo(c, account, bal)
+		bal = undo(moved(c, res), account, bal)
 	}
 	return bal
 }
@@ -354,7 +369,7 @@ func undo(c engine.Command, account string, after uint64) uint64 {
 	case c.Op == engine.OpCreateAccount:
 		return 0
 	}
-	return after // rename; delete leaves a zero balance either way
+	return after // rename, a hold's create or void; delete leaves a zero balance either way
 }
 
 func (a *app) showStatement(account string, lines []statementLine, r *audit.Report) error {
