@@ -254,3 +254,40 @@ func TestHoldsSurviveASnapshotAndTheOldestClosedAreForgotten(t *testing.T) {
 		t.Fatalf("the restored engine's next hold is %d, want %d", r.Hold.ID, next)
 	}
 }
+
+// TestRestoreRefusesMoreClosedHoldsThanItKeeps: a state written with a
+// larger ClosedHoldsKept than the reader's is corrupt to it, not quietly
+// cut (nodes must run with one Config).
+func TestRestoreRefusesMoreClosedHoldsThanItKeeps(t *testing.T) {
+	e := newTestEngine(t)
+	applyV5(t, e, 1, create("A", "Ada", 100), create("B", "Bob", 0))
+	for i := uint64(1); i <= 3; i++ {
+		applyV5(t, e, 1, createHold("A", "B", 1, 1_000), voidHold(i))
+	}
+	cfg := DefaultConfig()
+	cfg.ClosedHoldsKept = 2
+	if _, err := Restore(cfg, bytes.NewReader(stateBytes(t, e))); !errors.Is(err, ErrCorruptState) {
+		t.Fatalf("restore keeping 2 of 3 closed holds: %v, want ErrCorruptState", err)
+	}
+}
+
+// TestRestoreRefusesDamagedVersion5State: a version 5 state with holds,
+// a limit, approvals and key times, cut anywhere or with a byte more,
+// does not restore (and never panics).
+func TestRestoreRefusesDamagedVersion5State(t *testing.T) {
+	e := newTestEngine(t)
+	applyV5(t, e, 1, create("A", "Ada", 100), create("B", "Bob", 0), setLimit(RoleTeller, 10))
+	applyV5(t, e, 2, createHold("A", "B", 5, 1_000), createHold("A", "B", 6, 1_000), voidHold(2), by(teller1, deposit("A", 50)))
+	good := stateBytes(t, e)
+	if _, err := Restore(e.Config(), bytes.NewReader(good)); err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n < len(good); n++ {
+		if _, err := Restore(e.Config(), bytes.NewReader(good[:n])); err == nil {
+			t.Fatalf("restored a state cut to %d of %d bytes", n, len(good))
+		}
+	}
+	if _, err := Restore(e.Config(), bytes.NewReader(append(append([]byte{}, good...), 0))); err == nil {
+		t.Fatal("restored a state with a trailing byte")
+	}
+}

@@ -576,10 +576,14 @@ func (rd *stateReader) holds(e *Engine) {
 		return
 	}
 	var prev uint64
+	closed := 0
 	for i := uint64(0); i < n && rd.err == nil; i++ {
 		h := rd.hold()
 		if rd.err != nil {
 			return
+		}
+		if h.Status != HoldOpen {
+			closed++ // counted here: the table forgets past its bound as it fills
 		}
 		if problem := holdProblem(&h, prev, e); problem != "" {
 			rd.fail("hold %d: %s", h.ID, problem)
@@ -594,8 +598,8 @@ func (rd *stateReader) holds(e *Engine) {
 	}
 	switch {
 	case rd.err != nil:
-	case e.holds.open > HoldsMax || e.holds.closed.Len() > e.cfg.ClosedHoldsKept:
-		rd.fail("%d open and %d closed holds, limits %d and %d", e.holds.open, e.holds.closed.Len(), HoldsMax, e.cfg.ClosedHoldsKept)
+	case e.holds.open > HoldsMax || closed > e.cfg.ClosedHoldsKept:
+		rd.fail("%d open and %d closed holds, limits %d and %d", e.holds.open, closed, HoldsMax, e.cfg.ClosedHoldsKept)
 	case e.holds.next == 0:
 		rd.fail("next hold id 0")
 	}
@@ -673,10 +677,14 @@ func (rd *stateReader) approvals(e *Engine) {
 		return
 	}
 	var prev uint64
+	closed := 0
 	for i := uint64(0); i < n && rd.err == nil; i++ {
 		a := rd.approval()
 		if rd.err != nil {
 			return
+		}
+		if a.Status != ApprovalPending {
+			closed++
 		}
 		if problem := approvalProblem(&a, prev, e); problem != "" {
 			rd.fail("approval %d: %s", a.ID, problem)
@@ -685,8 +693,8 @@ func (rd *stateReader) approvals(e *Engine) {
 		prev = a.ID
 		e.approvals.add(a)
 	}
-	if rd.err == nil && (e.approvals.next == 0 || e.approvals.open > ApprovalsMax || e.approvals.closed.Len() > e.cfg.ClosedHoldsKept) {
-		rd.fail("next approval %d; %d pending and %d closed approvals", e.approvals.next, e.approvals.open, e.approvals.closed.Len())
+	if rd.err == nil && (e.approvals.next == 0 || e.approvals.open > ApprovalsMax || closed > e.cfg.ClosedHoldsKept) {
+		rd.fail("next approval %d; %d pending and %d closed approvals", e.approvals.next, e.approvals.open, closed)
 	}
 }
 
