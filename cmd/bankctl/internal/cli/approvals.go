@@ -182,11 +182,4 @@ func (a *app) approvalTable(list ...wire.Approval) {
 	table(a.stdout, []string{"APPROVAL", "OP", "ACCOUNT", "TO", "AMOUNT", "BY", "STATUS", "OUTCOME", "EXPIRES"}, rows)
 }
 
-// parseApprovalID reads an approval id: a whole number of 1 or more.
-func parseApprovalID(s string) (uint64, error) {
-	id, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || id == 0 {
-		return 0, usageError{fmt.Errorf("approval %q: an approval id is a whole number of 1 or more, as approvals list prints it", s)}
-	}
-	return id, nil
-}
+func parseApprovalID(s string) (uint64, error) { return parseID("approval", "approvals list", s) }

@@ -186,11 +186,14 @@ func (a *app) holdTable(holds ...wire.Hold) {
 	table(a.stdout, []string{"HOLD", "FROM", "TO", "AMOUNT", "CAPTURED", "STATUS", "EXPIRES", "CREATED"}, rows)
 }
 
-// parseHoldID reads a hold id: a whole number of 1 or more.
-func parseHoldID(s string) (uint64, error) {
+// parseID reads the id of a hold or an approval: a whole number of 1 or
+// more, as shownBy prints it.
+func parseID(kind, shownBy, s string) (uint64, error) {
 	id, err := strconv.ParseUint(s, 10, 64)
 	if err != nil || id == 0 {
-		return 0, usageError{fmt.Errorf("hold %q: a hold id is a whole number of 1 or more, as hold create printed it", s)}
+		return 0, usageError{fmt.Errorf("%s %q: a %s id is a whole number of 1 or more, as %s prints it", kind, s, kind, shownBy)}
 	}
 	return id, nil
 }
+
+func parseHoldID(s string) (uint64, error) { return parseID("hold", "hold create", s) }
