@@ -191,7 +191,7 @@ func (a *app) holdTable(holds ...wire.Hold) {
 func parseID(kind, shownBy, s string) (uint64, error) {
 	id, err := strconv.ParseUint(s, 10, 64)
 	if err != nil || id == 0 {
-		return 0, usageError{fmt.Errorf("%s %q: a %s id is a whole number of 1 or more, as %s prints it", kind, s, kind, shownBy)}
+		return 0, usageError{fmt.Errorf("%s %q: the id is a whole number of 1 or more, as %s prints it", kind, s, shownBy)}
 	}
 	return id, nil
 }
