@@ -171,3 +171,25 @@ func (e *Engine) TakeSpilled() []KeyRecord {
 	e.spilled = nil
 	return out
 }
+
+// KeySpan says which idempotency keys the engine remembers now: every key
+// first used after OldestIndex (the window forgets oldest first, so none
+// of those has gone), and some of OldestIndex's own; none held: 0.
+type KeySpan struct {
+	OldestIndex  uint64
+	OldestTimeMs int64 // its effective time (0 before body version 5)
+	Held         int   // records in the window
+	// The window's bounds (Config): keys older than either are forgotten.
+	WindowEntries uint64
+	WindowMax     int
+}
+
+// Keys reports the span of the idempotency window.
+func (e *Engine) Keys() KeySpan {
+	s := KeySpan{Held: e.keys.len(), WindowEntries: e.cfg.KeyWindowEntries, WindowMax: e.cfg.KeyWindowMax}
+	if s.Held > 0 {
+		oldest := e.keys.at(e.keys.head)
+		s.OldestIndex, s.OldestTimeMs = oldest.index, oldest.timeMs
+	}
+	return s
+}

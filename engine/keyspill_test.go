@@ -97,3 +97,29 @@ func FuzzKeyRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestKeysSaysWhatTheWindowHolds: the span names the oldest key held, its
+// time from version 5, and every key first used after it answers as a
+// retry.
+func TestKeysSaysWhatTheWindowHolds(t *testing.T) {
+	e := retainEngine(t, 0)
+	if k := e.Keys(); k.Held != 0 || k.OldestIndex != 0 || k.WindowEntries != 2 || k.WindowMax != 100 {
+		t.Fatalf("an empty window: %+v", k)
+	}
+	var cmds []Command
+	applyV5(t, e, 5, create("A", "Ada", 100))
+	for i, at := range []int64{10, 20, 30} {
+		c := deposit("A", uint64(i+1))
+		cmds = append(cmds, c)
+		applyV5(t, e, at, c)
+	}
+	k := e.Keys()
+	if k.OldestIndex != e.Index()-1 || k.OldestTimeMs != 20 || k.Held != 2 {
+		t.Fatalf("after four entries with a window of two: %+v (index %d)", k, e.Index())
+	}
+	for _, c := range cmds[1:] {
+		if r := applyV5(t, e, 30, c)[0]; !r.Replayed {
+			t.Fatalf("a key first used after index %d was forgotten: %+v", k.OldestIndex-1, r)
+		}
+	}
+}

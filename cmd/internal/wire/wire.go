@@ -322,6 +322,20 @@ type Cluster struct {
 	// Stalled: the answering node waits on the next log entry, which does
 	// not verify (or decode); it never applies one.
 	Stalled *Stalled `json:"stalled,omitempty"`
+	// Keys is which idempotency keys the answering node remembers.
+	Keys KeyMemory `json:"keys"`
+}
+
+// KeyMemory says which idempotency keys are remembered: every key first
+// used after OldestIndex (at OldestTime, in the log's time, from body
+// version 5), within the window's bounds, WindowEntries log entries and
+// WindowKeys keys, whichever forgets first.
+type KeyMemory struct {
+	OldestIndex   uint64 `json:"oldest_index"`
+	OldestTime    string `json:"oldest_time,omitempty"`
+	Held          int    `json:"held"`
+	WindowEntries uint64 `json:"window_entries"`
+	WindowKeys    int    `json:"window_keys"`
 }
 
 // Stalled is the log entry a node waits on, and why.

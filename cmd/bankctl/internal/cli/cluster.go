@@ -99,6 +99,7 @@ type health struct {
 	LogHead      uint64                 `json:"log_head"`
 	TrimmedBelow uint64                 `json:"trimmed_below"`
 	BodyVersion  uint32                 `json:"body_version"`
+	Keys         wire.KeyMemory         `json:"keys"`
 	Members      []memberHealth         `json:"members"`
 	ZooKeeper    []wire.ZooKeeperServer `json:"zookeeper"`
 	StateHashes  hashCheck              `json:"state_hashes"`
@@ -148,7 +149,7 @@ func (a *app) health(lagMax uint64) (*health, error) {
 		h := &health{Verdict: "down", Problems: []string{"no endpoint answers: " + err.Error()}, down: true}
 		return h, nil
 	}
-	h := &health{Leader: cl.Leader, LogHead: cl.LogHead, TrimmedBelow: cl.TrimmedBelow, BodyVersion: cl.BodyVersion, ZooKeeper: cl.ZooKeeper.Servers, Problems: []string{}}
+	h := &health{Leader: cl.Leader, LogHead: cl.LogHead, TrimmedBelow: cl.TrimmedBelow, BodyVersion: cl.BodyVersion, Keys: cl.Keys, ZooKeeper: cl.ZooKeeper.Servers, Problems: []string{}}
 	c, err := a.api()
 	if err != nil {
 		return nil, err
@@ -347,7 +348,8 @@ func (a *app) showHealth(h *health) error {
 	if h.Leader != nil {
 		leader = fmt.Sprintf("%s (epoch %d)", h.Leader.ID, h.Leader.Epoch)
 	}
-	fmt.Fprintf(a.stdout, "leader: %s; log head %d, trimmed below %d; body version %d\n\n", leader, h.LogHead, h.TrimmedBelow, h.BodyVersion)
+	fmt.Fprintf(a.stdout, "leader: %s; log head %d, trimmed below %d; body version %d\n", leader, h.LogHead, h.TrimmedBelow, h.BodyVersion)
+	fmt.Fprintf(a.stdout, "idempotency keys: %s\n\n", keysRemembered(h.Keys))
 	var rows [][]string
 	for _, m := range h.Members {
 		rows = append(rows, []string{m.ID, m.Role, yesNo(m.Expected), yesNo(m.Live), yesNo(m.Ready), fmt.Sprint(m.Applied), fmt.Sprint(m.Lag), m.Session, m.Addr})
@@ -372,3 +374,16 @@ func (a *app) showHealth(h *health) error {
 }
 
 func yesNo(b bool) string { return map[bool]string{true: "yes", false: "no"}[b] }
+
+// keysRemembered says in words which keys the answering node remembers.
+func keysRemembered(k wire.KeyMemory) string {
+	bounds := fmt.Sprintf("the window holds %d keys of at most %d, for at most %d log entries", k.Held, k.WindowKeys, k.WindowEntries)
+	if k.Held == 0 {
+		return "none remembered yet; " + bounds
+	}
+	since := fmt.Sprintf("index %d", k.OldestIndex)
+	if k.OldestTime != "" {
+		since += " (" + k.OldestTime + ")"
+	}
+	return "every key first used after " + since + " is remembered; " + bounds
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
@@ -152,6 +153,11 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 		BodyVersionSince: st.VersionSince, Stale: v.Stale, Insecure: s.cfg.Insecure}
 	if st.Stalled != nil {
 		out.Stalled = &wire.Stalled{Index: st.Stalled.Index, Reason: st.Stalled.Reason, Since: st.Stalled.Since}
+	}
+	k := st.Keys
+	out.Keys = wire.KeyMemory{OldestIndex: k.OldestIndex, Held: k.Held, WindowEntries: k.WindowEntries, WindowKeys: k.WindowMax}
+	if k.OldestTimeMs > 0 {
+		out.Keys.OldestTime = time.UnixMilli(k.OldestTimeMs).UTC().Format(time.RFC3339Nano)
 	}
 	leader, ok := s.node.Leader()
 	if ok {

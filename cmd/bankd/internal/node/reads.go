@@ -124,17 +124,18 @@ type Status struct {
 	VersionSince  uint64 // index of its first entry
 	ReadsVersion  uint32 // the newest this binary reads
 	Stalled       *Stall // the entry the replica waits on, nil when none
+	Keys          engine.KeySpan
 }
 
 // Status reports this node's state.
 func (n *Node) Status() Status {
 	n.mu.RLock()
-	applied, bv, since := n.eng.Index(), n.eng.BodyVersion(), n.eng.VersionSince()
+	applied, bv, since, keys := n.eng.Index(), n.eng.BodyVersion(), n.eng.VersionSince(), n.eng.Keys()
 	n.mu.RUnlock()
 	st := Status{ID: n.cfg.ID, Applied: applied, SnapshotIndex: n.snapIndex.Load(),
 		Ready: n.Ready(), Session: n.sess.State().String(), AppendHead: n.appendHead.Load(),
 		Pushed: n.hinted.Load(), BodyVersion: bv, VersionSince: since, ReadsVersion: n.cfg.BodyVersionMax,
-		Stalled: n.Stalled()}
+		Stalled: n.Stalled(), Keys: keys}
 	if l := n.leading.Load(); l != nil && l.term.Err() == nil {
 		st.Leader, st.Epoch = true, l.term.Epoch
 	}

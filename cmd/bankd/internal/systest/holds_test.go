@@ -91,6 +91,10 @@ func TestHoldsThroughTheAPI(t *testing.T) {
 	if d.TotalBalance != 200 || d.TotalHeld != 0 {
 		t.Fatalf("the digest after the holds: %+v", d)
 	}
+	keys := decode[wire.Cluster](t, call(t, follower, "GET", "/v1/cluster", nil, nil)).Keys
+	if keys.Held == 0 || keys.OldestIndex == 0 || keys.OldestTime == "" || keys.WindowEntries != 100_000 || keys.WindowKeys != 500_000 {
+		t.Fatalf("the cluster's account of the keys it remembers: %+v", keys)
+	}
 }
 
 // TestAHoldExpiresUnderALeaderAnHourBehind: a hold is created under a
