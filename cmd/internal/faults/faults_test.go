@@ -283,7 +283,7 @@ func (c *cluster) heal() {
 				ready++
 			}
 		}
-		if leader, _ := c.roles(); ready == len(c.endpoints) && leader != "" {
+		if leader, _ := c.roles(); ready == len(c.endpoints) && leader != "" && c.ensembleServing() {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -291,6 +291,27 @@ func (c *cluster) heal() {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// ensembleServing reports whether a node sees every ZooKeeper server
+// serving (leading, following, or alone): a fault injected while the ensemble
+// still elects (after a cut that held its leader) would meet two at
+// once, and a one-way cut then can keep it from a quorum for longer than
+// any check here waits.
+func (c *cluster) ensembleServing() bool {
+	for _, ep := range c.endpoints {
+		var cl wire.Cluster
+		if a := once(ep, "GET", "/v1/cluster", nil, ""); a.status != 200 || json.Unmarshal(a.body, &cl) != nil || len(cl.ZooKeeper.Servers) == 0 {
+			continue
+		}
+		for _, srv := range cl.ZooKeeper.Servers {
+			if srv.Mode != "leader" && srv.Mode != "follower" && srv.Mode != "standalone" {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // converge waits until every node reports the same digest, and returns
