@@ -569,39 +569,24 @@ func (rd *stateReader) accounts(e *Engine) {
 // each as create_hold made it and, when closed, as it was closed, at
 // indexes the state applied; an open hold's from holds its amount.
 func (rd *stateReader) holds(e *Engine) {
-	e.holds.next = rd.uvarint()
-	n := rd.uvarint()
-	if n > uint64(HoldsMax+e.cfg.ClosedHoldsKept) {
-		rd.fail("%d holds, limit %d", n, HoldsMax+e.cfg.ClosedHoldsKept)
-		return
-	}
-	var prev uint64
-	closed := 0
-	for i := uint64(0); i < n && rd.err == nil; i++ {
-		h := rd.hold()
-		if rd.err != nil {
-			return
-		}
-		if h.Status != HoldOpen {
-			closed++ // counted here: the table forgets past its bound as it fills
-		}
-		if problem := holdProblem(&h, prev, e); problem != "" {
-			rd.fail("hold %d: %s", h.ID, problem)
-			return
-		}
-		prev = h.ID
-		if h.Status == HoldOpen {
-			from, _ := e.accounts.get(h.From)
-			from.held += h.Amount // checked against its balance below
-		}
-		e.holds.add(h)
-	}
+	closed := readLived(rd, "hold", &e.holds.next, HoldsMax+e.cfg.ClosedHoldsKept, rd.hold,
+		func(h *Hold, prev uint64) string { return holdProblem(h, prev, e) },
+		func(h Hold) {
+			if h.Status == HoldOpen {
+				from, _ := e.accounts.get(h.From)
+				from.held += h.Amount // checked against its balance below
+			}
+			e.holds.add(h)
+		})
 	switch {
 	case rd.err != nil:
+		return
 	case e.holds.open > HoldsMax || closed > e.cfg.ClosedHoldsKept:
 		rd.fail("%d open and %d closed holds, limits %d and %d", e.holds.open, closed, HoldsMax, e.cfg.ClosedHoldsKept)
 	case e.holds.next == 0:
 		rd.fail("next hold id 0")
+	case e.holds.open == 0:
+		return // nothing held: no balance to check
 	}
 	e.accounts.ascend("", func(s *slot) bool {
 		if s.held > s.balance {
@@ -610,6 +595,37 @@ func (rd *stateReader) holds(e *Engine) {
 		}
 		return true
 	})
+}
+
+// readLived reads the next id and the records of a lifecycle table (holds
+// or approvals, in id order, at most limit), checking each with problem
+// (prev: the id before it) and filing it with add; it returns how many
+// were closed, counted as read (the table forgets past its bound as it
+// fills, so it cannot tell).
+func readLived[T lived](rd *stateReader, what string, next *uint64, limit int, read func() T, problem func(v *T, prev uint64) string, add func(T)) (closed int) {
+	*next = rd.uvarint()
+	n := rd.uvarint()
+	if n > uint64(limit) {
+		rd.fail("%d %ss, limit %d", n, what, limit)
+		return 0
+	}
+	var prev uint64
+	for i := uint64(0); i < n && rd.err == nil; i++ {
+		v := read()
+		if rd.err != nil {
+			return closed
+		}
+		if v.closedAt() != 0 {
+			closed++
+		}
+		if p := problem(&v, prev); p != "" {
+			rd.fail("%s %d: %s", what, v.id(), p)
+			return closed
+		}
+		prev = v.id()
+		add(v)
+	}
+	return closed
 }
 
 // holdProblem says what is wrong with a hold read from a state ("" for
@@ -670,29 +686,8 @@ func (rd *stateReader) limits(e *Engine) {
 // next id, each a money command as its principal sent it, and when closed
 // closed as a decision or an expiry makes it, at indexes the state applied.
 func (rd *stateReader) approvals(e *Engine) {
-	e.approvals.next = rd.uvarint()
-	n := rd.uvarint()
-	if n > uint64(ApprovalsMax+e.cfg.ClosedHoldsKept) {
-		rd.fail("%d approvals, limit %d", n, ApprovalsMax+e.cfg.ClosedHoldsKept)
-		return
-	}
-	var prev uint64
-	closed := 0
-	for i := uint64(0); i < n && rd.err == nil; i++ {
-		a := rd.approval()
-		if rd.err != nil {
-			return
-		}
-		if a.Status != ApprovalPending {
-			closed++
-		}
-		if problem := approvalProblem(&a, prev, e); problem != "" {
-			rd.fail("approval %d: %s", a.ID, problem)
-			return
-		}
-		prev = a.ID
-		e.approvals.add(a)
-	}
+	closed := readLived(rd, "approval", &e.approvals.next, ApprovalsMax+e.cfg.ClosedHoldsKept, rd.approval,
+		func(a *Approval, prev uint64) string { return approvalProblem(a, prev, e) }, e.approvals.add)
 	if rd.err == nil && (e.approvals.next == 0 || e.approvals.open > ApprovalsMax || closed > e.cfg.ClosedHoldsKept) {
 		rd.fail("next approval %d; %d pending and %d closed approvals", e.approvals.next, e.approvals.open, closed)
 	}
