@@ -5,7 +5,7 @@ GO       ?= go
 FUZZTIME ?= 60s
 ZK_JAR   := /usr/share/java/zookeeper.jar
 
-.PHONY: all build run test test-faults test-partitions bench-lab lint bench-check race fuzz bench zookeeper test-tools clean
+.PHONY: all build run test test-faults test-partitions bench-lab lint bench-check race long fuzz bench zookeeper test-tools clean
 
 all: build
 
@@ -21,15 +21,19 @@ run: build zookeeper
 
 ## test: lint, the benchmarks' smoke run and every test with the race detector (real ZooKeeper included), side by side
 test: zookeeper test-tools
-	@$(MAKE) --no-print-directory -j3 lint bench-check race
+	@$(MAKE) --no-print-directory -j3 lint bench-check race long
 
 ## race: every test with the race detector
 race:
 	$(GO) test -race -count=1 -p 3 -timeout 20m ./...
 
+## long: the tests too slow for the race detector at full size, without it (a key retried a million commands later)
+long:
+	$(GO) test -count=1 -run 'TestAKeyOutlivesAMillionCommands' ./cmd/bankd/internal/systest
+
 ## bench-check: every benchmark of the storage packages runs once, so make bench cannot rot
 bench-check:
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./engine/... ./journal/... ./snapshot/... ./seal/... >/dev/null
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./engine/... ./journal/... ./keystore/... ./snapshot/... ./seal/... >/dev/null
 
 ## test-faults: the fault-tolerance suite alone, for FAULTS_DURATION (default 5m)
 FAULTS_DURATION ?= 5m
@@ -60,6 +64,7 @@ fuzz:
 ## bench: print the benchmark figures recorded in docs/benchmarks.md
 bench: zookeeper
 	$(GO) test -run '^$$' -bench ApplyTransfers -benchtime 2000000x ./engine
+	$(GO) test -run '^$$' -bench ApplyTransfers -benchtime 2000000x ./keystore
 	$(GO) test -run '^$$' -bench ApplyHolds -benchtime 2000000x ./engine
 	$(GO) test -run '^$$' -bench DecodeEntry ./engine
 	$(GO) test -run '^$$' -bench MillionAccountsHeap -benchtime 1x ./engine

@@ -181,6 +181,7 @@ func (e *Engine) Apply(ent *Entry) ([]Result, error) {
 		return nil, err
 	}
 	results := make([]Result, len(ent.Commands))
+	e.spilled = nil                  // what an Apply spilled is the node's until the next (TakeSpilled)
 	now := max(ent.TimeMs, e.timeMs) // a leader's clock may step back; the log's time never does
 	if e.holds.open > 0 || e.approvals.open > 0 {
 		e.expireHolds(ent.Index, now) // before the commands (docs/format.md, "Holds and their expiry")

@@ -84,8 +84,9 @@ const (
 	BodyV3 = entry.BodySealed // the same commands, sealed: encrypted and signed (package seal)
 	BodyV4 = 4                // and frozen accounts; the log's time never goes back in the state
 	BodyV5 = 5                // and holds and four eyes: ops 12 to 17, fields hold, expires_in and approval
+	BodyV6 = 6                // the same commands; keys are remembered by log time (Config.KeyRetainMs)
 	// BodyVersionMax is the newest body version this binary reads.
-	BodyVersionMax = BodyV5
+	BodyVersionMax = BodyV6
 )
 
 // ErrNotInVersion: a command holds an op or a field that the body

@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-// Keys remembered by time (body version 5 and later). The in-memory
+// Keys remembered by time (body version 6 and later). The in-memory
 // window holds the recent keys (Config.KeyWindowEntries, KeyWindowMax);
 // a record that leaves it while its key is still within
 // Config.KeyRetainMs of the log's effective time is spilled: the node
@@ -39,7 +39,11 @@ var ErrBadKeyRecord = errors.New("engine: bad key record")
 // uvarint index | varint time_ms | [8]byte fingerprint | byte code |
 // uvarint balance_0 | uvarint balance_1 | the created number.
 func (r *KeyRecord) MarshalValue() []byte {
-	b := make([]byte, 0, 40+len(r.Number))
+	return r.AppendValue(make([]byte, 0, 40+len(r.Number)))
+}
+
+// AppendValue appends what MarshalValue returns to b.
+func (r *KeyRecord) AppendValue(b []byte) []byte {
 	b = binary.AppendUvarint(b, r.Index)
 	b = binary.AppendVarint(b, r.TimeMs)
 	b = binary.LittleEndian.AppendUint64(b, r.Fingerprint)
@@ -106,9 +110,9 @@ func ScopedKey(c *Command) string {
 
 // KeysToFetch lists the scoped keys of ent's commands that the window
 // does not hold: those the node looks up on disk before ApplyWith. None
-// before body version 5, or with Config.KeyRetainMs 0.
+// before body version 6, or with Config.KeyRetainMs 0.
 func (e *Engine) KeysToFetch(ent *Entry) []string {
-	if ent.BodyVersion < BodyV5 || e.cfg.KeyRetainMs == 0 {
+	if ent.BodyVersion < BodyV6 || e.cfg.KeyRetainMs == 0 {
 		return nil
 	}
 	var out []string
@@ -148,10 +152,10 @@ func (e *Engine) recordOf(index uint64, nowMs int64) (keyRecord, string, bool) {
 }
 
 // spillFor is what expire tells of each record that leaves the window
-// after ent: from body version 5, one still within Config.KeyRetainMs at
+// after ent: from body version 6, one still within Config.KeyRetainMs at
 // its effective time nowMs is kept for TakeSpilled.
 func (e *Engine) spillFor(ent *Entry, nowMs int64) func(r *keyRecord, key, number []byte) {
-	if ent.BodyVersion < BodyV5 || e.cfg.KeyRetainMs == 0 {
+	if ent.BodyVersion < BodyV6 || e.cfg.KeyRetainMs == 0 {
 		return nil
 	}
 	return func(r *keyRecord, key, number []byte) {
@@ -162,10 +166,11 @@ func (e *Engine) spillFor(ent *Entry, nowMs int64) func(r *keyRecord, key, numbe
 	}
 }
 
-// TakeSpilled returns, and forgets, the records that left the window
-// since the last call while their keys are still remembered by time: the
-// node keeps them on disk, durably before it writes a snapshot of a later
-// index, and hands them back to ApplyWith.
+// TakeSpilled returns, and forgets, the records that left the window in
+// the last Apply while their keys are still remembered by time: the node
+// keeps them on disk, durably before it writes a snapshot of a later
+// index, and hands them back to ApplyWith. The next Apply forgets what
+// was not taken.
 func (e *Engine) TakeSpilled() []KeyRecord {
 	out := e.spilled
 	e.spilled = nil
@@ -174,22 +179,34 @@ func (e *Engine) TakeSpilled() []KeyRecord {
 
 // KeySpan says which idempotency keys the engine remembers now: every key
 // first used after OldestIndex (the window forgets oldest first, so none
-// of those has gone), and some of OldestIndex's own; none held: 0.
+// of those has gone), and some of OldestIndex's own; none held: 0. From
+// body version 6 also every key first used at or after ByTimeFromMs
+// (RetainMs before the log's effective time) that left the window after
+// ByTimeSinceIndex, the log's switch to version 6: the node's key store
+// holds those.
 type KeySpan struct {
 	OldestIndex  uint64
 	OldestTimeMs int64 // its effective time (0 before body version 5)
 	Held         int   // records in the window
-	// The window's bounds (Config): keys older than either are forgotten.
+	// The window's bounds (Config): keys older than either are forgotten
+	// unless remembered by time.
 	WindowEntries uint64
 	WindowMax     int
+	// Remembered by time (0 before body version 6, or with KeyRetainMs 0).
+	RetainMs         int64
+	ByTimeFromMs     int64
+	ByTimeSinceIndex uint64
 }
 
-// Keys reports the span of the idempotency window.
+// Keys reports the span of the idempotency memory.
 func (e *Engine) Keys() KeySpan {
 	s := KeySpan{Held: e.keys.len(), WindowEntries: e.cfg.KeyWindowEntries, WindowMax: e.cfg.KeyWindowMax}
 	if s.Held > 0 {
 		oldest := e.keys.at(e.keys.head)
 		s.OldestIndex, s.OldestTimeMs = oldest.index, oldest.timeMs
+	}
+	if e.bodyVersion >= BodyV6 && e.cfg.KeyRetainMs > 0 {
+		s.RetainMs, s.ByTimeFromMs, s.ByTimeSinceIndex = e.cfg.KeyRetainMs, e.timeMs-e.cfg.KeyRetainMs, e.versionSince
 	}
 	return s
 }

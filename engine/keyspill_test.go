@@ -22,11 +22,11 @@ func retainEngine(t *testing.T, retainMs int64) *Engine {
 func TestKeysOutliveTheWindowByTime(t *testing.T) {
 	e := retainEngine(t, 1_000)
 	s := store{}
-	s.apply(t, e, nextEntryAt(t, e, BodyV5, 1, create("A", "Ada", 100)))
+	s.apply(t, e, nextEntryAt(t, e, BodyV6, 1, create("A", "Ada", 100)))
 	snap := stateBytes(t, e)
 	var entries []*Entry
 	next := func(timeMs int64, cmds ...Command) []Result {
-		ent := nextEntryAt(t, e, BodyV5, timeMs, cmds...)
+		ent := nextEntryAt(t, e, BodyV6, timeMs, cmds...)
 		entries = append(entries, ent)
 		return s.apply(t, e, ent)
 	}
@@ -44,7 +44,7 @@ func TestKeysOutliveTheWindowByTime(t *testing.T) {
 	if r := next(500, dep)[0]; !r.Replayed || r.Accounts()[0].Balance != 105 {
 		t.Fatalf("a retry 490 ms later: %+v", r)
 	}
-	if r := mustApply(t, bare, nextEntryAt(t, bare, BodyV5, 500, dep))[0]; r.Replayed || r.Accounts()[0].Balance != 110 {
+	if r := mustApply(t, bare, nextEntryAt(t, bare, BodyV6, 500, dep))[0]; r.Replayed || r.Accounts()[0].Balance != 110 {
 		t.Fatalf("without the store the retry should apply again (which the store prevents): %+v", r)
 	}
 	if r := next(1_010, dep)[0]; r.Replayed || r.Accounts()[0].Balance != 110 {

@@ -48,14 +48,11 @@ type Config struct {
 	// KeyWindowMax caps how many keys are remembered at once; the oldest
 	// are forgotten first.
 	KeyWindowMax int
-	// KeyRetainMs is how long, from body version 5, a key is remembered
+	// KeyRetainMs is how long, from body version 6, a key is remembered
 	// after the entry that first used it, in the log's effective time,
 	// once it has left the in-memory window: the node keeps such records
-	// on disk (TakeSpilled) and hands them back (ApplyWith). 0, the
-	// default: only the window. bankd does not set it yet: its on-disk
-	// store, and the switch that turns it on at one index on every node,
-	// are issue 26's next step (docs/architecture.md, "Idempotency
-	// window").
+	// on disk (package keystore) and hands them back (ApplyWith). 0: only
+	// the window (tests of the window alone).
 	KeyRetainMs int64
 	// ClosedHoldsKept is how many closed holds the state remembers, the
 	// most recently closed; an older one answers hold_closed without
@@ -63,9 +60,13 @@ type Config struct {
 	ClosedHoldsKept int
 }
 
+// KeyRetainDefaultMs is how long bankd remembers a key: 24 hours of the
+// log's time, as Stripe does.
+const KeyRetainDefaultMs = 24 * 3600 * 1000
+
 // DefaultConfig is the configuration bankd uses unless told otherwise.
 func DefaultConfig() Config {
-	return Config{KeyWindowEntries: 100_000, KeyWindowMax: 500_000, ClosedHoldsKept: 100_000}
+	return Config{KeyWindowEntries: 100_000, KeyWindowMax: 500_000, KeyRetainMs: KeyRetainDefaultMs, ClosedHoldsKept: 100_000}
 }
 
 // Validate reports a Config that cannot work.

@@ -361,7 +361,7 @@ func genCommand(version uint32) *rapid.Generator[Command] {
 }
 
 var (
-	genVersion   = rapid.SampledFrom([]uint32{BodyV1, BodyV4, BodyV5})
+	genVersion   = rapid.SampledFrom([]uint32{BodyV1, BodyV4, BodyV5, BodyV6})
 	genPrincipal = rapid.SampledFrom([]string{"", admin, teller1, teller1, teller2})
 	// genHoldAmount draws from few values, so that captures meet their
 	// holds' amounts and the balances' edges.
@@ -529,7 +529,7 @@ func TestPropertyKeysRememberedByTime(t *testing.T) {
 			stamp := nextStamp(t, &clock)
 			m.tick(stamp)
 			m.entry = i + 1
-			res := s.apply(t, e, nextEntryAt(t, e, BodyV5, stamp, batch...))
+			res := s.apply(t, e, nextEntryAt(t, e, BodyV6, stamp, batch...))
 			for j, c := range batch {
 				if want := m.apply(c); res[j].Code != want {
 					t.Fatalf("%+v: engine %v, model %v", c, res[j].Code, want)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/engine/enginetest"
+	"github.com/zkbank/zkbank/keystore"
 )
 
 // BenchmarkAppend appends entries of 500 commands (about 40 KB, what the
@@ -53,7 +54,7 @@ func BenchmarkReplay(b *testing.B) {
 	}
 	b.ResetTimer()
 	e, _ := engine.New(engine.DefaultConfig())
-	if err := j.Replay(e, 0, nil); err != nil {
+	if err := j.Replay(e, keystore.OpenMem(0), 0, nil); err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer()

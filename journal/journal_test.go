@@ -9,6 +9,7 @@ import (
 
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/engine/enginetest"
+	"github.com/zkbank/zkbank/keystore"
 )
 
 func openMem(t *testing.T, fs vfs.FS) *Journal {
@@ -156,14 +157,16 @@ func TestReplay(t *testing.T) {
 		}
 	}
 	got, _ := engine.New(engine.DefaultConfig())
+	keys := keystore.OpenMem(0)
+	defer keys.Close()
 	calls := 0
-	if err := j.Replay(got, 30, func(uint64) { calls++ }); err != nil {
+	if err := j.Replay(got, keys, 30, func(uint64) { calls++ }); err != nil {
 		t.Fatal(err)
 	}
 	if got.Index() != 30 || calls != 30 {
 		t.Fatalf("replayed to %d with %d progress calls", got.Index(), calls)
 	}
-	if err := j.Replay(got, 0, nil); err != nil {
+	if err := j.Replay(got, keys, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got.StateHash() != want.StateHash() {

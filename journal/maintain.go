@@ -7,6 +7,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/keystore"
 )
 
 // TrimBelow deletes the entries below index, keeping index..last. Call it
@@ -59,9 +60,11 @@ func (j *Journal) rebase(end []byte, base uint64, hash engine.Hash, emptied bool
 }
 
 // Replay applies the journal's entries above the engine's index, up to to
-// (0 means Last), into e. progress, if not nil, is called after each entry.
-// Reading and decoding run in their own goroutine, overlapping with apply.
-func (j *Journal) Replay(e *engine.Engine, to uint64, progress func(index uint64)) error {
+// (0 means Last), into e, through the node's key store (which finds the
+// records of keys older than the window). progress, if not nil, is called
+// after each entry. Reading and decoding run in their own goroutine,
+// overlapping with apply.
+func (j *Journal) Replay(e *engine.Engine, keys *keystore.Store, to uint64, progress func(index uint64)) error {
 	from := e.Index() + 1
 	if base, _ := j.Base(); from <= base {
 		return fmt.Errorf("journal: replay from %d: %w (journal starts at %d)", from, ErrNotFound, base+1)
@@ -80,7 +83,7 @@ func (j *Journal) Replay(e *engine.Engine, to uint64, progress func(index uint64
 			}
 		})
 	}()
-	applyErr := applyAll(e, ents, progress)
+	applyErr := applyAll(e, keys, ents, progress)
 	close(stop)
 	for range ents { // let the reader finish
 	}
@@ -92,9 +95,9 @@ func (j *Journal) Replay(e *engine.Engine, to uint64, progress func(index uint64
 
 var errReplayStopped = errors.New("journal: replay stopped")
 
-func applyAll(e *engine.Engine, ents <-chan *engine.Entry, progress func(uint64)) error {
+func applyAll(e *engine.Engine, keys *keystore.Store, ents <-chan *engine.Entry, progress func(uint64)) error {
 	for ent := range ents {
-		if _, err := e.Apply(ent); err != nil {
+		if _, err := keys.Apply(e, ent); err != nil {
 			return fmt.Errorf("journal: replay %d: %w", ent.Index, err)
 		}
 		if progress != nil {

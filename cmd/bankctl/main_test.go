@@ -452,7 +452,7 @@ func TestBankctlWhenThingsGoWrong(t *testing.T) {
 		t.Fatalf("a write to a hung node it never reached: exit %d\n%s", code, errs)
 	}
 	out, _, code := c.run("", "cluster", "status", "-o", "table")
-	if code != 6 || !strings.HasPrefix(out, "degraded") || !strings.Contains(out, hung.ID) || !strings.Contains(out, "idempotency keys: every key first used after index") {
+	if code != 6 || !strings.HasPrefix(out, "degraded") || !strings.Contains(out, hung.ID) || !strings.Contains(out, "idempotency keys: remembered for 24h0m0s of log time: every key first used at or after") {
 		t.Fatalf("cluster status with %s hung: exit %d\n%s", hung.ID, code, out)
 	}
 	resume()

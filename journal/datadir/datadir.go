@@ -3,6 +3,7 @@
 //
 //	<dir>/journal/    the Pebble journal (package journal)
 //	<dir>/snapshots/  snapshot files (package snapshot)
+//	<dir>/keys/       idempotency records older than the window (package keystore)
 //
 // After Recover or InstallSaved the engine has applied exactly the journal's
 // entries: engine.Index() == journal.Last(). The replica loop keeps that
@@ -19,6 +20,7 @@ import (
 
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/journal"
+	"github.com/zkbank/zkbank/keystore"
 	"github.com/zkbank/zkbank/snapshot"
 )
 
@@ -43,6 +45,7 @@ type Dir struct {
 	Path      string
 	Journal   *journal.Journal
 	Snapshots *snapshot.Store
+	Keys      *keystore.Store // every apply goes through it (keystore.Store.Apply)
 	cfg       engine.Config
 	checkPeer func(snapshot.Meta, *engine.Engine) error
 }
@@ -60,11 +63,42 @@ func Open(path string, opts Options) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dir{Path: path, Journal: j, Snapshots: snaps, cfg: opts.Engine, checkPeer: opts.CheckPeerSnapshot}, nil
+	keys, err := keystore.Open(filepath.Join(path, "keys"), keystore.Options{FS: opts.FS, RetainMs: opts.Engine.KeyRetainMs})
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	return &Dir{Path: path, Journal: j, Snapshots: snaps, Keys: keys, cfg: opts.Engine, checkPeer: opts.CheckPeerSnapshot}, nil
 }
 
-// Close closes the journal.
-func (d *Dir) Close() error { return d.Journal.Close() }
+// Close closes the journal and the key store.
+func (d *Dir) Close() error { return errors.Join(d.Journal.Close(), d.Keys.Close()) }
+
+// SaveSnapshot writes a snapshot of e now, once the key store holds, on
+// disk, every record a replay from it needs. It is for a node that is
+// not applying (a restore); the replica loop writes its snapshots beside
+// the loop, syncing the store the same way.
+func (d *Dir) SaveSnapshot(e *engine.Engine, createdMs int64) (snapshot.Info, error) {
+	if err := d.Keys.Sync(e.Index()); err != nil {
+		return snapshot.Info{}, err
+	}
+	return d.Snapshots.Save(e, createdMs)
+}
+
+// ErrKeysMissing: the key store does not hold what a replay from the
+// snapshot needs (it was lost, reset, or a peer's records were not all
+// imported); a node then starts from another snapshot or a peer's.
+var ErrKeysMissing = errors.New("datadir: the key store does not hold the idempotency records of the snapshot")
+
+// CheckKeys refuses a state of a log that remembers keys by time when the
+// key store does not vouch for it: a replay from it could answer a retry
+// as new.
+func (d *Dir) CheckKeys(e *engine.Engine) error {
+	if e.BodyVersion() < engine.BodyV6 || d.Keys.Vouches(e.Index()) {
+		return nil
+	}
+	return fmt.Errorf("%w (index %d)", ErrKeysMissing, e.Index())
+}
 
 // Skipped is a snapshot Recover could not use, and why.
 type Skipped struct {
@@ -105,7 +139,7 @@ func (d *Dir) Recover(progress func(index, last uint64)) (*Recovery, error) {
 		rec.Engine, _ = engine.New(d.cfg)
 	}
 	start := rec.Engine.Index()
-	err = d.Journal.Replay(rec.Engine, 0, func(index uint64) {
+	err = d.Journal.Replay(rec.Engine, d.Keys, 0, func(index uint64) {
 		if progress != nil {
 			progress(index, d.Journal.Last())
 		}
@@ -124,6 +158,9 @@ func (d *Dir) fromSnapshot(info snapshot.Info) (*engine.Engine, error) {
 	}
 	e, meta, err := snapshot.Load(info.Path, d.cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := d.CheckKeys(e); err != nil {
 		return nil, err
 	}
 	if err := d.alignJournal(&meta); err != nil {
@@ -157,7 +194,8 @@ func (d *Dir) alignJournal(m *snapshot.Meta) error {
 }
 
 // InstallSaved installs a peer's snapshot already in the store (see
-// snapshot.Store.Receive): it restores the engine from the file, lines
+// snapshot.Store.Receive), the peer's key records already imported
+// (keystore.Store.Import): it restores the engine from the file, lines
 // the journal up with it and replays what the journal holds past it. A
 // snapshot that fails to load, or that Options.CheckPeerSnapshot refuses,
 // is deleted before anything else changes.
@@ -166,18 +204,30 @@ func (d *Dir) InstallSaved(info snapshot.Info) (*engine.Engine, snapshot.Meta, e
 	if err == nil && d.checkPeer != nil {
 		err = d.checkPeer(meta, e)
 	}
+	if err == nil {
+		err = d.CheckKeys(e)
+	}
 	if err != nil {
 		os.Remove(info.Path)
 		return nil, meta, fmt.Errorf("datadir: install snapshot %d: %w", info.Index, err)
 	}
 	if err := d.alignJournal(&meta); err != nil {
 		// A journal that disagrees with the cluster's snapshot has forked:
-		// it is replaced by what the cluster agreed on.
+		// it is replaced by what the cluster agreed on, and the key store,
+		// which may hold records of the fork, starts again empty: the node
+		// imports the peer's records again and installs once more.
 		if err := d.Journal.Reset(meta.Index, meta.EntryHash); err != nil {
 			return nil, meta, fmt.Errorf("datadir: install snapshot %d: %w", meta.Index, err)
 		}
+		if e.BodyVersion() >= engine.BodyV6 {
+			os.Remove(info.Path)
+			if err := d.Keys.Reset(); err != nil {
+				return nil, meta, fmt.Errorf("datadir: install snapshot %d: %w", meta.Index, err)
+			}
+			return nil, meta, fmt.Errorf("datadir: install snapshot %d: %w (the journal forked; the key store was emptied)", meta.Index, ErrKeysMissing)
+		}
 	}
-	if err := d.Journal.Replay(e, 0, nil); err != nil {
+	if err := d.Journal.Replay(e, d.Keys, 0, nil); err != nil {
 		return nil, meta, fmt.Errorf("datadir: install snapshot %d: %w", meta.Index, err)
 	}
 	return e, meta, nil

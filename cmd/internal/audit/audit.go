@@ -150,7 +150,7 @@ func replayRange(d *datadir.Dir, e *engine.Engine, from, to uint64, r *Report, p
 		if err := v.check(ent, r); err != nil {
 			return err
 		}
-		results, err := e.Apply(ent)
+		results, err := d.Keys.Apply(e, ent)
 		if err != nil {
 			return err
 		}
@@ -208,6 +208,10 @@ func start(d *datadir.Dir, snaps []snapshot.Info, trust *seal.Trust) (*engine.En
 		}
 		if err := verifySnapshot(trust, meta, e); err != nil {
 			refused = append(refused, err)
+			continue
+		}
+		if err := d.CheckKeys(e); err != nil {
+			refused = append(refused, fmt.Errorf("%w: copy the data dir's keys/ with its journal", err))
 			continue
 		}
 		return e, s.Index, nil

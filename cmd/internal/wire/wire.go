@@ -329,13 +329,20 @@ type Cluster struct {
 // KeyMemory says which idempotency keys are remembered: every key first
 // used after OldestIndex (at OldestTime, in the log's time, from body
 // version 5), within the window's bounds, WindowEntries log entries and
-// WindowKeys keys, whichever forgets first.
+// WindowKeys keys, whichever forgets first; and from body version 6,
+// every key first used at or after ByTimeFrom, RetainMs of the log's
+// time ago, once the log switched to version 6 at ByTimeSinceIndex. A key
+// older than both is forgotten: its retry is applied as new.
 type KeyMemory struct {
-	OldestIndex   uint64 `json:"oldest_index"`
-	OldestTime    string `json:"oldest_time,omitempty"`
-	Held          int    `json:"held"`
-	WindowEntries uint64 `json:"window_entries"`
-	WindowKeys    int    `json:"window_keys"`
+	OldestIndex      uint64 `json:"oldest_index"`
+	OldestTime       string `json:"oldest_time,omitempty"`
+	Held             int    `json:"held"`
+	WindowEntries    uint64 `json:"window_entries"`
+	WindowKeys       int    `json:"window_keys"`
+	RetainMs         int64  `json:"retain_ms,omitempty"`
+	ByTimeFrom       string `json:"by_time_from,omitempty"`
+	ByTimeSinceIndex uint64 `json:"by_time_since_index,omitempty"`
+	DiskBytes        uint64 `json:"disk_bytes"` // the node's key store
 }
 
 // Stalled is the log entry a node waits on, and why.

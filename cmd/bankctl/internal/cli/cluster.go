@@ -378,12 +378,31 @@ func yesNo(b bool) string { return map[bool]string{true: "yes", false: "no"}[b] 
 // keysRemembered says in words which keys the answering node remembers.
 func keysRemembered(k wire.KeyMemory) string {
 	bounds := fmt.Sprintf("the window holds %d keys of at most %d, for at most %d log entries", k.Held, k.WindowKeys, k.WindowEntries)
-	if k.Held == 0 {
-		return "none remembered yet; " + bounds
+	inMemory := "none in memory yet; "
+	if k.Held > 0 {
+		inMemory = fmt.Sprintf("in memory every key first used after index %d", k.OldestIndex)
+		if k.OldestTime != "" {
+			inMemory += " (" + k.OldestTime + ")"
+		}
+		inMemory += "; "
 	}
-	since := fmt.Sprintf("index %d", k.OldestIndex)
-	if k.OldestTime != "" {
-		since += " (" + k.OldestTime + ")"
+	if k.RetainMs == 0 {
+		return inMemory + bounds
 	}
-	return "every key first used after " + since + " is remembered; " + bounds
+	return fmt.Sprintf("remembered for %s of log time: every key first used at or after %s (since the switch at index %d; %s on disk), and %s",
+		time.Duration(k.RetainMs)*time.Millisecond, k.ByTimeFrom, k.ByTimeSinceIndex, humanBytes(k.DiskBytes), inMemory+bounds)
+}
+
+// humanBytes is n in the largest unit that keeps it at 1 or more.
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -131,7 +131,8 @@ Exit codes:
   7  not applied yet: the write is above its role's approval limit and
      waits for a second teller or an admin (bankctl approvals approve ID)
 
-Idempotency keys are remembered for ` + keyMemory + `.`
+Idempotency keys are remembered for ` + keyMemory + `.
+A retry older than that is applied as new.`
 
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{

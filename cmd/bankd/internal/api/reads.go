@@ -155,9 +155,13 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 		out.Stalled = &wire.Stalled{Index: st.Stalled.Index, Reason: st.Stalled.Reason, Since: st.Stalled.Since}
 	}
 	k := st.Keys
-	out.Keys = wire.KeyMemory{OldestIndex: k.OldestIndex, Held: k.Held, WindowEntries: k.WindowEntries, WindowKeys: k.WindowMax}
+	out.Keys = wire.KeyMemory{OldestIndex: k.OldestIndex, Held: k.Held, WindowEntries: k.WindowEntries, WindowKeys: k.WindowMax,
+		RetainMs: k.RetainMs, ByTimeSinceIndex: k.ByTimeSinceIndex, DiskBytes: st.KeyDiskBytes}
 	if k.OldestTimeMs > 0 {
 		out.Keys.OldestTime = time.UnixMilli(k.OldestTimeMs).UTC().Format(time.RFC3339Nano)
+	}
+	if k.RetainMs > 0 {
+		out.Keys.ByTimeFrom = time.UnixMilli(k.ByTimeFromMs).UTC().Format(time.RFC3339Nano)
 	}
 	leader, ok := s.node.Leader()
 	if ok {

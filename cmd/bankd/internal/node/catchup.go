@@ -32,7 +32,12 @@ func (n *Node) catchUp(ctx context.Context) error {
 			n.cfg.Logger.Warn("snapshot download failed", "peer", m.ID, "err", err)
 			continue
 		}
-		return n.install(info, m.ID, started)
+		keys, err := n.fetchKeys(ctx, m, info.Index)
+		if err != nil {
+			n.cfg.Logger.Warn("key store download failed", "peer", m.ID, "err", err)
+			continue
+		}
+		return n.install(info, m.ID, keys, started)
 	}
 	return fmt.Errorf("node: no live peer has a snapshot at or past %d", need-1)
 }
@@ -54,7 +59,25 @@ func (n *Node) fetchSnapshot(ctx context.Context, peer zkcoord.MemberRecord) (sn
 	return info, nil
 }
 
-func (n *Node) install(info snapshot.Info, from string, started time.Time) error {
+// fetchKeys replaces this node's key store with the peer's, taken after
+// its snapshot at index: the records older than the window that the
+// snapshot does not hold.
+func (n *Node) fetchKeys(ctx context.Context, peer zkcoord.MemberRecord, index uint64) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.SnapshotTimeout)
+	defer cancel()
+	body, err := n.cfg.Transport.Keys(ctx, peer.Addr)
+	if err != nil {
+		return 0, fmt.Errorf("node: key store from %s: %w", peer.ID, err)
+	}
+	defer body.Close()
+	keys, err := n.dir.Keys.Import(body, index)
+	if err != nil {
+		return keys, fmt.Errorf("node: key store from %s: %w", peer.ID, err)
+	}
+	return keys, nil
+}
+
+func (n *Node) install(info snapshot.Info, from string, keys uint64, started time.Time) error {
 	e, meta, err := n.dir.InstallSaved(info)
 	if err != nil {
 		return err
@@ -64,7 +87,7 @@ func (n *Node) install(info snapshot.Info, from string, started time.Time) error
 	n.swapEngine(e)
 	n.mem.Update(meta.Index, meta.Index)
 	n.cfg.Logger.Info("installed a peer's snapshot", "peer", from, "index", meta.Index,
-		"accounts", meta.Accounts, "took", time.Since(started).Round(time.Millisecond))
+		"accounts", meta.Accounts, "keys", keys, "took", time.Since(started).Round(time.Millisecond))
 	n.markReadyWhenCaughtUp() // the log may hold nothing after the snapshot
 	return nil
 }

@@ -125,6 +125,7 @@ type Status struct {
 	ReadsVersion  uint32 // the newest this binary reads
 	Stalled       *Stall // the entry the replica waits on, nil when none
 	Keys          engine.KeySpan
+	KeyDiskBytes  uint64 // the key store's size on disk
 }
 
 // Status reports this node's state.
@@ -135,7 +136,7 @@ func (n *Node) Status() Status {
 	st := Status{ID: n.cfg.ID, Applied: applied, SnapshotIndex: n.snapIndex.Load(),
 		Ready: n.Ready(), Session: n.sess.State().String(), AppendHead: n.appendHead.Load(),
 		Pushed: n.hinted.Load(), BodyVersion: bv, VersionSince: since, ReadsVersion: n.cfg.BodyVersionMax,
-		Stalled: n.Stalled(), Keys: keys}
+		Stalled: n.Stalled(), Keys: keys, KeyDiskBytes: n.dir.Keys.DiskBytes()}
 	if l := n.leading.Load(); l != nil && l.term.Err() == nil {
 		st.Leader, st.Epoch = true, l.term.Epoch
 	}

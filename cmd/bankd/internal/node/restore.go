@@ -80,7 +80,7 @@ func Restore(ctx context.Context, cfg Config, backup io.Reader) (Restored, error
 	out.Index, out.Epoch, out.TimeMs, out.Verified = n.eng.Index(), n.eng.Epoch(), n.eng.TimeMs(), rep.Verified
 	out.Accounts, out.StateHash = n.eng.Totals().Accounts, rep.StateHash.String()
 	if n.snapIndex.Load() != out.Index {
-		if _, err := n.dir.Snapshots.Save(n.eng, time.Now().UnixMilli()); err != nil {
+		if _, err := n.dir.SaveSnapshot(n.eng, time.Now().UnixMilli()); err != nil {
 			return out, fmt.Errorf("node: restore: snapshot at %d: %w", out.Index, err)
 		}
 		out.Snapshot = true
@@ -154,6 +154,13 @@ func installBackup(cfg Config, backup io.Reader) error {
 	info, err := dir.Snapshots.Receive(plain)
 	if err != nil {
 		return fmt.Errorf("node: restore: the backup's snapshot: %w", err)
+	}
+	// A backup holds the state and its in-memory window of keys, not the
+	// older records of the key store: after a restore from one, a key
+	// first used before the window is applied as new (docs/operations.md,
+	// "Restore from a backup"). The empty store vouches for the backup.
+	if err := dir.Keys.Sync(info.Index); err != nil {
+		return fmt.Errorf("node: restore: %w", err)
 	}
 	if _, _, err := dir.InstallSaved(info); err != nil {
 		return fmt.Errorf("node: restore: %w", err)

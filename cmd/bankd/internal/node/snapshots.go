@@ -58,14 +58,32 @@ func (n *Node) saveSnapshot(c *engine.Capture, started time.Time) (snapshot.Info
 	if err != nil {
 		return snapshot.Info{}, err
 	}
+	// Every entry up to the capture's index went through the key store
+	// before the capture: make its records durable before the snapshot
+	// that needs them exists.
+	if err := n.dir.Keys.Sync(c.Index()); err != nil {
+		p.Abort()
+		return snapshot.Info{}, err
+	}
 	info, err := p.Commit()
 	if err != nil {
 		return snapshot.Info{}, err
 	}
+	n.collectKeys()
 	n.snapIndex.Store(info.Index)
 	n.mem.Update(n.Applied(), info.Index)
 	n.cfg.Logger.Info("snapshot saved", "index", info.Index, "bytes", info.Size, "took", time.Since(started).Round(time.Millisecond))
 	return info, nil
+}
+
+// collectKeys lets the key store forget what no replay from the oldest
+// snapshot kept can need.
+func (n *Node) collectKeys() {
+	list, err := n.dir.Snapshots.List()
+	if err != nil || len(list) == 0 {
+		return // the next snapshot tries again
+	}
+	n.dir.Keys.CollectBelow(list[len(list)-1].Index)
 }
 
 // ErrNoSnapshot: this node has no snapshot to send.
@@ -86,6 +104,14 @@ func (n *Node) OpenSnapshot() (io.ReadCloser, snapshot.Info, error) {
 		}
 	}
 	return nil, snapshot.Info{}, ErrNoSnapshot
+}
+
+// ExportKeys writes this node's key store for a peer that installed this
+// node's snapshot. It holds every record spilled up to the applied index,
+// so every record the snapshot a peer took from here before needs.
+func (n *Node) ExportKeys(w io.Writer) error {
+	_, err := n.dir.Keys.Export(w)
+	return err
 }
 
 // trimWhileLeading deletes log entries that no live member still needs:

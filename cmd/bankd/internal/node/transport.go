@@ -28,6 +28,9 @@ type Transport interface {
 	// Snapshot opens the newest snapshot of the node at addr, as a stream
 	// in the snapshot format (Node.OpenSnapshot on its side).
 	Snapshot(ctx context.Context, addr string) (io.ReadCloser, error)
+	// Keys opens the key store of the node at addr (Node.ExportKeys on
+	// its side), which a node that installed its snapshot imports.
+	Keys(ctx context.Context, addr string) (io.ReadCloser, error)
 }
 
 // ErrUnreachable: a peer did not answer (refused, reset, timed out). The

@@ -133,3 +133,14 @@ func (n *Network) Snapshot(ctx context.Context, addr string) (io.ReadCloser, err
 	f, _, err := svc.OpenSnapshot()
 	return f, err
 }
+
+// Keys streams the key store of the node at addr.
+func (n *Network) Keys(ctx context.Context, addr string) (io.ReadCloser, error) {
+	svc, err := n.lookup(addr)
+	if err != nil {
+		return nil, err
+	}
+	r, w := io.Pipe()
+	go func() { w.CloseWithError(svc.ExportKeys(w)) }()
+	return r, nil
+}

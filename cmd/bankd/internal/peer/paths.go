@@ -13,6 +13,7 @@ const (
 	ReadIndexPath = "/internal/v1/read-index"
 	EntriesPath   = "/internal/v1/entries"
 	SnapshotPath  = "/internal/v1/snapshot"
+	KeysPath      = "/internal/v1/keys"
 )
 
 // Codes of the problems the internal endpoints answer with, and the

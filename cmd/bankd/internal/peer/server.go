@@ -23,6 +23,7 @@ type Service interface {
 	ReadIndex(ctx context.Context) (uint64, error)
 	Entries() (*node.EntryStream, error)
 	OpenSnapshot() (io.ReadCloser, snapshot.Info, error)
+	ExportKeys(w io.Writer) error
 }
 
 // Limits of the answering end.
@@ -39,6 +40,7 @@ func Handler(svc Service) http.Handler {
 	mux.HandleFunc("POST "+ReadIndexPath, h.readIndex)
 	mux.HandleFunc("GET "+EntriesPath, h.entries)
 	mux.HandleFunc("GET "+SnapshotPath, h.snapshot)
+	mux.HandleFunc("GET "+KeysPath, h.keys)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteProblem(w, wire.NewProblem(wire.CodeNotFound, "no internal route "+r.Method+" "+r.URL.Path))
 	})
@@ -145,4 +147,12 @@ func (h *handler) snapshot(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
 	io.Copy(w, f) // a broken transfer fails the receiver's checksum
+}
+
+// keys streams this node's key store (keystore.Store.Export) to a peer
+// that installed its snapshot; the receiver checks the stream's count and
+// checksum.
+func (h *handler) keys(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	h.svc.ExportKeys(w) // a broken transfer fails the receiver's checks
 }

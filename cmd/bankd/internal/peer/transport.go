@@ -134,6 +134,15 @@ func (t *Transport) Snapshot(ctx context.Context, addr string) (io.ReadCloser, e
 	return resp.Body, nil
 }
 
+// Keys opens the key store of the node at addr.
+func (t *Transport) Keys(ctx context.Context, addr string) (io.ReadCloser, error) {
+	resp, err := t.open(ctx, addr+KeysPath)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
 // open GETs a stream; anything but a 200 is an error.
 func (t *Transport) open(ctx context.Context, url string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

@@ -139,8 +139,7 @@ func (c *cluster) start(tn *testNode) {
 	var started atomic.Pointer[node.Node]
 	revoked := func(serial string) bool { n := started.Load(); return n != nil && n.Revoked(serial) }
 	m := metrics.New()
-	cfg := c.config(tn, peer.NewTransport(peer.Config{Client: peer.Client(tn.tls, revoked), CallTimeout: 3*sessionTimeout + time.Second, Stage: m.Stage}))
-	cfg.Hooks = m.Hooks()
+	cfg := c.configWith(tn, peer.NewTransport(peer.Config{Client: peer.Client(tn.tls, revoked), CallTimeout: 3*sessionTimeout + time.Second, Stage: m.Stage}), m.Hooks())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if tn.n, err = node.Start(ctx, cfg); err != nil {
@@ -158,6 +157,12 @@ func (c *cluster) start(tn *testNode) {
 // config is tn's node configuration with transport (nil for a restore),
 // as the test tunes it, but for its hooks.
 func (c *cluster) config(tn *testNode, transport node.Transport) node.Config {
+	return c.configWith(tn, transport, node.Hooks{})
+}
+
+// configWith is config with the metrics' hooks, set before the test's
+// tune so that a tune can wrap them.
+func (c *cluster) configWith(tn *testNode, transport node.Transport, hooks node.Hooks) node.Config {
 	if tn.cutter == nil {
 		tn.cutter = &zktest.Cutter{}
 	}
@@ -168,6 +173,7 @@ func (c *cluster) config(tn *testNode, transport node.Transport) node.Config {
 		Serial:    func() string { return certs.Serial(tn.tls.Leaf()) },
 		Seal:      &node.SealConfig{Trust: c.trust, Identity: tn.tls.Identity},
 		Transport: transport,
+		Hooks:     hooks,
 	}
 	if c.tune != nil {
 		c.tune(&cfg)

@@ -21,6 +21,7 @@ import (
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/engine/entry"
 	"github.com/zkbank/zkbank/journal"
+	"github.com/zkbank/zkbank/keystore"
 	"github.com/zkbank/zkbank/seal"
 	"github.com/zkbank/zkbank/snapshot"
 	"github.com/zkbank/zkbank/zkcoord/zktest"
@@ -214,12 +215,23 @@ func reencode(t *testing.T, e *entry.Envelope) *entry.Envelope {
 
 // writeJournal makes a data dir whose journal continues from (base, hash)
 // with raws.
+// A journal that starts at base gets a key store that vouches for the
+// snapshot at base: these tests' few keys never leave the window, so it
+// needs no record.
 func writeJournal(t *testing.T, dir string, trust *seal.Trust, base uint64, hash engine.Hash, raws [][]byte) {
 	j, err := journal.Open(filepath.Join(dir, "journal"), journal.Options{Decode: trust.DecodeRaw})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer j.Close()
+	keys, err := keystore.Open(filepath.Join(dir, "keys"), keystore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keys.Close()
+	if err := keys.Sync(base); err != nil {
+		t.Fatal(err)
+	}
 	if base > 0 {
 		if err := j.Reset(base, hash); err != nil {
 			t.Fatal(err)
