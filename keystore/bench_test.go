@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"testing"
@@ -79,4 +80,36 @@ func benchTransfers(b *testing.B, version uint32, s *Store) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkDiskPerKey: what a remembered key costs on disk, compacted,
+// for keys as clients send them (a UUID under a customer's principal)
+// spilled 1,000 per entry: b.N keys, reported per key.
+func BenchmarkDiskPerKey(b *testing.B) {
+	s, err := Open(b.TempDir(), Options{RetainMs: engine.KeyRetainDefaultMs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const perEntry = 1000
+	recs := make([]engine.KeyRecord, 0, perEntry)
+	index, at := uint64(1_000_000), int64(1_800_000_000_000)
+	for i := 0; i < b.N; i++ {
+		key := fmt.Sprintf("c-0123456789abcdef\x00%08x-3b7d-4bad-9bdd-%012x", i*2654435761, i)
+		recs = append(recs, engine.KeyRecord{Key: key, Index: index, TimeMs: at, Fingerprint: uint64(i) * 0x9e3779b97f4a7c15,
+			Code: engine.CodeOK, Balances: [2]uint64{uint64(i%100_000) * 137, uint64(i%7_000) * 91}})
+		if len(recs) == perEntry || i == b.N-1 {
+			if err := s.spill(index, at, recs); err != nil {
+				b.Fatal(err)
+			}
+			recs, index, at = recs[:0], index+1, at+7
+		}
+	}
+	if err := s.Sync(0); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.db.Compact(context.Background(), []byte{0}, []byte{0xff}, true); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(s.DiskBytes())/float64(b.N), "disk-B/key")
 }
