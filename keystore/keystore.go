@@ -71,17 +71,18 @@ const (
 type Options struct {
 	// FS is the filesystem; nil means the real one.
 	FS vfs.FS
-	// RetainMs is the engine's KeyRetainMs: what Collect keeps.
+	// RetainMs is the engine's KeyRetainMs: what collection keeps.
 	RetainMs int64
 }
 
-// Store is the on-disk half of the idempotency memory. Apply, Collect's
-// work and Import are for one goroutine (the one that applies entries);
-// Sync, CollectBelow, Export and Stats may run beside it.
+// Store is the on-disk half of the idempotency memory. Apply (and the
+// collection it does), Import and Reset are for one goroutine, the one
+// that applies entries; Sync, Vouches, CollectBelow, Export and DiskBytes
+// may run beside it.
 type Store struct {
 	db        *pebble.DB
 	retainMs  int64
-	collect   atomic.Uint64 // Collect's target: the oldest snapshot index kept (0: none)
+	collect   atomic.Uint64 // collection's target: the oldest snapshot index kept (0: none)
 	collector collector
 
 	mu       sync.Mutex
@@ -95,9 +96,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		po.FS = vfs.Default
 	}
 	// Nearly every lookup is of a new key: a Bloom filter per table answers
-	// most of them without reading the table.
-	// Tables stay small, so that each filter block is small enough for the
-	// cache to keep.
+	// most of them without reading the table, and tables stay small, so
+	// that each filter is small enough for the cache to keep.
 	po.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	for i := range po.TargetFileSizes {
 		po.TargetFileSizes[i] = tableBytes
@@ -282,7 +282,7 @@ func newestBefore(scoped string, v []byte, index uint64) (engine.KeyRecord, bool
 	return engine.KeyRecord{}, false, nil
 }
 
-// spill writes the records the entry at index spilled, and what Collect
+// spill writes the records the entry at index spilled, and what collection
 // needs to find them again, in one batch.
 func (s *Store) spill(index uint64, timeMs int64, recs []engine.KeyRecord) error {
 	b := s.db.NewBatch()
@@ -298,7 +298,7 @@ func (s *Store) spill(index uint64, timeMs int64, recs []engine.KeyRecord) error
 
 // addRecords merges recs into their keys and writes their spill record
 // under gkey, with timeMs: a time at or before the entry that spilled
-// them, the bound Collect reads.
+// them, the bound collection reads.
 func (s *Store) addRecords(b *pebble.Batch, gkey []byte, timeMs int64, recs []engine.KeyRecord) error {
 	sp := spillRecord{timeMs: timeMs, refs: make([]recordRef, 0, len(recs))}
 	var key, value []byte // the batch copies both

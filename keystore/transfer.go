@@ -182,7 +182,7 @@ func readFrame(br *summed) (key string, value []byte, end bool, err error) {
 }
 
 // importer writes imported records in batches, and their spill records
-// grouped by first-use hour (in time order, as Collect reads them).
+// grouped by first-use hour (in time order, as collection reads them).
 type importer struct {
 	s       *Store
 	b       *pebble.Batch
