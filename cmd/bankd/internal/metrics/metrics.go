@@ -106,6 +106,9 @@ func (m *Metrics) Watch(status func() node.Status) {
 			return float64(max(s.AppendHead, s.Applied))
 		}),
 		gauge("zkbank_snapshot_index", "Index of the newest snapshot on disk.", func(s node.Status) float64 { return float64(s.SnapshotIndex) }),
+		gauge("zkbank_key_store_bytes", "Disk taken by the idempotency records older than the in-memory window (<data dir>/keys/).",
+			func(s node.Status) float64 { return float64(s.KeyDiskBytes) }),
+		gauge("zkbank_keys_in_memory", "Idempotency records in the in-memory window.", func(s node.Status) float64 { return float64(s.Keys.Held) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "zkbank_entries_pushed_total",
 			Help: "Entries a follower took from the leader's push stream instead of reading them from ZooKeeper."},
 			func() float64 { return float64(status().Pushed) }),

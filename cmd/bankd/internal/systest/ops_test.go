@@ -34,7 +34,7 @@ func TestClusterHealthAndMetrics(t *testing.T) {
 	text := string(call(t, leader, "GET", "/metrics", nil, nil).body)
 	for _, want := range []string{
 		`zkbank_http_requests_total{code="200",route="POST /internal/v2/submit"} 1`,
-		"zkbank_applied_index 1", "zkbank_leader 1", "zkbank_zookeeper_session_connected 1",
+		"zkbank_applied_index 1", "zkbank_leader 1", "zkbank_zookeeper_session_connected 1", "zkbank_keys_in_memory 1", "zkbank_key_store_bytes ",
 		"zkbank_batch_commands_count 1", "zkbank_http_request_duration_seconds_bucket",
 		`zkbank_stage_duration_seconds_count{stage="batch_wait"} 1`, `zkbank_stage_duration_seconds_count{stage="log_append"} 1`,
 	} {
