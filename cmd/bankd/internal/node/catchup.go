@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"time"
 
@@ -62,19 +63,39 @@ func (n *Node) fetchSnapshot(ctx context.Context, peer zkcoord.MemberRecord) (sn
 // fetchKeys replaces this node's key store with the peer's, taken after
 // its snapshot at index: the records older than the window that the
 // snapshot does not hold.
+//
+// A day of keys can be gigabytes: the download may take as long as it
+// keeps moving, and fails after SnapshotTimeout without a byte.
 func (n *Node) fetchKeys(ctx context.Context, peer zkcoord.MemberRecord, index uint64) (uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.SnapshotTimeout)
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	stalled := time.AfterFunc(n.cfg.SnapshotTimeout, cancel)
+	defer stalled.Stop()
 	body, err := n.cfg.Transport.Keys(ctx, peer.Addr)
 	if err != nil {
 		return 0, fmt.Errorf("node: key store from %s: %w", peer.ID, err)
 	}
 	defer body.Close()
-	keys, err := n.dir.Keys.Import(body, index)
+	keys, err := n.dir.Keys.Import(&moving{r: body, stalled: stalled, idle: n.cfg.SnapshotTimeout}, index)
 	if err != nil {
 		return keys, fmt.Errorf("node: key store from %s: %w", peer.ID, err)
 	}
 	return keys, nil
+}
+
+// moving reads r, putting the stall timer off with every byte.
+type moving struct {
+	r       io.Reader
+	stalled *time.Timer
+	idle    time.Duration
+}
+
+func (m *moving) Read(p []byte) (int, error) {
+	k, err := m.r.Read(p)
+	if k > 0 {
+		m.stalled.Reset(m.idle)
+	}
+	return k, err
 }
 
 func (n *Node) install(info snapshot.Info, from string, keys uint64, started time.Time) error {

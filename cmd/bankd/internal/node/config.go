@@ -56,7 +56,7 @@ type Config struct {
 
 	Transport       Transport     // how this node reaches the others (required)
 	PeerTimeout     time.Duration // one call to the leader for a read index
-	SnapshotTimeout time.Duration // one snapshot download from a peer
+	SnapshotTimeout time.Duration // one snapshot download from a peer; a key store download fails after this long without a byte
 
 	// Serial is the serial of the certificate this node presents to its
 	// peers, read at each use (SIGHUP may change it); nil without TLS. The
