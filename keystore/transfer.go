@@ -93,7 +93,9 @@ const importBucketMs = 3_600_000
 // its own, which the records added do not change. Records the node holds
 // of its own, and the peer's of the same first use, are the same, as both
 // come from the log; a node whose own history forked resets the store
-// first (Reset).
+// first (Reset). A stream that turns out cut or damaged empties the
+// store (records merged before the damage showed may be wrong), so that
+// it vouches for nothing until an import succeeds.
 func (s *Store) Import(r io.Reader, index uint64) (keys uint64, err error) {
 	in := bufio.NewReaderSize(r, 256<<10)
 	magic := make([]byte, len(exportMagic))
@@ -102,6 +104,14 @@ func (s *Store) Import(r io.Reader, index uint64) (keys uint64, err error) {
 	}
 	br := &summed{r: in, crc: crc32.New(castagnoli)}
 	im := importer{s: s, buckets: map[int64]*spillRecord{}}
+	defer func() {
+		if im.b != nil {
+			im.b.Close()
+		}
+		if err != nil {
+			err = errors.Join(err, s.Reset())
+		}
+	}()
 	for {
 		key, value, end, err := readFrame(br)
 		if err != nil {
