@@ -60,9 +60,9 @@ func (n *Node) fetchSnapshot(ctx context.Context, peer zkcoord.MemberRecord) (sn
 	return info, nil
 }
 
-// fetchKeys replaces this node's key store with the peer's, taken after
-// its snapshot at index: the records older than the window that the
-// snapshot does not hold.
+// fetchKeys imports the peer's key store, taken after its snapshot at
+// index: the records older than the window that the snapshot does not
+// hold.
 //
 // A day of keys can be gigabytes: the download may take as long as it
 // keeps moving, and fails after SnapshotTimeout without a byte.

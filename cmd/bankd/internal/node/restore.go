@@ -158,7 +158,7 @@ func installBackup(cfg Config, backup io.Reader) error {
 	// A backup holds the state and its in-memory window of keys, not the
 	// older records of the key store: after a restore from one, a key
 	// first used before the window is applied as new (docs/operations.md,
-	// "Restore from a backup"). The empty store vouches for the backup.
+	// "The key store"). The empty store vouches for the backup.
 	if err := dir.Keys.Sync(info.Index); err != nil {
 		return fmt.Errorf("node: restore: %w", err)
 	}
