@@ -34,6 +34,11 @@ type Config struct {
 	SnapshotEveryEntries uint64 // entries between snapshots
 	SnapshotEveryBytes   uint64 // or log bytes between snapshots, whichever comes first
 	SnapshotRetain       int    // snapshot files kept
+	// JournalRetainEntries is how many entries below the newest applied
+	// the local journal keeps; it never trims past the oldest snapshot
+	// kept, which a restart may need. 0, the default: every entry (the
+	// audit trail).
+	JournalRetainEntries uint64
 	LogRetainEntries     uint64 // entries kept in ZooKeeper below the trim point
 	LogRetainBytes       uint64 // and at most so many bytes of them
 	// LogLagMaxBytes is how much log ZooKeeper keeps for a live member

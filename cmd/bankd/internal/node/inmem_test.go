@@ -35,11 +35,15 @@ type inmem struct {
 	nodes   map[string]*node.Node
 	cutters map[string]*zktest.Cutter
 	reads   uint32 // body version the next node started reads (0: this binary's)
+	tune    func(*node.Config)
 }
 
-func newInmem(t *testing.T, ids ...string) *inmem {
+func newInmem(t *testing.T, ids ...string) *inmem { return newInmemTuned(t, nil, ids...) }
+
+// newInmemTuned is newInmem with tune applied to every node's config.
+func newInmemTuned(t *testing.T, tune func(*node.Config), ids ...string) *inmem {
 	c := &inmem{t: t, net: peer.NewNetwork(), ens: zktest.Shared(t, 1), root: zktest.Root(t), dir: t.TempDir(),
-		nodes: map[string]*node.Node{}, cutters: map[string]*zktest.Cutter{}}
+		nodes: map[string]*node.Node{}, cutters: map[string]*zktest.Cutter{}, tune: tune}
 	t.Cleanup(func() {
 		for id := range c.nodes {
 			c.stop(id)
@@ -72,6 +76,9 @@ func (c *inmem) tryStart(id string) (*node.Node, error) {
 		ID: id, Addr: "inmem://" + id, DataDir: filepath.Join(c.dir, id), Transport: c.net, BodyVersionMax: c.reads,
 		ZooKeeper: zkcoord.Config{Servers: c.ens.Connect(), Root: c.root, TLS: c.ens.TLS(), Auth: c.ens.Auth(), SessionTimeout: sessionTimeout, Dialer: c.cutters[id].Dial},
 		Logger:    slog.New(slog.NewTextHandler(zktest.LogWriter(c.t), nil)).With("node", id),
+	}
+	if c.tune != nil {
+		c.tune(&cfg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

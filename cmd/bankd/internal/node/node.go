@@ -39,6 +39,7 @@ type Node struct {
 	applied chan struct{} // closed and replaced after each apply
 
 	snapIndex   atomic.Uint64  // newest snapshot on disk
+	oldestSnap  atomic.Uint64  // oldest snapshot kept, once one was saved (the journal trims below it)
 	snapTaken   uint64         // index of the last capture (replica loop only)
 	snapBusy    atomic.Bool    // a snapshot file is being written
 	snapWriter  sync.WaitGroup // the goroutine writing it; the data dir closes after it

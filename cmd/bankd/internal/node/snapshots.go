@@ -77,13 +77,34 @@ func (n *Node) saveSnapshot(c *engine.Capture, started time.Time) (snapshot.Info
 }
 
 // collectKeys lets the key store forget what no replay from the oldest
-// snapshot kept can need.
+// snapshot kept can need, and the journal the entries below it (when
+// JournalRetainEntries bounds it: trimJournal, in the replica loop).
 func (n *Node) collectKeys() {
 	list, err := n.dir.Snapshots.List()
 	if err != nil || len(list) == 0 {
 		return // the next snapshot tries again
 	}
-	n.dir.Keys.CollectBelow(list[len(list)-1].Index)
+	oldest := list[len(list)-1].Index
+	n.dir.Keys.CollectBelow(oldest)
+	n.oldestSnap.Store(oldest)
+}
+
+// trimJournal deletes the journal's entries below both the oldest
+// snapshot kept and the last JournalRetainEntries applied. It runs in the
+// replica loop, the journal's one writer.
+func (n *Node) trimJournal(applied uint64) error {
+	keep, oldest := n.cfg.JournalRetainEntries, n.oldestSnap.Load()
+	if keep == 0 || oldest == 0 || applied <= keep {
+		return nil
+	}
+	below := min(oldest+1, applied+1-keep)
+	if below <= n.dir.Journal.First() {
+		return nil
+	}
+	if err := n.dir.Journal.TrimBelow(below); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	return nil
 }
 
 // ErrNoSnapshot: this node has no snapshot to send.
