@@ -23,6 +23,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/internal/pebblelog"
 )
 
 // Errors. Each is wrapped with the detail of the case.
@@ -63,14 +64,6 @@ type Options struct {
 	Decode func(raw []byte) (*engine.Entry, error)
 }
 
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("pebble: "+format, args...)) // pebble's own invariant broke
-}
-
 // Journal is the local log. Its methods are safe for concurrent use; the
 // position (base, last) is guarded so that readers such as a status page
 // can ask for it while the replica loop appends. Append, TrimBelow and
@@ -94,7 +87,7 @@ func Open(dir string, opts Options) (*Journal, error) {
 		po.FS = vfs.Default
 	}
 	if po.Logger == nil {
-		po.Logger = quietLogger{}
+		po.Logger = pebblelog.Quiet{}
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {

@@ -39,6 +39,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/internal/pebblelog"
 )
 
 // ErrCorrupt: stored bytes are not what the store writes.
@@ -91,7 +92,7 @@ type Store struct {
 
 // Open opens or creates the store in dir.
 func Open(dir string, opts Options) (*Store, error) {
-	po := &pebble.Options{FS: opts.FS, Logger: quietLogger{}, DisableWAL: true, Merger: recordsMerger}
+	po := &pebble.Options{FS: opts.FS, Logger: pebblelog.Quiet{}, DisableWAL: true, Merger: recordsMerger}
 	if po.FS == nil {
 		po.FS = vfs.Default
 	}
@@ -125,14 +126,6 @@ func OpenMem(retainMs int64) *Store {
 		panic(err) // an in-memory Pebble does not fail to open
 	}
 	return s
-}
-
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("pebble: "+format, args...)) // pebble's own invariant broke
 }
 
 // Close writes what is in memory to disk, so that a node that stops and
@@ -283,23 +276,11 @@ func newestBefore(scoped string, v []byte, index uint64) (engine.KeyRecord, bool
 }
 
 // spill writes the records the entry at index spilled, and what collection
-// needs to find them again, in one batch.
+// needs to find them again (their spill record, under the entry with its
+// time), in one batch.
 func (s *Store) spill(index uint64, timeMs int64, recs []engine.KeyRecord) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := s.addRecords(b, spillKey(index, 0), timeMs, recs); err != nil {
-		return err
-	}
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("keystore: spill at %d: %w", index, err)
-	}
-	return nil
-}
-
-// addRecords merges recs into their keys and writes their spill record
-// under gkey, with timeMs: a time at or before the entry that spilled
-// them, the bound collection reads.
-func (s *Store) addRecords(b *pebble.Batch, gkey []byte, timeMs int64, recs []engine.KeyRecord) error {
 	sp := spillRecord{timeMs: timeMs, refs: make([]recordRef, 0, len(recs))}
 	var key, value []byte // the batch copies both
 	for i := range recs {
@@ -307,12 +288,15 @@ func (s *Store) addRecords(b *pebble.Batch, gkey []byte, timeMs int64, recs []en
 		key = append(append(key[:0], recordPrefix), r.Key...)
 		value = encodeRecords(value[:0], r)
 		if err := b.Merge(key, value, nil); err != nil {
-			return fmt.Errorf("keystore: spill: %w", err)
+			return fmt.Errorf("keystore: spill at %d: %w", index, err)
 		}
 		sp.add(r)
 	}
-	if err := b.Set(gkey, sp.encode(), nil); err != nil {
-		return fmt.Errorf("keystore: spill: %w", err)
+	if err := b.Set(spillKey(index, 0), sp.encode(), nil); err != nil {
+		return fmt.Errorf("keystore: spill at %d: %w", index, err)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("keystore: spill at %d: %w", index, err)
 	}
 	return nil
 }

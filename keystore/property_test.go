@@ -8,30 +8,8 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/enginetest"
 )
-
-// memory is the reference: every record the engine ever spilled, newest
-// per key, handed back as a node that never restarts would. The engine's
-// own property test checks this against a model that remembers keys by
-// time (engine.TestPropertyKeysRememberedByTime).
-type memory map[string]engine.KeyRecord
-
-func (m memory) apply(t *rapid.T, e *engine.Engine, ent *engine.Entry) []engine.Result {
-	older := map[string]engine.KeyRecord{}
-	for _, k := range e.KeysToFetch(ent) {
-		if r, ok := m[k]; ok {
-			older[k] = r
-		}
-	}
-	res, err := e.ApplyWith(ent, older)
-	if err != nil {
-		t.Fatalf("apply %d: %v", ent.Index, err)
-	}
-	for _, r := range e.TakeSpilled() {
-		m[r.Key] = r
-	}
-	return res
-}
 
 // node is the system under test: an engine, its store, and the snapshots
 // it keeps (the store synced for each), restarting from any of them.
@@ -100,18 +78,23 @@ func (n *node) install(t *rapid.T) {
 
 // storeAgreesWithMemory: a node whose store restarts from older
 // snapshots, collects, and is replaced by an import, answers every
-// command as the reference that never forgets, and ends at the same
+// command as the reference that never forgets (enginetest.Memory, which
+// the engine's own property test checks against a model that remembers
+// keys by time), and ends at the same
 // state. Keys come from a small set and time moves fast against the
 // span, so keys are used again after their span and their records pile
 // up.
 func storeAgreesWithMemory(t *rapid.T) {
 	retain := rapid.Int64Range(20, 200).Draw(t, "retain")
 	cfg := engine.Config{KeyWindowEntries: uint64(rapid.IntRange(1, 3).Draw(t, "window")), KeyWindowMax: 100, KeyRetainMs: retain, ClosedHoldsKept: 10}
-	ref, mem := newEngine(t, cfg), memory{}
+	ref, mem := newEngine(t, cfg), enginetest.Memory{}
 	n := &node{e: newEngine(t, cfg), s: OpenMem(retain)}
 	defer func() { n.s.Close() }()
 	step := func(ent *engine.Entry) {
-		want := mem.apply(t, ref, ent)
+		want, err := mem.Apply(ref, ent)
+		if err != nil {
+			t.Fatalf("apply %d to the reference: %v", ent.Index, err)
+		}
 		got, err := n.s.Apply(n.e, ent)
 		if err != nil {
 			t.Fatalf("apply %d: %v", ent.Index, err)

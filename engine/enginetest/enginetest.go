@@ -93,3 +93,29 @@ func Sized(index uint64, nameBytes int) *engine.Entry {
 	}
 	return e
 }
+
+// Memory is the reference for a node's key store: every record the
+// engine spilled, the newest per key, handed back to the engine as a node
+// that never restarts and never forgets would. Tests of the real store
+// compare against it; the engine's property test checks the engine with
+// such a memory against a model that remembers keys by time.
+type Memory map[string]engine.KeyRecord
+
+// Apply applies ent to e with the records m holds of its keys, and keeps
+// what e spilled.
+func (m Memory) Apply(e *engine.Engine, ent *engine.Entry) ([]engine.Result, error) {
+	older := map[string]engine.KeyRecord{}
+	for _, k := range e.KeysToFetch(ent) {
+		if r, ok := m[k]; ok {
+			older[k] = r
+		}
+	}
+	res, err := e.ApplyWith(ent, older)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range e.TakeSpilled() {
+		m[r.Key] = r
+	}
+	return res, nil
+}

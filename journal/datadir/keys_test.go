@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/enginetest"
 	"github.com/zkbank/zkbank/engine/entry"
 )
 
@@ -24,7 +25,7 @@ func keyLog(t *testing.T, rng *rand.Rand, n int) []*engine.Entry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem := map[string]engine.KeyRecord{}
+	mem := enginetest.Memory{}
 	var out []*engine.Entry
 	for i := 0; i < n; i++ {
 		cmds := []engine.Command{{Op: engine.OpCreateAccount, Key: "open", Account: "A", Name: "A"}}
@@ -51,26 +52,17 @@ func keyLog(t *testing.T, rng *rand.Rand, n int) []*engine.Entry {
 
 // applyRemembering applies ent as a node that never forgets a spilled
 // record would: the reference the data dir must agree with.
-func applyRemembering(t *testing.T, e *engine.Engine, mem map[string]engine.KeyRecord, ent *engine.Entry) {
+func applyRemembering(t *testing.T, e *engine.Engine, mem enginetest.Memory, ent *engine.Entry) {
 	t.Helper()
-	older := map[string]engine.KeyRecord{}
-	for _, k := range e.KeysToFetch(ent) {
-		if r, ok := mem[k]; ok {
-			older[k] = r
-		}
-	}
-	if _, err := e.ApplyWith(ent, older); err != nil {
+	if _, err := mem.Apply(e, ent); err != nil {
 		t.Fatal(err)
-	}
-	for _, r := range e.TakeSpilled() {
-		mem[r.Key] = r
 	}
 }
 
 func referenceRemembering(t *testing.T, ents []*engine.Entry, n uint64) *engine.Engine {
 	t.Helper()
 	e, _ := engine.New(keysConfig)
-	mem := map[string]engine.KeyRecord{}
+	mem := enginetest.Memory{}
 	for _, ent := range ents[:n] {
 		applyRemembering(t, e, mem, ent)
 	}
