@@ -91,6 +91,10 @@ type site struct {
 }
 
 func TestDeploymentGuide(t *testing.T) {
+	// The hosts' files are removed after the lab stops what runs on them
+	// (cleanups run last first): a bankd still running when the test ends
+	// writes into its data dir (its key store compacts) until then.
+	dir := t.TempDir()
 	lab, err := netlab.New("h1", "h2", "h3", "h4", "h5", "h6", "ws") // host K of the guide is hK
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +104,7 @@ func TestDeploymentGuide(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	s := &site{t: t, lab: lab, dir: t.TempDir(), hosts: lab.Hosts()[:6]}
+	s := &site{t: t, lab: lab, dir: dir, hosts: lab.Hosts()[:6]}
 	s.units = &units{s: s, running: map[string]*service{}}
 	s.bin = filepath.Join(s.dir, "bin")
 	for _, name := range []string{"bankd", "bankctl"} {
