@@ -33,7 +33,7 @@ long:
 
 ## bench-check: every benchmark of the storage packages runs once, so make bench cannot rot
 bench-check:
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./engine/... ./journal/... ./keystore/... ./snapshot/... ./seal/... >/dev/null
+	$(GO) test -count=1 -short -run '^$$' -bench . -benchtime 1x ./engine/... ./journal/... ./keystore/... ./snapshot/... ./seal/... ./history/... >/dev/null
 
 ## test-faults: the fault-tolerance suite alone, for FAULTS_DURATION (default 5m)
 FAULTS_DURATION ?= 5m
@@ -66,6 +66,8 @@ bench: zookeeper
 	$(GO) test -run '^$$' -bench ApplyTransfers -benchtime 2000000x ./engine
 	$(GO) test -run '^$$' -bench ApplyTransfers -benchtime 2000000x ./keystore
 	$(GO) test -run '^$$' -bench DiskPerKey -benchtime 1000000x ./keystore
+	$(GO) test -run '^$$' -bench StatementPage -benchtime 2000x ./history
+	$(GO) test -run '^$$' -bench 'Add$$' -benchtime 1000000x ./history
 	$(GO) test -run '^$$' -bench ApplyHolds -benchtime 2000000x ./engine
 	$(GO) test -run '^$$' -bench DecodeEntry ./engine
 	$(GO) test -run '^$$' -bench MillionAccountsHeap -benchtime 1x ./engine

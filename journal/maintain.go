@@ -7,7 +7,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/zkbank/zkbank/engine"
-	"github.com/zkbank/zkbank/keystore"
 )
 
 // TrimBelow deletes the entries below index, keeping index..last. Call it
@@ -59,12 +58,18 @@ func (j *Journal) rebase(end []byte, base uint64, hash engine.Hash, emptied bool
 	return nil
 }
 
+// Applier applies one entry to an engine: a node's key store
+// (keystore.Store, which finds the records of keys older than the
+// window), or its data dir (datadir.Dir, which also keeps its history).
+type Applier interface {
+	Apply(*engine.Engine, *engine.Entry) ([]engine.Result, error)
+}
+
 // Replay applies the journal's entries above the engine's index, up to to
-// (0 means Last), into e, through the node's key store (which finds the
-// records of keys older than the window). progress, if not nil, is called
+// (0 means Last), into e, through apply. progress, if not nil, is called
 // after each entry. Reading and decoding run in their own goroutine,
 // overlapping with apply.
-func (j *Journal) Replay(e *engine.Engine, keys *keystore.Store, to uint64, progress func(index uint64)) error {
+func (j *Journal) Replay(e *engine.Engine, apply Applier, to uint64, progress func(index uint64)) error {
 	from := e.Index() + 1
 	if base, _ := j.Base(); from <= base {
 		return fmt.Errorf("journal: replay from %d: %w (journal starts at %d)", from, ErrNotFound, base+1)
@@ -83,7 +88,7 @@ func (j *Journal) Replay(e *engine.Engine, keys *keystore.Store, to uint64, prog
 			}
 		})
 	}()
-	applyErr := applyAll(e, keys, ents, progress)
+	applyErr := applyAll(e, apply, ents, progress)
 	close(stop)
 	for range ents { // let the reader finish
 	}
@@ -95,9 +100,9 @@ func (j *Journal) Replay(e *engine.Engine, keys *keystore.Store, to uint64, prog
 
 var errReplayStopped = errors.New("journal: replay stopped")
 
-func applyAll(e *engine.Engine, keys *keystore.Store, ents <-chan *engine.Entry, progress func(uint64)) error {
+func applyAll(e *engine.Engine, apply Applier, ents <-chan *engine.Entry, progress func(uint64)) error {
 	for ent := range ents {
-		if _, err := keys.Apply(e, ent); err != nil {
+		if _, err := apply.Apply(e, ent); err != nil {
 			return fmt.Errorf("journal: replay %d: %w", ent.Index, err)
 		}
 		if progress != nil {

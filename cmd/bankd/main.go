@@ -105,15 +105,17 @@ func run(o *options, log *slog.Logger) error {
 		}
 		defer stopDebug()
 	}
+	handler := api.New(n, api.Config{
+		WriteTimeout: o.writeTimeout, ReadTimeout: o.readTimeout, Insecure: o.insecure,
+		Internal: peer.Handler(n), MetricsHandle: m.Handler(), Observe: m.Observe,
+		RateLimit: o.rateLimit, Logger: log, Count: m.Event,
+	})
 	srv := &http.Server{
-		Handler: api.New(n, api.Config{
-			WriteTimeout: o.writeTimeout, ReadTimeout: o.readTimeout, Insecure: o.insecure,
-			Internal: peer.Handler(n), MetricsHandle: m.Handler(), Observe: m.Observe,
-			RateLimit: o.rateLimit, Logger: log, Count: m.Event,
-		}),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second, // bounds the TLS handshake too
 		IdleTimeout:       2 * time.Minute,
 	}
+	srv.RegisterOnShutdown(handler.EndFeeds) // a feed would hold the shutdown for its whole grace
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("serving", "listen", ln.Addr().String(), "advertise", advertise, "zk", o.zk, "root", o.zkRoot)

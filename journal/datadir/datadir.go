@@ -4,6 +4,7 @@
 //	<dir>/journal/    the Pebble journal (package journal)
 //	<dir>/snapshots/  snapshot files (package snapshot)
 //	<dir>/keys/       idempotency records older than the window (package keystore)
+//	<dir>/history/    every applied command's event, by account (package history)
 //
 // After Recover or InstallSaved the engine has applied exactly the journal's
 // entries: engine.Index() == journal.Last(). The replica loop keeps that
@@ -19,6 +20,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/history"
 	"github.com/zkbank/zkbank/journal"
 	"github.com/zkbank/zkbank/keystore"
 	"github.com/zkbank/zkbank/snapshot"
@@ -45,7 +47,8 @@ type Dir struct {
 	Path      string
 	Journal   *journal.Journal
 	Snapshots *snapshot.Store
-	Keys      *keystore.Store // every apply goes through it (keystore.Store.Apply)
+	Keys      *keystore.Store // every apply goes through it (Apply)
+	History   *history.Store  // every apply adds to it (Apply)
 	cfg       engine.Config
 	checkPeer func(snapshot.Meta, *engine.Engine) error
 }
@@ -68,21 +71,49 @@ func Open(path string, opts Options) (*Dir, error) {
 		j.Close()
 		return nil, err
 	}
-	return &Dir{Path: path, Journal: j, Snapshots: snaps, Keys: keys, cfg: opts.Engine, checkPeer: opts.CheckPeerSnapshot}, nil
+	hist, err := history.Open(filepath.Join(path, "history"), history.Options{FS: opts.FS})
+	if err != nil {
+		j.Close()
+		keys.Close()
+		return nil, err
+	}
+	return &Dir{Path: path, Journal: j, Snapshots: snaps, Keys: keys, History: hist, cfg: opts.Engine, checkPeer: opts.CheckPeerSnapshot}, nil
 }
 
-// Close closes the journal and the key store.
-func (d *Dir) Close() error { return errors.Join(d.Journal.Close(), d.Keys.Close()) }
+// Close closes the journal and the stores beside it.
+func (d *Dir) Close() error { return errors.Join(d.Journal.Close(), d.Keys.Close(), d.History.Close()) }
 
-// SaveSnapshot writes a snapshot of e now, once the key store holds, on
-// disk, every record a replay from it needs. It is for a node that is
-// not applying (a restore); the replica loop writes its snapshots beside
-// the loop, syncing the store the same way.
+// Apply applies ent to e through the key store and adds its events to
+// the history: every apply of a node, the replica loop's and a replay's.
+func (d *Dir) Apply(e *engine.Engine, ent *engine.Entry) ([]engine.Result, error) {
+	return d.History.Apply(d.Keys.Apply, e, ent)
+}
+
+// SyncStores makes durable what the key store and the history hold up to
+// index, before a snapshot at index is committed: a replay from it needs
+// them whole below it.
+func (d *Dir) SyncStores(index uint64) error {
+	return errors.Join(d.Keys.Sync(index), d.History.Sync())
+}
+
+// SaveSnapshot writes a snapshot of e now, once the stores beside the
+// journal hold, on disk, what a replay from it needs. It is for a node
+// that is not applying (a restore); the replica loop writes its snapshots
+// beside the loop, syncing the stores the same way.
 func (d *Dir) SaveSnapshot(e *engine.Engine, createdMs int64) (snapshot.Info, error) {
-	if err := d.Keys.Sync(e.Index()); err != nil {
+	if err := d.SyncStores(e.Index()); err != nil {
 		return snapshot.Info{}, err
 	}
 	return d.Snapshots.Save(e, createdMs)
+}
+
+// replay applies the journal above e's index, the history continuing
+// from there or starting again.
+func (d *Dir) replay(e *engine.Engine, progress func(index uint64)) error {
+	if err := d.History.Begin(e.Index()); err != nil {
+		return err
+	}
+	return d.Journal.Replay(e, d, 0, progress)
 }
 
 // ErrKeysMissing: the key store does not hold what a replay from the
@@ -139,7 +170,7 @@ func (d *Dir) Recover(progress func(index, last uint64)) (*Recovery, error) {
 		rec.Engine, _ = engine.New(d.cfg)
 	}
 	start := rec.Engine.Index()
-	err = d.Journal.Replay(rec.Engine, d.Keys, 0, func(index uint64) {
+	err = d.replay(rec.Engine, func(index uint64) {
 		if progress != nil {
 			progress(index, d.Journal.Last())
 		}
@@ -216,7 +247,7 @@ func (d *Dir) InstallSaved(info snapshot.Info) (*engine.Engine, snapshot.Meta, e
 		// it is replaced by what the cluster agreed on, and the key store,
 		// which may hold records of the fork, starts again empty: the node
 		// imports the peer's records again and installs once more.
-		if err := d.Journal.Reset(meta.Index, meta.EntryHash); err != nil {
+		if err := errors.Join(d.Journal.Reset(meta.Index, meta.EntryHash), d.History.Reset(meta.Index)); err != nil {
 			return nil, meta, fmt.Errorf("datadir: install snapshot %d: %w", meta.Index, err)
 		}
 		if e.BodyVersion() >= engine.BodyV6 {
@@ -227,7 +258,7 @@ func (d *Dir) InstallSaved(info snapshot.Info) (*engine.Engine, snapshot.Meta, e
 			return nil, meta, fmt.Errorf("datadir: install snapshot %d: %w (the journal forked; the key store was emptied)", meta.Index, ErrKeysMissing)
 		}
 	}
-	if err := d.Journal.Replay(e, d.Keys, 0, nil); err != nil {
+	if err := d.replay(e, nil); err != nil {
 		return nil, meta, fmt.Errorf("datadir: install snapshot %d: %w", meta.Index, err)
 	}
 	return e, meta, nil

@@ -14,6 +14,7 @@ import (
 	"slices"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/history"
 	"github.com/zkbank/zkbank/journal/datadir"
 	"github.com/zkbank/zkbank/seal"
 	"github.com/zkbank/zkbank/snapshot"
@@ -54,6 +55,9 @@ type Options struct {
 	// Cluster set, verifies every sealed entry's signature before it is
 	// applied, as the nodes did.
 	Trust *seal.Trust
+	// History, when set, takes every replayed entry's events (a
+	// statement reads them from it).
+	History *history.Store
 }
 
 // Open opens a data dir for reading; it refuses a path that is not one.
@@ -146,11 +150,20 @@ func replayRange(d *datadir.Dir, e *engine.Engine, from, to uint64, r *Report, p
 		return nil
 	}
 	v := verifier{trust: opts.Trust, eng: e}
+	apply := d.Keys.Apply
+	if h := opts.History; h != nil {
+		if err := h.Begin(from); err != nil {
+			return err
+		}
+		apply = func(e *engine.Engine, ent *engine.Entry) ([]engine.Result, error) {
+			return h.Apply(d.Keys.Apply, e, ent)
+		}
+	}
 	err := d.Journal.Iterate(from+1, to, func(ent *engine.Entry) error {
 		if err := v.check(ent, r); err != nil {
 			return err
 		}
-		results, err := d.Keys.Apply(e, ent)
+		results, err := apply(e, ent)
 		if err != nil {
 			return err
 		}

@@ -18,6 +18,9 @@ type Problem struct {
 	Code      string `json:"code"`
 	Detail    string `json:"detail,omitempty"`
 	Retryable bool   `json:"retryable,omitempty"`
+	// HistoryFrom, for CodeHistoryGone, is the first index the node's
+	// history holds.
+	HistoryFrom uint64 `json:"history_from,omitempty"`
 }
 
 func (p *Problem) Error() string {
@@ -53,6 +56,9 @@ const (
 	CodeMemberLive       = "member_live"      // a member to remove is still running
 	CodeRateLimited      = "rate_limited"     // a principal sent more than its share
 	CodeNoBackup         = "no_backup"        // this node cannot write a backup (an unsealed log, nothing applied)
+	CodeHistoryGone      = "history_gone"     // a cursor older than what the node's history holds
+	CodeTooSlow          = "too_slow"         // a feed's consumer fell behind (the feed's last line)
+	CodeStopping         = "stopping"         // the node is shutting down (the feed's last line)
 	CodeInternal         = "internal"
 )
 
@@ -62,7 +68,7 @@ var apiStatus = map[string]int{
 	CodeNotFound: 404, CodeMethodNotAllowed: 405, CodeNoLeader: 503, CodeNotLeader: 503,
 	CodeOverloaded: 503, CodeTimeout: 504, CodeIndexPassed: 409, CodeOutcomeUnknown: 503, CodeNotReady: 503, CodeInternal: 500,
 	CodeUnauthenticated: 401, CodeForbidden: 403, CodeMemberNotFound: 404, CodeMemberLive: 409, CodeRateLimited: 429,
-	CodeNoBackup: 409,
+	CodeNoBackup: 409, CodeHistoryGone: 410,
 }
 
 var retryable = map[string]bool{

@@ -23,6 +23,10 @@ const (
 	// ContentBackup is a backup file (docs/format.md, "Backup file"),
 	// the answer to POST /v1/admin/backup with its index in HeaderIndex.
 	ContentBackup = "application/vnd.zkbank.backup"
+	// ContentNDJSON and ContentEventStream are the change feed's two
+	// forms: a JSON object a line, or server-sent events.
+	ContentNDJSON      = "application/x-ndjson"
+	ContentEventStream = "text/event-stream"
 )
 
 // Account is one account as the API shows it.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zkbank/zkbank/cmd/bankctl/internal/client"
+	"github.com/zkbank/zkbank/cmd/internal/client"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/engine"
 )
@@ -125,7 +125,7 @@ func (a *app) noteReplay(resp client.Response) {
 
 func (a *app) accountCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "account", Short: "Create, read, list, rename, freeze and delete accounts"}
-	cmd.AddCommand(a.accountCreate(), a.accountGet(), a.accountList(), a.accountDelete(), a.accountRename(),
+	cmd.AddCommand(a.accountCreate(), a.accountGet(), a.accountList(), a.accountHistory(), a.accountDelete(), a.accountRename(),
 		a.accountFreeze("freeze", "Stop every movement of money in or out of an account, and its closing (admin, teller)"),
 		a.accountFreeze("unfreeze", "Let money move in and out of a frozen account again (admin, teller)"))
 	return cmd

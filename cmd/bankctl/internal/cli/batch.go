@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zkbank/zkbank/cmd/bankctl/internal/client"
+	"github.com/zkbank/zkbank/cmd/internal/client"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/engine"
 )

@@ -18,7 +18,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
-	"github.com/zkbank/zkbank/cmd/bankctl/internal/client"
+	"github.com/zkbank/zkbank/cmd/internal/client"
 	"github.com/zkbank/zkbank/cmd/internal/audit"
 	"github.com/zkbank/zkbank/cmd/internal/devcluster"
 	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
@@ -158,7 +158,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.InitDefaultCompletionCmd()
 	root.AddCommand(a.backupCommand(), a.accountCommand(), a.depositCommand(), a.withdrawCommand(), a.transferCommand(), a.holdCommand(), a.approvalsCommand(),
 		a.batchCommand(), a.clusterCommand(), a.tokenCommand(), a.certsCommand(), a.journalCommand(), a.snapshotCommand(), a.devCommand(), a.benchCommand(),
-		a.zookeeperCommand(), a.shellCommand())
+		a.zookeeperCommand(), a.shellCommand(), a.eventsCommand())
 	return root
 }
 

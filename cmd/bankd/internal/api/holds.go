@@ -121,13 +121,8 @@ func (s *Server) getHold(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listHolds(w http.ResponseWriter, r *http.Request) {
-	number := r.PathValue("account")
-	if !engine.ValidAccountNumber(number) {
-		writeProblem(w, wire.NewProblem(engine.CodeInvalidAccount.String(), wire.Describe(engine.Command{}, engine.CodeInvalidAccount)))
-		return
-	}
-	if c := callerOf(r); !c.mayRead(number) {
-		s.refused(w, r, c, wire.NewProblem(wire.CodeForbidden, fmt.Sprintf("%s (customer) may read only its own accounts", c.name)))
+	number, ok := s.readable(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()

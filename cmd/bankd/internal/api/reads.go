@@ -51,14 +51,24 @@ func (s *Server) consistent(r *http.Request) *wire.Problem {
 	return nil
 }
 
-func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
+// readable is the request's {account}, when it is a number the caller may
+// read; otherwise it answers the problem and returns false.
+func (s *Server) readable(w http.ResponseWriter, r *http.Request) (string, bool) {
 	number := r.PathValue("account")
 	if !engine.ValidAccountNumber(number) {
 		writeProblem(w, wire.NewProblem(engine.CodeInvalidAccount.String(), wire.Describe(engine.Command{}, engine.CodeInvalidAccount)))
-		return
+		return "", false
 	}
 	if c := callerOf(r); !c.mayRead(number) { // forbidden whether it exists or not: no oracle
 		s.refused(w, r, c, wire.NewProblem(wire.CodeForbidden, fmt.Sprintf("%s (customer) may read only its own accounts", c.name)))
+		return "", false
+	}
+	return number, true
+}
+
+func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
+	number, ok := s.readable(w, r)
+	if !ok {
 		return
 	}
 	if p := s.consistent(r); p != nil {

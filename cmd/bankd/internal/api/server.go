@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
@@ -34,6 +35,8 @@ type Config struct {
 	// counts them by kind ("refused", "admin") and code or action.
 	Logger *slog.Logger
 	Count  func(kind, what string)
+	// Feed bounds the change feeds; zero fields take DefaultFeedConfig's.
+	Feed FeedConfig
 }
 
 // DefaultConfig is the API's configuration unless told otherwise; bankd's
@@ -49,7 +52,14 @@ type Server struct {
 	mux    *http.ServeMux
 	limits limiter
 	events *events
+	// feedsEnd is closed when the server shuts down (EndFeeds): the feeds
+	// end with a last line, so that http.Server.Shutdown need not wait.
+	feedsEnd chan struct{}
+	endOnce  sync.Once
 }
+
+// EndFeeds ends every change feed (http.Server.RegisterOnShutdown).
+func (s *Server) EndFeeds() { s.endOnce.Do(func() { close(s.feedsEnd) }) }
 
 // New builds the API for n.
 func New(n *node.Node, cfg Config) *Server {
@@ -59,7 +69,13 @@ func New(n *node.Node, cfg Config) *Server {
 	setDefault(&cfg.BodyBytesMax, def.BodyBytesMax)
 	setDefault(&cfg.BatchMax, def.BatchMax)
 	setDefault(&cfg.ListLimitMax, def.ListLimitMax)
-	s := &Server{cfg: cfg, node: n, mux: http.NewServeMux(), limits: newLimiter(cfg.RateLimit), events: newEvents(cfg.Logger, cfg.Count)}
+	fd := DefaultFeedConfig()
+	setDefault(&cfg.Feed.LagMax, fd.LagMax)
+	setDefault(&cfg.Feed.CheckEvery, fd.CheckEvery)
+	setDefault(&cfg.Feed.WriteTimeout, fd.WriteTimeout)
+	setDefault(&cfg.Feed.Chunk, fd.Chunk)
+	s := &Server{cfg: cfg, node: n, mux: http.NewServeMux(), limits: newLimiter(cfg.RateLimit), events: newEvents(cfg.Logger, cfg.Count),
+		feedsEnd: make(chan struct{})}
 	s.routes()
 	return s
 }
@@ -76,6 +92,8 @@ func (s *Server) routes() {
 		"POST /v1/accounts/{account}/freeze":   s.freeze,
 		"POST /v1/accounts/{account}/unfreeze": s.unfreeze,
 		"GET /v1/accounts/{account}/holds":     s.listHolds,
+		"GET /v1/accounts/{account}/history":   s.accountHistory,
+		"GET /v1/events":                       s.feedEvents,
 		"POST /v1/holds":                       s.createHold,
 		"GET /v1/holds/{id}":                   s.getHold,
 		"POST /v1/holds/{id}/capture":          s.captureHold,
@@ -159,7 +177,7 @@ func (w *statusWriter) WriteHeader(code int) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func setDefault[T int | int64 | time.Duration](v *T, def T) {
+func setDefault[T int | int64 | uint64 | time.Duration](v *T, def T) {
 	if *v <= 0 {
 		*v = def
 	}

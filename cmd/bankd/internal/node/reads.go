@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/history"
 )
 
 // Applied is the index of the last entry applied to the engine.
@@ -190,3 +191,8 @@ func (n *Node) Tokens() []engine.Token {
 	defer n.mu.RUnlock()
 	return n.eng.Tokens()
 }
+
+// History is this node's record of what it applied, for statements and
+// the change feed. It holds every entry the engine applied (an entry is
+// in it before the engine's index says so to any reader).
+func (n *Node) History() *history.Store { return n.dir.History }

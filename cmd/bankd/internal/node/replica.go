@@ -228,11 +228,12 @@ func (n *Node) persistAndApply(batch []*engine.Entry) error {
 
 // applyEntry applies one entry under the write lock (held per entry, so
 // reads wait for at most one entry, not a whole journal batch), through
-// the key store, and answers the requests waiting on it.
+// the key store and into the history, and answers the requests waiting
+// on it.
 func (n *Node) applyEntry(e *engine.Entry) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	results, err := n.dir.Keys.Apply(n.eng, e)
+	results, err := n.dir.Apply(n.eng, e)
 	if err != nil {
 		return fmt.Errorf("node: apply %d: %w", e.Index, err)
 	}

@@ -59,9 +59,9 @@ func (n *Node) saveSnapshot(c *engine.Capture, started time.Time) (snapshot.Info
 		return snapshot.Info{}, err
 	}
 	// Every entry up to the capture's index went through the key store
-	// before the capture: make its records durable before the snapshot
-	// that needs them exists.
-	if err := n.dir.Keys.Sync(c.Index()); err != nil {
+	// and the history before the capture: make them durable before the
+	// snapshot that needs them exists.
+	if err := n.dir.SyncStores(c.Index()); err != nil {
 		p.Abort()
 		return snapshot.Info{}, err
 	}

@@ -44,6 +44,7 @@ type cluster struct {
 	client    *http.Client      // the admin's
 	clientTLS *tlsconf.Material // its material, for a test to reload
 	trust     *seal.Trust       // every node's: the log is sealed
+	feed      api.FeedConfig    // the change feeds' bounds, for the nodes started after it is set
 }
 
 type testNode struct {
@@ -149,7 +150,7 @@ func (c *cluster) start(tn *testNode) {
 	started.Store(tn.n)
 	m.Watch(tn.n.Status)
 	tn.srv = &http.Server{Handler: api.New(tn.n, api.Config{
-		WriteTimeout: 3 * sessionTimeout, Internal: peer.Handler(tn.n), MetricsHandle: m.Handler(), Observe: m.Observe,
+		WriteTimeout: 3 * sessionTimeout, Internal: peer.Handler(tn.n), MetricsHandle: m.Handler(), Observe: m.Observe, Feed: c.feed,
 	}), ReadHeaderTimeout: 10 * time.Second}
 	go tn.srv.Serve(ln)
 }

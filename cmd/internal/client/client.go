@@ -312,11 +312,7 @@ func (c *Client) attempt(ctx context.Context, ep, method, path string, body []by
 		return r, t, &Pending{Approval: p.Approval}
 	}
 	if resp.StatusCode >= 300 {
-		var p wire.Problem
-		if json.Unmarshal(data, &p) != nil || p.Code == "" {
-			return r, t, fmt.Errorf("%s: HTTP %s", ep, resp.Status)
-		}
-		return r, t, &p
+		return r, t, problemOf(ep, resp.Status, data)
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {

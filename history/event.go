@@ -1,0 +1,300 @@
+package history
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/zkbank/zkbank/engine"
+)
+
+// Cursor names an event: the entry's index and the command's position in
+// it, from 0. A feed or a statement resumed "after" a cursor goes on with
+// the event after it, so a consumer that keeps its last cursor sees
+// neither a gap nor a duplicate.
+type Cursor struct {
+	Index    uint64
+	Position uint32
+}
+
+// String is the cursor as the API writes it: "INDEX.POSITION".
+func (c Cursor) String() string {
+	return strconv.FormatUint(c.Index, 10) + "." + strconv.FormatUint(uint64(c.Position), 10)
+}
+
+// Less orders cursors as the log does.
+func (c Cursor) Less(d Cursor) bool {
+	return c.Index < d.Index || c.Index == d.Index && c.Position < d.Position
+}
+
+// ParseCursor reads "INDEX.POSITION", or "INDEX" alone: the cursor of an
+// entry's last event (whatever its position), so "after INDEX" starts
+// with the next entry's first event; "0" is before every event.
+func ParseCursor(s string) (Cursor, error) {
+	i, p, dotted := strings.Cut(s, ".")
+	index, err := strconv.ParseUint(i, 10, 64)
+	if err != nil {
+		return Cursor{}, fmt.Errorf("cursor %q: want INDEX.POSITION, such as 1042.7", s)
+	}
+	if !dotted {
+		return Cursor{Index: index, Position: lastPosition}, nil
+	}
+	pos, err := strconv.ParseUint(p, 10, 32)
+	if err != nil || pos >= lastPosition {
+		return Cursor{}, fmt.Errorf("cursor %q: want INDEX.POSITION, such as 1042.7", s)
+	}
+	return Cursor{Index: index, Position: uint32(pos)}, nil
+}
+
+// lastPosition stands for "the entry's last event" in a cursor.
+const lastPosition = 1<<32 - 1
+
+// AccountAfter is an account as a command left it.
+type AccountAfter struct {
+	Number  string
+	Balance uint64
+	Held    uint64
+}
+
+// Event is one applied command with its outcome: what a statement line
+// and the change feed are made of. Account, To and Amount are the money's
+// as the command moved it: a capture's are its hold's (from, to and what
+// it captured), an approval's the command it applied (Applied names its
+// op).
+type Event struct {
+	Cursor
+	TimeMs   int64 // the entry's effective time
+	Op       engine.Op
+	Applied  engine.Op // an approve's command; 0 for the other ops
+	Account  string
+	To       string
+	Name     string // an account's, for create_account and rename
+	Amount   uint64
+	Code     engine.Code
+	Hold     uint64
+	Approval uint64
+	By       string // who sent it, by name (engine.Engine.PrincipalName)
+	Accounts []AccountAfter
+}
+
+// Before is what an entry's events start from: the accounts its commands
+// name, as they are before it (read from e before it applies the entry).
+func Before(e *engine.Engine, ent *engine.Entry) map[string]AccountAfter {
+	out := make(map[string]AccountAfter, 2*len(ent.Commands))
+	add := func(n string) {
+		if _, seen := out[n]; n == "" || seen {
+			return
+		}
+		if a, ok := e.Get(n); ok {
+			out[n] = AccountAfter{Number: a.Number, Balance: a.Balance, Held: a.Held}
+		}
+	}
+	for i := range ent.Commands {
+		add(ent.Commands[i].Account)
+		add(ent.Commands[i].To)
+	}
+	return out
+}
+
+// eventOf is the event of the command at pos of ent, given its result,
+// the engine that applied it, and the accounts as the commands before it
+// left them (Before, then each event's): it updates them.
+func eventOf(ent *engine.Entry, pos int, res *engine.Result, e *engine.Engine, accounts map[string]AccountAfter) Event {
+	c := &ent.Commands[pos]
+	ev := Event{Cursor: Cursor{Index: ent.Index, Position: uint32(pos)}, TimeMs: e.TimeMs(), Op: c.Op,
+		Account: c.Account, To: c.To, Amount: c.Amount, Code: res.Code, Hold: c.Hold, Approval: c.Approval,
+		By: e.PrincipalName(c.Principal)}
+	if c.Op == engine.OpCreateAccount || c.Op == engine.OpRename {
+		ev.Name = c.Name
+	}
+	if h := res.Hold; h != nil {
+		ev.Hold = h.ID
+		if c.Op == engine.OpCaptureHold {
+			ev.Account, ev.To, ev.Amount = h.From, h.To, h.Captured
+		}
+	}
+	if a := res.Approval; a != nil {
+		ev.Approval = a.ID
+		if c.Op == engine.OpApprove {
+			ev.Applied, ev.Account, ev.To, ev.Amount = a.Op, a.Account, a.To, a.Amount
+		}
+	}
+	for _, a := range res.Accounts() {
+		accounts[a.Number] = AccountAfter{Number: a.Number, Balance: a.Balance, Held: a.Held}
+	}
+	for _, n := range ev.touches(res) {
+		if a, ok := accounts[n]; ok {
+			ev.Accounts = append(ev.Accounts, a)
+		}
+	}
+	return ev
+}
+
+// touches lists the accounts an event is about, each once: the ones it
+// names and the ones its result carries (an account a create numbered).
+func (ev *Event) touches(res *engine.Result) []string {
+	out := make([]string, 0, 2)
+	add := func(n string) {
+		if n != "" && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	add(ev.Account)
+	add(ev.To)
+	for _, a := range res.Accounts() {
+		add(a.Number)
+	}
+	return out
+}
+
+// Touches lists the accounts the event is about: those it names, and
+// those it carries.
+func (ev *Event) Touches() []string {
+	out := make([]string, 0, 2)
+	add := func(n string) {
+		if n != "" && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	add(ev.Account)
+	add(ev.To)
+	for _, a := range ev.Accounts {
+		add(a.Number)
+	}
+	return out
+}
+
+// After is account as the event left it (as it was, for a command that
+// was refused), if the account existed.
+func (ev *Event) After(account string) (AccountAfter, bool) {
+	for _, a := range ev.Accounts {
+		if a.Number == account {
+			return a, true
+		}
+	}
+	return AccountAfter{}, false
+}
+
+// moves is the op of the money the event moved: a capture moves as a
+// transfer, an approval as the command it applied.
+func (ev *Event) moves() engine.Op {
+	switch {
+	case ev.Op == engine.OpCaptureHold:
+		return engine.OpTransfer
+	case ev.Op == engine.OpApprove && ev.Applied != 0:
+		return ev.Applied
+	}
+	return ev.Op
+}
+
+// Direction is "in" or "out" for money that moved into or out of
+// account (or would have, for a command that was refused), with the
+// other account of a transfer; "" for a command that moves no money.
+func (ev *Event) Direction(account string) (dir, counterparty string) {
+	switch ev.moves() {
+	case engine.OpDeposit:
+		return "in", ""
+	case engine.OpWithdraw:
+		return "out", ""
+	case engine.OpCreateAccount:
+		if ev.Amount > 0 {
+			return "in", ""
+		}
+	case engine.OpTransfer:
+		if ev.To == account {
+			return "in", ev.Account
+		}
+		return "out", ev.To
+	}
+	return "", ""
+}
+
+var errCorrupt = errors.New("history: corrupt event")
+
+// appendEvent encodes ev (without its cursor, which is its key).
+func appendEvent(b []byte, ev *Event) []byte {
+	b = binary.AppendVarint(b, ev.TimeMs)
+	b = append(b, byte(ev.Op), byte(ev.Applied), byte(ev.Code))
+	b = appendString(b, ev.Account)
+	b = appendString(b, ev.To)
+	b = appendString(b, ev.Name)
+	b = binary.AppendUvarint(b, ev.Amount)
+	b = binary.AppendUvarint(b, ev.Hold)
+	b = binary.AppendUvarint(b, ev.Approval)
+	b = appendString(b, ev.By)
+	b = append(b, byte(len(ev.Accounts)))
+	for _, a := range ev.Accounts {
+		b = appendString(b, a.Number)
+		b = binary.AppendUvarint(b, a.Balance)
+		b = binary.AppendUvarint(b, a.Held)
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// decodeEvent reads what appendEvent wrote.
+func decodeEvent(c Cursor, b []byte) (Event, error) {
+	d := decoder{b: b}
+	ev := Event{Cursor: c, TimeMs: d.varint()}
+	ops := d.bytes(3)
+	if len(ops) == 3 {
+		ev.Op, ev.Applied, ev.Code = engine.Op(ops[0]), engine.Op(ops[1]), engine.Code(ops[2])
+	}
+	ev.Account, ev.To, ev.Name = d.string(), d.string(), d.string()
+	ev.Amount, ev.Hold, ev.Approval = d.uvarint(), d.uvarint(), d.uvarint()
+	ev.By = d.string()
+	n := d.bytes(1)
+	if len(n) == 1 && n[0] > 0 {
+		ev.Accounts = make([]AccountAfter, n[0])
+		for i := range ev.Accounts {
+			ev.Accounts[i] = AccountAfter{Number: d.string(), Balance: d.uvarint(), Held: d.uvarint()}
+		}
+	}
+	if d.bad || len(d.b) != 0 {
+		return Event{}, fmt.Errorf("%w at %s", errCorrupt, c)
+	}
+	return ev, nil
+}
+
+type decoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.bad, d.b = true, nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.bad, d.b = true, nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes(n uint64) []byte {
+	if uint64(len(d.b)) < n {
+		d.bad, d.b = true, nil
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string { return string(d.bytes(d.uvarint())) }

@@ -1,0 +1,319 @@
+// Package history keeps, beside a node's journal, every command the node
+// applied with its outcome and the accounts after it (an Event), and an
+// index of them by account: the statements (Store.Statement) and the
+// change feed (Store.Events) are read from it, a page at the cost of a
+// seek and a page's reads however long the log. Replayed retries are not
+// events: they changed nothing.
+//
+// Keys, in Pebble:
+//
+//	"e" + uint64 index + uint32 position           -> the event
+//	"a" + account + 0x00 + uint64 index + uint32 position -> nothing
+//	"m"                                            -> uvarint from | uvarint through
+//
+// The store holds the events of the entries from..through, without a gap.
+// Every apply adds its entry (Add), in the same Pebble batch as "m"; a
+// replay from a snapshot adds its entries again, the same ones. A store
+// that cannot continue where an apply starts (it was lost, or the node
+// installed a peer's snapshot past it) starts again, empty, from there
+// (Begin): a node says where its history starts.
+package history
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/internal/pebblelog"
+)
+
+const (
+	eventPrefix   = 'e'
+	accountPrefix = 'a'
+)
+
+var metaKey = []byte("m")
+
+func eventKey(c Cursor) []byte {
+	k := make([]byte, 13)
+	k[0] = eventPrefix
+	putCursor(k[1:], c)
+	return k
+}
+
+func putCursor(b []byte, c Cursor) {
+	binary.BigEndian.PutUint64(b, c.Index)
+	binary.BigEndian.PutUint32(b[8:], c.Position)
+}
+
+func cursorOf(b []byte) Cursor {
+	return Cursor{Index: binary.BigEndian.Uint64(b), Position: binary.BigEndian.Uint32(b[8:])}
+}
+
+// accountKey is the index key of account's event at c; account numbers
+// hold no 0x00, which ends them.
+func accountKey(account string, c Cursor) []byte {
+	k := make([]byte, 0, 2+len(account)+12)
+	k = append(append(append(k, accountPrefix), account...), 0)
+	k = k[:len(k)+12]
+	putCursor(k[len(k)-12:], c)
+	return k
+}
+
+// next is the first key past every key of c: where a read "after c"
+// seeks.
+func next(c Cursor) Cursor {
+	if c.Position == lastPosition {
+		return Cursor{Index: c.Index + 1}
+	}
+	return Cursor{Index: c.Index, Position: c.Position + 1}
+}
+
+// Options configure Open.
+type Options struct {
+	FS vfs.FS // nil: the real one
+}
+
+// Store is a node's history. Begin, Add and Sync are for one goroutine
+// (the one that applies); the reads may run beside it.
+type Store struct {
+	db      *pebble.DB
+	from    atomic.Uint64 // first index held
+	through atomic.Uint64 // last index held
+	batch   []byte        // Add's encoding buffer
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	po := &pebble.Options{FS: opts.FS, Logger: pebblelog.Quiet{}}
+	if po.FS == nil {
+		po.FS = vfs.Default
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("history: open %s: %w", dir, err)
+	}
+	s := &Store{db: db}
+	if err := s.loadMeta(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("history: open %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// OpenMem opens a store held in memory, for tests and audits.
+func OpenMem() *Store {
+	s, err := Open("", Options{FS: vfs.NewMem()})
+	if err != nil {
+		panic(err) // an in-memory Pebble does not fail to open
+	}
+	return s
+}
+
+func (s *Store) loadMeta() error {
+	v, closer, err := s.db.Get(metaKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		s.from.Store(1) // a new store: it holds the (no) events up to index 0
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	d := decoder{b: v}
+	from, through := d.uvarint(), d.uvarint()
+	if d.bad || len(d.b) != 0 || from == 0 || from > through+1 {
+		return fmt.Errorf("%w: meta", errCorrupt)
+	}
+	s.from.Store(from)
+	s.through.Store(through)
+	return nil
+}
+
+func appendMeta(b []byte, from, through uint64) []byte {
+	return binary.AppendUvarint(binary.AppendUvarint(b, from), through)
+}
+
+// Close closes the store.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("history: close: %w", err)
+	}
+	return nil
+}
+
+// From is the index of the first entry whose events the store holds;
+// Through the last. From is Through+1 when it holds none.
+func (s *Store) From() uint64    { return s.from.Load() }
+func (s *Store) Through() uint64 { return s.through.Load() }
+
+// DiskBytes is what the store takes on disk.
+func (s *Store) DiskBytes() uint64 { return s.db.Metrics().DiskSpaceUsage() }
+
+// Begin readies the store for applies that start after index (the
+// engine's, before a replay or the replica loop's first apply): it keeps
+// what it holds when those applies continue it, and otherwise starts
+// again, empty, from index+1.
+func (s *Store) Begin(index uint64) error {
+	if s.from.Load() <= index+1 && index <= s.through.Load() {
+		return nil
+	}
+	return s.Reset(index)
+}
+
+// Reset forgets every event and starts again after index (a journal that
+// forked: what the store holds past index is of the fork).
+func (s *Store) Reset(index uint64) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange([]byte{0}, []byte{0xff}, nil); err != nil {
+		return fmt.Errorf("history: reset: %w", err)
+	}
+	if err := b.Set(metaKey, appendMeta(nil, index+1, index), nil); err != nil {
+		return fmt.Errorf("history: reset: %w", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("history: reset: %w", err)
+	}
+	s.from.Store(index + 1)
+	s.through.Store(index)
+	return nil
+}
+
+// Apply applies ent to e with apply (a key store's) and adds its events.
+func (s *Store) Apply(apply func(*engine.Engine, *engine.Entry) ([]engine.Result, error), e *engine.Engine, ent *engine.Entry) ([]engine.Result, error) {
+	before := Before(e, ent)
+	results, err := apply(e, ent)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Add(ent, results, e, before); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// Add records the events of ent, applied by e with results, from the
+// accounts as they were before it (Before; Add updates them). The entry
+// must continue the store (Begin) or be one it holds already (a replay),
+// whose events are the same again. It is written without a sync: a crash
+// of the process loses nothing, one of the machine what Sync did not
+// cover, and a replay from the snapshot it covered writes it again.
+func (s *Store) Add(ent *engine.Entry, results []engine.Result, e *engine.Engine, accounts map[string]AccountAfter) error {
+	from, through := s.from.Load(), s.through.Load()
+	if ent.Index < from || ent.Index > through+1 {
+		return fmt.Errorf("history: add %d: the store holds %d to %d (Begin first)", ent.Index, from, through)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for i := range ent.Commands {
+		res := &results[i]
+		if res.Replayed {
+			continue
+		}
+		ev := eventOf(ent, i, res, e, accounts)
+		s.batch = appendEvent(s.batch[:0], &ev)
+		if err := b.Set(eventKey(ev.Cursor), s.batch, nil); err != nil {
+			return fmt.Errorf("history: add %d: %w", ent.Index, err)
+		}
+		for _, a := range ev.Touches() {
+			if err := b.Set(accountKey(a, ev.Cursor), nil, nil); err != nil {
+				return fmt.Errorf("history: add %d: %w", ent.Index, err)
+			}
+		}
+	}
+	through = max(through, ent.Index)
+	if err := b.Set(metaKey, appendMeta(nil, from, through), nil); err != nil {
+		return fmt.Errorf("history: add %d: %w", ent.Index, err)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("history: add %d: %w", ent.Index, err)
+	}
+	s.through.Store(through)
+	return nil
+}
+
+// Sync makes what Add wrote durable; a node calls it before it commits a
+// snapshot, so that a replay from that snapshot finds the store whole
+// below it.
+func (s *Store) Sync() error {
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("history: sync: %w", err)
+	}
+	return nil
+}
+
+// ErrGone: the events asked for are older than the store's first.
+var ErrGone = errors.New("history: older than what this node holds")
+
+// check refuses a read after c that the store cannot answer whole.
+func (s *Store) check(after Cursor) error {
+	if from := s.from.Load(); from > 1 && next(after).Index < from {
+		return fmt.Errorf("%w: it holds from index %d, asked after %s", ErrGone, from, after)
+	}
+	return nil
+}
+
+// Statement calls fn with account's events after the cursor, in log
+// order, until fn returns false or there are no more.
+func (s *Store) Statement(account string, after Cursor, fn func(Event) bool) error {
+	if err := s.check(after); err != nil {
+		return err
+	}
+	lo, hi := accountKey(account, next(after)), append([]byte{accountPrefix}, account...)
+	hi = append(hi, 1)
+	idx, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("history: statement: %w", err)
+	}
+	defer idx.Close()
+	evs, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{eventPrefix}, UpperBound: []byte{eventPrefix + 1}})
+	if err != nil {
+		return fmt.Errorf("history: statement: %w", err)
+	}
+	defer evs.Close()
+	for ok := idx.First(); ok; ok = idx.Next() {
+		k := idx.Key()
+		c := cursorOf(k[len(k)-12:])
+		if !evs.SeekGE(eventKey(c)) || !bytes.Equal(evs.Key(), eventKey(c)) {
+			return fmt.Errorf("%w: account %q's event %s is missing", errCorrupt, account, c)
+		}
+		ev, err := decodeEvent(c, evs.Value())
+		if err != nil {
+			return err
+		}
+		if !fn(ev) {
+			return nil
+		}
+	}
+	return idx.Error()
+}
+
+// Events calls fn with every event after the cursor, in log order, until
+// fn returns false or there are no more.
+func (s *Store) Events(after Cursor, fn func(Event) bool) error {
+	if err := s.check(after); err != nil {
+		return err
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: eventKey(next(after)), UpperBound: []byte{eventPrefix + 1}})
+	if err != nil {
+		return fmt.Errorf("history: events: %w", err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		ev, err := decodeEvent(cursorOf(it.Key()[1:]), it.Value())
+		if err != nil {
+			return err
+		}
+		if !fn(ev) {
+			return nil
+		}
+	}
+	return it.Error()
+}
