@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zkbank/zkbank/cmd/internal/client"
 	"github.com/zkbank/zkbank/cmd/internal/audit"
+	"github.com/zkbank/zkbank/cmd/internal/client"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/seal"

@@ -18,8 +18,8 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
-	"github.com/zkbank/zkbank/cmd/internal/client"
 	"github.com/zkbank/zkbank/cmd/internal/audit"
+	"github.com/zkbank/zkbank/cmd/internal/client"
 	"github.com/zkbank/zkbank/cmd/internal/devcluster"
 	"github.com/zkbank/zkbank/cmd/internal/tlsconf"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
