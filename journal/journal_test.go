@@ -1,7 +1,9 @@
 package journal
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"testing"
 
@@ -248,5 +250,98 @@ func checkPrefix(t *testing.T, fs vfs.FS, ents []*engine.Entry, acked int) {
 	})
 	if err != nil {
 		t.Fatalf("after crash: %v", err)
+	}
+}
+
+// TestKeepingBytes: the entries from KeepingBytes on fit in the bytes
+// asked for, by Pebble's estimate, and one more would not; all of them
+// fit in a bound past the journal's size.
+func TestKeepingBytes(t *testing.T) {
+	j := openMem(t, vfs.NewMem())
+	defer j.Close()
+	log := enginetest.NewLog(5)
+	for range 20 {
+		if err := j.Append(log.Entries(100, 20)...); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.db.Flush(); err != nil { // the estimate counts tables, not the memtable
+			t.Fatal(err)
+		}
+	}
+	total, err := j.db.EstimateDiskUsage(entryKey(1), entryKey(j.Last()+1))
+	if err != nil || total == 0 {
+		t.Fatalf("the journal's size: %d, %v", total, err)
+	}
+	size := func(from uint64) uint64 {
+		n, err := j.db.EstimateDiskUsage(entryKey(from), entryKey(j.Last()+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, bound := range []uint64{0, total / 10, total / 2, total - 1} {
+		from, err := j.KeepingBytes(bound)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size(from) > bound || from > j.First() && size(from-1) <= bound {
+			t.Errorf("bound %d of %d: from %d takes %d, and from %d %d", bound, total, from, size(from), from-1, size(from-1))
+		}
+		if bound > 0 && bound >= total/10 && from > j.Last() {
+			t.Errorf("bound %d of %d keeps nothing", bound, total)
+		}
+	}
+	if from, _ := j.KeepingBytes(total); from != j.First() {
+		t.Errorf("a bound of the whole journal keeps from %d, not %d", from, j.First())
+	}
+}
+
+// TestArchiveRoundTrip: an archive gives back the entries it took, in
+// order, and chains onto what is left of the journal; a cut, a changed
+// byte or an archive that does not start where the reader expects is
+// refused.
+func TestArchiveRoundTrip(t *testing.T) {
+	j := openMem(t, vfs.NewMem())
+	defer j.Close()
+	log := enginetest.NewLog(6)
+	ents := log.Entries(30, 3)
+	if err := j.Append(ents...); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	info, err := j.Archive(&buf, 20)
+	if err != nil || info.From != 1 || info.To != 20 || info.LastHash != ents[19].Hash() {
+		t.Fatalf("archive: %+v, %v", info, err)
+	}
+	var got []uint64
+	read, err := ReadArchive(bytes.NewReader(buf.Bytes()), nil, func(e *engine.Entry) error { got = append(got, e.Index); return nil })
+	if err != nil || read != info || len(got) != 20 || got[19] != 20 {
+		t.Fatalf("read back: %+v, %v, %v", read, err, got)
+	}
+	if err := j.TrimBelow(21); err != nil {
+		t.Fatal(err)
+	}
+	if base, h := j.Base(); base != info.To || h != info.LastHash {
+		t.Fatalf("the journal after the trim starts after %d (%v), the archive ends at %d", base, h, info.To)
+	}
+	next, err := j.Archive(io.Discard, 30)
+	if err != nil || next.From != 21 || next.BaseHash != info.LastHash {
+		t.Fatalf("the next archive: %+v, %v", next, err)
+	}
+	raw := buf.Bytes()
+	for i := range raw {
+		if _, err := ReadArchive(bytes.NewReader(raw[:i]), nil, func(*engine.Entry) error { return nil }); !errors.Is(err, ErrArchive) {
+			t.Fatalf("an archive cut at %d of %d: %v", i, len(raw), err)
+		}
+	}
+	for _, at := range []int{len(archiveMagic) + 3, len(raw) / 2, len(raw) - 2} {
+		bad := bytes.Clone(raw)
+		bad[at] ^= 0x40
+		if _, err := ReadArchive(bytes.NewReader(bad), nil, func(*engine.Entry) error { return nil }); err == nil {
+			t.Errorf("an archive with byte %d changed was read", at)
+		}
+	}
+	if _, err := ReadArchive(bytes.NewReader(append(bytes.Clone(raw), 0)), nil, func(*engine.Entry) error { return nil }); !errors.Is(err, ErrArchive) {
+		t.Errorf("trailing bytes: %v", err)
 	}
 }

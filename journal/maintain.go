@@ -27,6 +27,32 @@ func (j *Journal) TrimBelow(index uint64) error {
 	return j.rebase(entryKey(index), index-1, below.PrevHash, false)
 }
 
+// KeepingBytes is the lowest index from which the entries up to Last take
+// at most bytes on disk, by Pebble's estimate (whole tables: it errs on
+// keeping more). It is First when all of them fit.
+func (j *Journal) KeepingBytes(bytes uint64) (uint64, error) {
+	lo, last := j.First(), j.Last()
+	end := entryKey(last + 1)
+	fits := func(i uint64) (bool, error) {
+		n, err := j.db.EstimateDiskUsage(entryKey(i), end)
+		return n <= bytes, err
+	}
+	hi := last + 1 // fits(last+1): nothing kept takes nothing
+	for lo < hi {  // the lowest i in [lo, hi] that fits
+		mid := lo + (hi-lo)/2
+		ok, err := fits(mid)
+		if err != nil {
+			return 0, fmt.Errorf("journal: size: %w", err)
+		}
+		if ok {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo, nil
+}
+
 // Reset empties the journal and sets its base to (index, hash), so that it
 // continues at index+1. A node uses it after installing a peer's snapshot
 // at index when its own journal cannot reach that far.

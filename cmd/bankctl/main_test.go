@@ -197,6 +197,8 @@ func TestBankctlAgainstADevCluster(t *testing.T) {
 	c.ok("account", "unfreeze", "C-1")
 	c.ok("deposit", "C-1", "1")
 
+	checkHistoryAndEvents(t, c)
+
 	// A hold reserves money (held, the balance unchanged); capturing part
 	// of it moves that part; a second close is refused (exit 3).
 	var held wire.HoldResult
@@ -690,5 +692,47 @@ func checkTokens(t *testing.T, c *ctl) {
 	}
 	if out := c.ok("journal", "history", "B-1", "--data-dir", copyDir, "-o", "table"); !strings.Contains(out, "tess (token") {
 		t.Fatalf("history does not name tess:\n%s", out)
+	}
+}
+
+// checkHistoryAndEvents: B-1's statement from the cluster says where its
+// money came from and what was refused; the change feed lists every
+// command once, and goes on after its last cursor with nothing new.
+func checkHistoryAndEvents(t *testing.T, c *ctl) {
+	t.Helper()
+	var st wire.Statement
+	if err := json.Unmarshal([]byte(c.ok("account", "history", "B-1", "-o", "json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Lines) < 3 || st.Lines[0].Op != "create_account" || st.Lines[1].Op != "transfer" || st.Lines[1].Direction != "in" ||
+		st.Lines[1].Counterparty != "0000000001" || st.Lines[1].Balance != 300 || st.Lines[2].Code != "insufficient_funds" || st.Lines[2].Balance != 300 {
+		t.Fatalf("B-1's statement: %+v", st)
+	}
+	if out := c.ok("account", "history", "B-1", "-o", "table"); !strings.Contains(out, "COUNTERPARTY") || !strings.Contains(out, "insufficient_funds") {
+		t.Fatalf("B-1's statement as a table:\n%s", out)
+	}
+	out := c.ok("events", "--from", "0", "-o", "json")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var last wire.Event
+	for i, l := range lines {
+		var ev wire.Event
+		if err := json.Unmarshal([]byte(l), &ev); err != nil || ev.Cursor == "" {
+			t.Fatalf("event line %d: %q (%v)", i+1, l, err)
+		}
+		last = ev
+	}
+	if len(lines) < 6 || last.Account != "C-1" || last.Op != "deposit" {
+		t.Fatalf("the feed has %d events, the last %+v", len(lines), last)
+	}
+	if out := c.ok("events", "--from", last.Cursor, "-o", "json"); strings.TrimSpace(out) != "" {
+		t.Fatalf("events after the last one: %q", out)
+	}
+	if out := c.ok("events", "--from", "0", "--account", "B-1", "-o", "table"); !strings.Contains(out, "-> B-1 300 ok") {
+		t.Fatalf("B-1's events as text:\n%s", out)
+	}
+	for _, bad := range [][]string{{"events", "--from", "x"}, {"account", "history", "B-1", "--after", "1.x"}, {"account", "history", "B-1", "--limit", "0"}} {
+		if _, errs, code := c.run("", bad...); code != 2 {
+			t.Errorf("bankctl %v: exit %d, want 2\n%s", bad, code, errs)
+		}
 	}
 }

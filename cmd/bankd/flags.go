@@ -30,6 +30,7 @@ type options struct {
 	snapshotEvery, logRetain, segmentSize         uint64
 	journalRetain                                 uint64
 	snapshotEveryMB, logRetainMB, logLagMaxMB     uint64
+	journalRetainMB                               uint64
 	snapshotRetain                                int
 	batchCommands, batchBytes, inflight           int
 	gcPercent, rateLimit                          int
@@ -125,6 +126,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Uint64Var(&o.snapshotEveryMB, "snapshot-every-mb", def.SnapshotEveryBytes>>20, "or MiB of log entries between snapshots, whichever comes first")
 	fs.IntVar(&o.snapshotRetain, "snapshot-retain", def.SnapshotRetain, "snapshot files kept")
 	fs.Uint64Var(&o.journalRetain, "journal-retain", 0, "log entries this node's journal keeps below its newest (never below its oldest snapshot); 0: every entry, forever (about 80 MB per million commands)")
+	fs.Uint64Var(&o.journalRetainMB, "journal-retain-mb", 0, "and at most about this many MiB of them on disk (never below its oldest snapshot); 0: no bound")
 	fs.Uint64Var(&o.logRetain, "log-retain", def.LogRetainEntries, "entries kept in ZooKeeper below what every node has (leader trims the rest)")
 	fs.Uint64Var(&o.logRetainMB, "log-retain-mb", def.LogRetainBytes>>20, "and at most this many MiB of them")
 	fs.Uint64Var(&o.logLagMaxMB, "log-lag-max-mb", def.LogLagMaxBytes>>20, "MiB of log kept in ZooKeeper for a node that lags; one further behind installs a snapshot (bounds ZooKeeper's heap)")
@@ -178,6 +180,8 @@ func (o *options) validate() error {
 		return errors.New("--snapshot-every and --snapshot-retain must be at least 1, --segment-size 1 to 60000")
 	case !inMiBRange(o.snapshotEveryMB) || !inMiBRange(o.logRetainMB) || !inMiBRange(o.logLagMaxMB):
 		return errors.New("--snapshot-every-mb, --log-retain-mb and --log-lag-max-mb must be 1 to 1048576")
+	case o.journalRetainMB > 1<<20:
+		return errors.New("--journal-retain-mb must be 0 (no bound) to 1048576")
 	case o.batchCommands < 1 || o.batchBytes < 1024 || o.inflight < 1:
 		return errors.New("--batch-commands and --inflight must be at least 1, --batch-bytes at least 1024")
 	case o.gcPercent < 1 || o.gcPercent > 1000:

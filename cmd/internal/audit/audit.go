@@ -15,6 +15,7 @@ import (
 
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/history"
+	"github.com/zkbank/zkbank/journal"
 	"github.com/zkbank/zkbank/journal/datadir"
 	"github.com/zkbank/zkbank/seal"
 	"github.com/zkbank/zkbank/snapshot"
@@ -58,6 +59,10 @@ type Options struct {
 	// History, when set, takes every replayed entry's events (a
 	// statement reads them from it).
 	History *history.Store
+	// Archives are journal archives (journal.Journal.Archive), in order
+	// from index 1: the replay starts from the empty state, applies them,
+	// and goes on with the journal where they end.
+	Archives []string
 }
 
 // Open opens a data dir for reading; it refuses a path that is not one.
@@ -108,7 +113,8 @@ func (v *verifier) check(ent *engine.Entry, r *Report) error {
 	return nil
 }
 
-// Replay rebuilds the state of the data dir at dir.
+// Replay rebuilds the state of the data dir at dir: from its journal, or
+// from Options.Archives and then the journal.
 func Replay(dir string, opts Options) (*Report, error) {
 	d, err := Open(dir, opts.Trust)
 	if err != nil {
@@ -120,7 +126,13 @@ func Replay(dir string, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	slices.Reverse(snaps) // oldest first
-	e, from, err := start(d, snaps, opts.Trust)
+	var e *engine.Engine
+	var from uint64
+	if len(opts.Archives) > 0 {
+		e, err = engine.New(engine.DefaultConfig())
+	} else {
+		e, from, err = start(d, snaps, opts.Trust)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -132,8 +144,14 @@ func Replay(dir string, opts Options) (*Report, error) {
 		to = opts.To
 	}
 	r := &Report{DataDir: dir, From: from, Outcomes: map[string]uint64{}}
-	pending := snapshotsAbove(snaps, from, to)
-	if err := replayRange(d, e, from, to, r, pending, opts); err != nil {
+	p, err := newReplayer(d, e, r, snapshotsAbove(snaps, from, to), opts)
+	if err != nil {
+		return r, err
+	}
+	if err := p.archives(opts.Archives, to); err != nil {
+		return r, err
+	}
+	if err := p.journal(to); err != nil {
 		return r, err
 	}
 	r.Index, r.StateHash, r.Totals = e.Index(), e.StateHash(), e.Totals()
@@ -145,47 +163,105 @@ func Replay(dir string, opts Options) (*Report, error) {
 	return r, nil
 }
 
-func replayRange(d *datadir.Dir, e *engine.Engine, from, to uint64, r *Report, pending []snapshot.Info, opts Options) error {
-	if from == to {
-		return nil
-	}
-	v := verifier{trust: opts.Trust, eng: e}
-	apply := d.Keys.Apply
+// replayer applies entries, from archives and the journal, as the nodes
+// did, checking each and comparing the state with the snapshots passed.
+type replayer struct {
+	d       *datadir.Dir
+	e       *engine.Engine
+	r       *Report
+	opts    Options
+	v       verifier
+	apply   func(*engine.Engine, *engine.Entry) ([]engine.Result, error)
+	pending []snapshot.Info
+	from    uint64 // the index the replay started after, for progress
+}
+
+func newReplayer(d *datadir.Dir, e *engine.Engine, r *Report, pending []snapshot.Info, opts Options) (*replayer, error) {
+	p := &replayer{d: d, e: e, r: r, opts: opts, v: verifier{trust: opts.Trust, eng: e}, apply: d.Keys.Apply, pending: pending, from: e.Index()}
 	if h := opts.History; h != nil {
-		if err := h.Begin(from); err != nil {
-			return err
+		if err := h.Begin(e.Index()); err != nil {
+			return nil, err
 		}
-		apply = func(e *engine.Engine, ent *engine.Entry) ([]engine.Result, error) {
-			return h.Apply(d.Keys.Apply, e, ent)
+		p.apply = func(e *engine.Engine, ent *engine.Entry) ([]engine.Result, error) { return h.Apply(d.Keys.Apply, e, ent) }
+	}
+	return p, nil
+}
+
+// entry applies one entry, which must follow the state.
+func (p *replayer) entry(ent *engine.Entry, to uint64) error {
+	if ent.Index != p.e.Index()+1 || ent.PrevHash != p.e.LastHash() {
+		return fmt.Errorf("%w: entry %d does not continue the state at %d", ErrMismatch, ent.Index, p.e.Index())
+	}
+	if err := p.v.check(ent, p.r); err != nil {
+		return err
+	}
+	results, err := p.apply(p.e, ent)
+	if err != nil {
+		return err
+	}
+	p.r.Entries++
+	p.r.Commands += uint64(len(results))
+	for _, res := range results {
+		p.r.Outcomes[res.Code.String()]++
+	}
+	if p.opts.OnApply != nil {
+		p.opts.OnApply(ent, results, p.e)
+	}
+	for len(p.pending) > 0 && p.pending[0].Index == ent.Index {
+		p.r.Snapshots = append(p.r.Snapshots, compare(p.pending[0], p.e))
+		p.pending = p.pending[1:]
+	}
+	if p.opts.Progress != nil && (p.r.Entries%2048 == 0 || ent.Index == to) {
+		p.opts.Progress(ent.Index-p.from, to-p.from)
+	}
+	return nil
+}
+
+// errPastTo stops an archive's replay at Options.To.
+var errPastTo = errors.New("audit: past --to")
+
+// archives replays the archive files in order, each continuing the one
+// before from index 1, up to to.
+func (p *replayer) archives(paths []string, to uint64) error {
+	decode := (func([]byte) (*engine.Entry, error))(nil)
+	if p.opts.Trust != nil {
+		decode = p.opts.Trust.DecodeRaw
+	}
+	for _, path := range paths {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		_, err = journal.ReadArchive(f, decode, func(ent *engine.Entry) error {
+			if ent.Index > to {
+				return errPastTo
+			}
+			return p.entry(ent, to)
+		})
+		f.Close()
+		if errors.Is(err, errPastTo) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: archive %s: %w", ErrMismatch, path, err)
 		}
 	}
-	err := d.Journal.Iterate(from+1, to, func(ent *engine.Entry) error {
-		if err := v.check(ent, r); err != nil {
-			return err
-		}
-		results, err := apply(e, ent)
-		if err != nil {
-			return err
-		}
-		r.Entries++
-		r.Commands += uint64(len(results))
-		for _, res := range results {
-			r.Outcomes[res.Code.String()]++
-		}
-		if opts.OnApply != nil {
-			opts.OnApply(ent, results, e)
-		}
-		for len(pending) > 0 && pending[0].Index == ent.Index {
-			r.Snapshots = append(r.Snapshots, compare(pending[0], e))
-			pending = pending[1:]
-		}
-		if opts.Progress != nil && (r.Entries%2048 == 0 || ent.Index == to) {
-			opts.Progress(ent.Index-from, to-from)
-		}
+	return nil
+}
+
+// journal replays the journal above the state, up to to; after archives
+// the journal must go on where they end.
+func (p *replayer) journal(to uint64) error {
+	at := p.e.Index()
+	if at >= to {
 		return nil
-	})
+	}
+	if base, _ := p.d.Journal.Base(); at < base {
+		return fmt.Errorf("%w: the archives end at %d and the journal starts at %d: an archive is missing", ErrMismatch, at, base+1)
+	}
+	err := p.d.Journal.Iterate(at+1, to, func(ent *engine.Entry) error { return p.entry(ent, to) })
 	if err != nil {
-		return fmt.Errorf("%w: journal after index %d: %w", ErrMismatch, from+r.Entries, err)
+		return fmt.Errorf("%w: journal after index %d: %w", ErrMismatch, p.e.Index(), err)
 	}
 	return nil
 }

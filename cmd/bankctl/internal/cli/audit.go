@@ -16,7 +16,7 @@ import (
 
 func (a *app) journalCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "journal", Short: "Audit a node's journal offline (on a data dir or a copy)"}
-	cmd.AddCommand(a.journalReplay(), a.journalDump(), a.journalHistory())
+	cmd.AddCommand(a.journalReplay(), a.journalDump(), a.journalHistory(), a.journalArchive())
 	return cmd
 }
 
@@ -49,8 +49,9 @@ type replayOutput struct {
 func (a *app) journalReplay() *cobra.Command {
 	var dir string
 	var to uint64
+	var archives []string
 	cmd := &cobra.Command{
-		Use:     "replay --data-dir DIR [--to INDEX]",
+		Use:     "replay --data-dir DIR [--archive FILE]... [--to INDEX]",
 		Example: "  cp -r zkbank-dev/nodes/n1/data /tmp/audit\n  bankctl journal replay --data-dir /tmp/audit\n  bankctl journal replay --data-dir /tmp/audit --to 1200 -o json",
 		Short:   "Rebuild the state from the journal, verify the chain and every snapshot, print the state hash",
 		Long: `Rebuild the state from the journal (starting from the snapshot at its base
@@ -61,7 +62,9 @@ outcome. A sealed journal needs the data keys (--data-keys, or data.keys
 beside --cacert); with --cacert every signature is verified too, against
 the CA and the cluster's id (--cluster-id, or cluster.id beside it).
 Exits 5 on any mismatch, damage or signature that fails, naming the
-first index.`,
+first index. With --archive (bankctl journal archive's files, in order)
+it starts from the empty state, replays the archives and goes on with the
+journal where they end.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			trust, err := a.trust(&a.sealed)
@@ -69,7 +72,7 @@ first index.`,
 				return err
 			}
 			var bar *progress
-			r, err := audit.Replay(dir, audit.Options{To: to, Trust: trust, Progress: func(done, total uint64) {
+			r, err := audit.Replay(dir, audit.Options{To: to, Trust: trust, Archives: archives, Progress: func(done, total uint64) {
 				if bar == nil {
 					bar = newProgress(a.stderr, "replay", int(total))
 				}
@@ -85,7 +88,13 @@ first index.`,
 	}
 	a.dataDirFlag(cmd, &dir)
 	cmd.Flags().Uint64Var(&to, "to", 0, "stop after this index (default: the end)")
+	archiveFlag(cmd, &archives)
 	return cmd
+}
+
+// archiveFlag adds --archive, the journal archives a replay starts with.
+func archiveFlag(cmd *cobra.Command, files *[]string) {
+	cmd.Flags().StringArrayVar(files, "archive", nil, "a journal archive to replay first, from index 1 (repeat, in order)")
 }
 
 func (a *app) showReplay(r *audit.Report) error {

@@ -19,7 +19,6 @@ import (
 	"github.com/zkbank/zkbank/cmd/internal/wire"
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/history"
-	"github.com/zkbank/zkbank/seal"
 )
 
 const statementLong = `Every command that touched the account, in log order: its cursor (index
@@ -30,13 +29,15 @@ bank answered with its first outcome changed nothing and is not listed.`
 
 func (a *app) journalHistory() *cobra.Command {
 	var dir string
+	var archives []string
 	cmd := &cobra.Command{
-		Use:   "history ACCOUNT --data-dir DIR",
+		Use:   "history ACCOUNT --data-dir DIR [--archive FILE]...",
 		Short: "An account's statement from a data dir's journal, offline",
 		Long: statementLong + `
 
-This replays a data dir's journal; stop the node first, or audit a copy of
-its data dir. To ask the running cluster, use bankctl account history.`,
+This replays a data dir's journal (after its archives, with --archive);
+stop the node first, or audit a copy of its data dir. To ask the running
+cluster, use bankctl account history.`,
 		Example: `  bankctl journal history 0000000001 --data-dir /tmp/audit
   bankctl journal history IE29-AIBK-9311 --data-dir /tmp/audit -o json`,
 		Args: cobra.ExactArgs(1),
@@ -45,7 +46,7 @@ its data dir. To ask the running cluster, use bankctl account history.`,
 			if err != nil {
 				return err
 			}
-			st, r, err := statement(dir, args[0], trust)
+			st, r, err := statement(dir, args[0], audit.Options{Trust: trust, Archives: archives})
 			if err != nil {
 				return err
 			}
@@ -57,16 +58,18 @@ its data dir. To ask the running cluster, use bankctl account history.`,
 		},
 	}
 	a.dataDirFlag(cmd, &dir)
+	archiveFlag(cmd, &archives)
 	return cmd
 }
 
 // statement replays the journal into a history held in memory and reads
 // the account's lines from it, as a node's history would answer them.
-func statement(dir, account string, trust *seal.Trust) (wire.Statement, *audit.Report, error) {
+func statement(dir, account string, opts audit.Options) (wire.Statement, *audit.Report, error) {
 	h := history.OpenMem()
 	defer h.Close()
 	st := wire.Statement{Account: account, Lines: []wire.StatementLine{}}
-	r, err := audit.Replay(dir, audit.Options{Trust: trust, History: h})
+	opts.History = h
+	r, err := audit.Replay(dir, opts)
 	if err != nil {
 		return st, r, err
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"testing"
 
+	"github.com/zkbank/zkbank/cmd/internal/audit"
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/engine/entry"
 	"github.com/zkbank/zkbank/journal/datadir"
@@ -61,7 +62,7 @@ func TestAStatementShowsEachCommandsOwnBalance(t *testing.T) {
 			{Op: engine.OpDeposit, Key: "d", Account: "H1", Amount: 10}, // a retry: replayed
 			{Op: engine.OpTransfer, Key: "t2", Account: "H2", To: "H1", Amount: 2},
 		})
-	st, _, err := statement(dir, "H1", nil)
+	st, _, err := statement(dir, "H1", audit.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestAStatementShowsCapturesAndApprovals(t *testing.T) {
 			{Op: engine.OpCreateHold, Key: "h2", Account: "H1", To: "H2", Amount: 5, ExpiresInMs: 60_000, Principal: admin},
 			{Op: engine.OpVoidHold, Key: "v", Hold: 2, Principal: admin},
 		})
-	st, _, err := statement(dir, "H1", nil)
+	st, _, err := statement(dir, "H1", audit.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

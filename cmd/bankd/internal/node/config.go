@@ -39,8 +39,11 @@ type Config struct {
 	// kept, which a restart may need. 0, the default: every entry (the
 	// audit trail).
 	JournalRetainEntries uint64
-	LogRetainEntries     uint64 // entries kept in ZooKeeper below the trim point
-	LogRetainBytes       uint64 // and at most so many bytes of them
+	// JournalRetainBytes bounds the journal's entries on disk as well
+	// (Pebble's estimate), the same way; 0: no bound.
+	JournalRetainBytes uint64
+	LogRetainEntries   uint64 // entries kept in ZooKeeper below the trim point
+	LogRetainBytes     uint64 // and at most so many bytes of them
 	// LogLagMaxBytes is how much log ZooKeeper keeps for a live member
 	// that lags behind the newest entry; one further behind installs a
 	// snapshot instead. With the two limits above it bounds ZooKeeper's

@@ -38,21 +38,23 @@ type Node struct {
 	eng     *engine.Engine
 	applied chan struct{} // closed and replaced after each apply
 
-	snapIndex   atomic.Uint64  // newest snapshot on disk
-	oldestSnap  atomic.Uint64  // oldest snapshot kept, once one was saved (the journal trims below it)
-	snapTaken   uint64         // index of the last capture (replica loop only)
-	snapBusy    atomic.Bool    // a snapshot file is being written
-	snapWriter  sync.WaitGroup // the goroutine writing it; the data dir closes after it
-	logBytes    logBytes       // sizes of the entries applied, for snapshots and trims
-	startHead   uint64         // log head seen at start; ready once applied
-	ready       atomic.Bool
-	stopping    atomic.Bool
-	leading     atomic.Pointer[leaderState]
-	leadStarted chan struct{}        // signalled when a term starts
-	appendHead  atomic.Uint64        // last index appended while leading
-	hints       chan *entry.Envelope // entries the leader pushed, for the tailer
-	hinted      atomic.Uint64        // entries the tailer took from hints
-	stalled     stallState           // the entry the replica waits on, if any
+	snapIndex  atomic.Uint64 // newest snapshot on disk
+	oldestSnap atomic.Uint64 // oldest snapshot kept, once one was saved (the journal trims below it)
+	// journalSized is when trimJournal last measured the journal's bytes.
+	journalSized time.Time
+	snapTaken    uint64         // index of the last capture (replica loop only)
+	snapBusy     atomic.Bool    // a snapshot file is being written
+	snapWriter   sync.WaitGroup // the goroutine writing it; the data dir closes after it
+	logBytes     logBytes       // sizes of the entries applied, for snapshots and trims
+	startHead    uint64         // log head seen at start; ready once applied
+	ready        atomic.Bool
+	stopping     atomic.Bool
+	leading      atomic.Pointer[leaderState]
+	leadStarted  chan struct{}        // signalled when a term starts
+	appendHead   atomic.Uint64        // last index appended while leading
+	hints        chan *entry.Envelope // entries the leader pushed, for the tailer
+	hinted       atomic.Uint64        // entries the tailer took from hints
+	stalled      stallState           // the entry the replica waits on, if any
 
 	waiters waiters
 	digests digestWaiters // DigestAt's, by index

@@ -89,15 +89,32 @@ func (n *Node) collectKeys() {
 	n.oldestSnap.Store(oldest)
 }
 
-// trimJournal deletes the journal's entries below both the oldest
-// snapshot kept and the last JournalRetainEntries applied. It runs in the
-// replica loop, the journal's one writer.
+// trimJournal deletes the journal's entries below the oldest snapshot
+// kept, and below what JournalRetainEntries and JournalRetainBytes keep.
+// It runs in the replica loop, the journal's one writer; the bytes are
+// looked at once a second at most.
 func (n *Node) trimJournal(applied uint64) error {
-	keep, oldest := n.cfg.JournalRetainEntries, n.oldestSnap.Load()
-	if keep == 0 || oldest == 0 || applied <= keep {
+	entries, bytes, oldest := n.cfg.JournalRetainEntries, n.cfg.JournalRetainBytes, n.oldestSnap.Load()
+	if entries == 0 && bytes == 0 || oldest == 0 || oldest+1 <= n.dir.Journal.First() {
 		return nil
 	}
-	below := min(oldest+1, applied+1-keep)
+	keep := uint64(1) // the lowest index the retention keeps
+	if entries > 0 && applied > entries {
+		keep = applied + 1 - entries
+	}
+	if bytes > 0 && time.Since(n.journalSized) >= time.Second {
+		n.journalSized = time.Now()
+		from, err := n.dir.Journal.KeepingBytes(bytes)
+		if err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+		if entries == 0 || from > keep {
+			keep = from
+		}
+	} else if entries == 0 {
+		return nil
+	}
+	below := min(oldest+1, keep)
 	if below <= n.dir.Journal.First() {
 		return nil
 	}

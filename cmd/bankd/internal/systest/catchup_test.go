@@ -43,11 +43,38 @@ func TestRestartAfterTrimInstallsPeerSnapshot(t *testing.T) {
 	if a := decode[wire.Account](t, r); a.Balance != 300 {
 		t.Fatalf("T-1 on the restarted node: %+v", a)
 	}
+	checkLateHistory(t, leader, away, d.Index)
 	// An audit of its data dir, which starts at the installed snapshot,
 	// gives the cluster's state hash.
 	c.stop(away)
 	rep, err := audit.Replay(away.dir, audit.Options{Trust: c.trust})
 	if err != nil || rep.From == 0 || rep.Index != d.Index || rep.StateHash.String() != d.StateHash || rep.Verified != rep.Entries {
 		t.Fatalf("audit of the restarted node: %+v %v; cluster digest %+v", rep, err, d)
+	}
+}
+
+// checkLateHistory: a node that installed a peer's snapshot holds history
+// from past it, says so (410 with history_from), and answers from there
+// as a node that holds it all.
+func checkLateHistory(t *testing.T, whole, late *testNode, index uint64) {
+	t.Helper()
+	q := fmt.Sprintf("?min_index=%d&limit=1000", index)
+	all := decode[wire.Statement](t, call(t, whole, "GET", "/v1/accounts/T-1/history"+q, nil, nil))
+	if len(all.Lines) != 151 || all.HistoryFrom != 1 || all.Lines[150].Balance != 300 {
+		t.Fatalf("the whole statement: %d lines from %d", len(all.Lines), all.HistoryFrom)
+	}
+	r := call(t, late, "GET", "/v1/accounts/T-1/history"+q, nil, nil)
+	from := r.problem().HistoryFrom
+	if r.status != 410 || r.problem().Code != wire.CodeHistoryGone || from <= 1 {
+		t.Fatalf("a statement from a node that installed a snapshot: %s", r)
+	}
+	if r := call(t, late, "GET", "/v1/events?from=0", nil, nil); r.status != 410 || r.problem().HistoryFrom != from {
+		t.Fatalf("a feed from 0 on a node whose history starts at %d: %s", from, r)
+	}
+	after := fmt.Sprint(from - 1)
+	part := decode[wire.Statement](t, call(t, late, "GET", "/v1/accounts/T-1/history"+q+"&after="+after, nil, nil))
+	same := decode[wire.Statement](t, call(t, whole, "GET", "/v1/accounts/T-1/history"+q+"&after="+after, nil, nil))
+	if len(part.Lines) == 0 || fmt.Sprint(part.Lines) != fmt.Sprint(same.Lines) || part.HistoryFrom != from {
+		t.Fatalf("after %s the late node has %d lines, the whole one %d", after, len(part.Lines), len(same.Lines))
 	}
 }
