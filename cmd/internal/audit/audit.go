@@ -182,7 +182,9 @@ func newReplayer(d *datadir.Dir, e *engine.Engine, r *Report, pending []snapshot
 		if err := h.Begin(e.Index()); err != nil {
 			return nil, err
 		}
-		p.apply = func(e *engine.Engine, ent *engine.Entry) ([]engine.Result, error) { return h.Apply(d.Keys.Apply, e, ent) }
+		p.apply = func(e *engine.Engine, ent *engine.Entry) ([]engine.Result, error) {
+			return h.Apply(d.Keys.Apply, e, ent)
+		}
 	}
 	return p, nil
 }
