@@ -92,7 +92,7 @@ func BenchmarkAdd(b *testing.B) {
 		}
 		b.StopTimer()
 		ent := nextEntry(b, e, int64(i), cmds...)
-		before := Before(e, ent)
+		before := Before(e, ent, nil)
 		res, err := e.Apply(ent)
 		if err != nil {
 			b.Fatal(err)

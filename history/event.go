@@ -52,6 +52,10 @@ func ParseCursor(s string) (Cursor, error) {
 // lastPosition stands for "the entry's last event" in a cursor.
 const lastPosition = 1<<32 - 1
 
+// EndOf is the cursor of the last event of the entry at index, whatever
+// its position: after it comes the next entry's first.
+func EndOf(index uint64) Cursor { return Cursor{Index: index, Position: lastPosition} }
+
 // AccountAfter is an account as a command left it.
 type AccountAfter struct {
 	Number  string
@@ -81,9 +85,13 @@ type Event struct {
 }
 
 // Before is what an entry's events start from: the accounts its commands
-// name, as they are before it (read from e before it applies the entry).
-func Before(e *engine.Engine, ent *engine.Entry) map[string]AccountAfter {
-	out := make(map[string]AccountAfter, 2*len(ent.Commands))
+// name, as they are before it (read from e before it applies the entry),
+// in out, emptied first (nil: a new map).
+func Before(e *engine.Engine, ent *engine.Entry, out map[string]AccountAfter) map[string]AccountAfter {
+	if out == nil {
+		out = make(map[string]AccountAfter, 2*len(ent.Commands))
+	}
+	clear(out)
 	add := func(n string) {
 		if _, seen := out[n]; n == "" || seen {
 			return
@@ -99,14 +107,33 @@ func Before(e *engine.Engine, ent *engine.Entry) map[string]AccountAfter {
 	return out
 }
 
-// eventOf is the event of the command at pos of ent, given its result,
-// the engine that applied it, and the accounts as the commands before it
-// left them (Before, then each event's): it updates them.
-func eventOf(ent *engine.Entry, pos int, res *engine.Result, e *engine.Engine, accounts map[string]AccountAfter) Event {
+// adding is what Store.Add keeps while it turns an entry into events:
+// the accounts as the commands so far left them (from Before), the
+// principals' names, and buffers it reuses.
+type adding struct {
+	accounts map[string]AccountAfter
+	names    map[string]string
+	touched  []string
+	after    []AccountAfter
+}
+
+func (ad *adding) name(e *engine.Engine, by string) string {
+	n, ok := ad.names[by]
+	if !ok {
+		n = e.PrincipalName(by)
+		ad.names[by] = n
+	}
+	return n
+}
+
+// eventOf is the event of the command at pos of ent, given its result and
+// the engine that applied it; its Accounts and the touched list it
+// leaves in ad are ad's buffers, good until the next call.
+func eventOf(ent *engine.Entry, pos int, res *engine.Result, e *engine.Engine, ad *adding) Event {
 	c := &ent.Commands[pos]
 	ev := Event{Cursor: Cursor{Index: ent.Index, Position: uint32(pos)}, TimeMs: e.TimeMs(), Op: c.Op,
 		Account: c.Account, To: c.To, Amount: c.Amount, Code: res.Code, Hold: c.Hold, Approval: c.Approval,
-		By: e.PrincipalName(c.Principal)}
+		By: ad.name(e, c.Principal)}
 	if c.Op == engine.OpCreateAccount || c.Op == engine.OpRename {
 		ev.Name = c.Name
 	}
@@ -123,23 +150,18 @@ func eventOf(ent *engine.Entry, pos int, res *engine.Result, e *engine.Engine, a
 		}
 	}
 	for _, a := range res.Accounts() {
-		accounts[a.Number] = AccountAfter{Number: a.Number, Balance: a.Balance, Held: a.Held}
+		ad.accounts[a.Number] = AccountAfter{Number: a.Number, Balance: a.Balance, Held: a.Held}
 	}
-	for _, n := range ev.touches(res) {
-		if a, ok := accounts[n]; ok {
-			ev.Accounts = append(ev.Accounts, a)
-		}
-	}
-	return ev
-}
-
-// touches lists the accounts an event is about, each once: the ones it
-// names and the ones its result carries (an account a create numbered).
-func (ev *Event) touches(res *engine.Result) []string {
-	out := make([]string, 0, 2)
+	// The accounts it is about, each once: the ones it names and the ones
+	// its result carries (an account a create numbered).
+	ad.touched, ad.after = ad.touched[:0], ad.after[:0]
 	add := func(n string) {
-		if n != "" && !slices.Contains(out, n) {
-			out = append(out, n)
+		if n == "" || slices.Contains(ad.touched, n) {
+			return
+		}
+		ad.touched = append(ad.touched, n)
+		if a, ok := ad.accounts[n]; ok {
+			ad.after = append(ad.after, a)
 		}
 	}
 	add(ev.Account)
@@ -147,7 +169,8 @@ func (ev *Event) touches(res *engine.Result) []string {
 	for _, a := range res.Accounts() {
 		add(a.Number)
 	}
-	return out
+	ev.Accounts = ad.after
+	return ev
 }
 
 // Touches lists the accounts the event is about: those it names, and

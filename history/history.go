@@ -7,13 +7,15 @@
 //
 // Keys, in Pebble:
 //
-//	"e" + uint64 index + uint32 position           -> the event
-//	"a" + account + 0x00 + uint64 index + uint32 position -> nothing
-//	"m"                                            -> uvarint from | uvarint through
+//	"e" + uint64 index + uint32 position -> the event
+//	"a" + account + 0x00 + first cursor  -> a group of the account's cursors (index.go)
+//	"m"                                  -> uvarint from | uvarint through
 //
 // The store holds the events of the entries from..through, without a gap.
-// Every apply adds its entry (Add), in the same Pebble batch as "m"; a
-// replay from a snapshot adds its entries again, the same ones. A store
+// Every apply adds its entry (Add), in the same Pebble batch as "m",
+// without a WAL: a node flushes the store before it commits a snapshot
+// (Sync), and a replay from that snapshot adds its entries again, the
+// same ones. A store
 // that cannot continue where an apply starts (it was lost, or the node
 // installed a peer's snapshot past it) starts again, empty, from there
 // (Begin): a node says where its history starts.
@@ -40,17 +42,13 @@ const (
 
 var metaKey = []byte("m")
 
-func eventKey(c Cursor) []byte {
-	k := make([]byte, 13)
-	k[0] = eventPrefix
-	putCursor(k[1:], c)
-	return k
+func eventKey(c Cursor) []byte { return appendEventKey(make([]byte, 0, 13), c) }
+
+func appendEventKey(k []byte, c Cursor) []byte {
+	k = binary.BigEndian.AppendUint64(append(k, eventPrefix), c.Index)
+	return binary.BigEndian.AppendUint32(k, c.Position)
 }
 
-func putCursor(b []byte, c Cursor) {
-	binary.BigEndian.PutUint64(b, c.Index)
-	binary.BigEndian.PutUint32(b[8:], c.Position)
-}
 
 func cursorOf(b []byte) Cursor {
 	return Cursor{Index: binary.BigEndian.Uint64(b), Position: binary.BigEndian.Uint32(b[8:])}
@@ -59,11 +57,13 @@ func cursorOf(b []byte) Cursor {
 // accountKey is the index key of account's event at c; account numbers
 // hold no 0x00, which ends them.
 func accountKey(account string, c Cursor) []byte {
-	k := make([]byte, 0, 2+len(account)+12)
+	return appendAccountKey(make([]byte, 0, 2+len(account)+12), account, c)
+}
+
+func appendAccountKey(k []byte, account string, c Cursor) []byte {
 	k = append(append(append(k, accountPrefix), account...), 0)
-	k = k[:len(k)+12]
-	putCursor(k[len(k)-12:], c)
-	return k
+	k = binary.BigEndian.AppendUint64(k, c.Index)
+	return binary.BigEndian.AppendUint32(k, c.Position)
 }
 
 // next is the first key past every key of c: where a read "after c"
@@ -86,12 +86,26 @@ type Store struct {
 	db      *pebble.DB
 	from    atomic.Uint64 // first index held
 	through atomic.Uint64 // last index held
-	batch   []byte        // Add's encoding buffer
+	adding  adding        // Add's state and buffers
+	key     []byte
+	value   []byte
+	touched []touch // the entry's (account, cursor) pairs, for the index
+	index   accountIndex
 }
+
+type touch struct {
+	account string
+	at      Cursor
+}
+
+// memtableBytes: a large memtable flushes (and compacts) less often; the
+// store has no WAL, so it is also what a crash may lose, and a replay from
+// the last snapshot writes again.
+const memtableBytes = 32 << 20
 
 // Open opens (creating if needed) the store in dir.
 func Open(dir string, opts Options) (*Store, error) {
-	po := &pebble.Options{FS: opts.FS, Logger: pebblelog.Quiet{}}
+	po := &pebble.Options{FS: opts.FS, Logger: pebblelog.Quiet{}, DisableWAL: true, MemTableSize: memtableBytes}
 	if po.FS == nil {
 		po.FS = vfs.Default
 	}
@@ -99,7 +113,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("history: open %s: %w", dir, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, adding: adding{names: map[string]string{}}}
 	if err := s.loadMeta(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("history: open %s: %w", dir, err)
@@ -140,9 +154,10 @@ func appendMeta(b []byte, from, through uint64) []byte {
 	return binary.AppendUvarint(binary.AppendUvarint(b, from), through)
 }
 
-// Close closes the store.
+// Close writes what is in memory to disk, so that a restart replays
+// nothing into it twice, and closes the store.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	if err := errors.Join(s.index.flush(s.db), s.db.Flush(), s.db.Close()); err != nil {
 		return fmt.Errorf("history: close: %w", err)
 	}
 	return nil
@@ -170,6 +185,7 @@ func (s *Store) Begin(index uint64) error {
 // Reset forgets every event and starts again after index (a journal that
 // forked: what the store holds past index is of the fork).
 func (s *Store) Reset(index uint64) error {
+	s.index.reset()
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := b.DeleteRange([]byte{0}, []byte{0xff}, nil); err != nil {
@@ -178,7 +194,10 @@ func (s *Store) Reset(index uint64) error {
 	if err := b.Set(metaKey, appendMeta(nil, index+1, index), nil); err != nil {
 		return fmt.Errorf("history: reset: %w", err)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("history: reset: %w", err)
+	}
+	if err := s.db.Flush(); err != nil { // a reset that a crash undid would bring back what it forgot
 		return fmt.Errorf("history: reset: %w", err)
 	}
 	s.from.Store(index + 1)
@@ -188,12 +207,12 @@ func (s *Store) Reset(index uint64) error {
 
 // Apply applies ent to e with apply (a key store's) and adds its events.
 func (s *Store) Apply(apply func(*engine.Engine, *engine.Entry) ([]engine.Result, error), e *engine.Engine, ent *engine.Entry) ([]engine.Result, error) {
-	before := Before(e, ent)
+	s.adding.accounts = Before(e, ent, s.adding.accounts)
 	results, err := apply(e, ent)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Add(ent, results, e, before); err != nil {
+	if err := s.Add(ent, results, e, s.adding.accounts); err != nil {
 		return nil, err
 	}
 	return results, nil
@@ -202,9 +221,9 @@ func (s *Store) Apply(apply func(*engine.Engine, *engine.Entry) ([]engine.Result
 // Add records the events of ent, applied by e with results, from the
 // accounts as they were before it (Before; Add updates them). The entry
 // must continue the store (Begin) or be one it holds already (a replay),
-// whose events are the same again. It is written without a sync: a crash
-// of the process loses nothing, one of the machine what Sync did not
-// cover, and a replay from the snapshot it covered writes it again.
+// whose events are the same again. The store has no WAL: a crash loses
+// what Sync did not cover, with the "m" that said it was there, and a
+// replay from the snapshot it covered writes it again.
 func (s *Store) Add(ent *engine.Entry, results []engine.Result, e *engine.Engine, accounts map[string]AccountAfter) error {
 	from, through := s.from.Load(), s.through.Load()
 	if ent.Index < from || ent.Index > through+1 {
@@ -212,20 +231,21 @@ func (s *Store) Add(ent *engine.Entry, results []engine.Result, e *engine.Engine
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
+	s.adding.accounts = accounts
+	clear(s.adding.names)
 	for i := range ent.Commands {
 		res := &results[i]
 		if res.Replayed {
 			continue
 		}
-		ev := eventOf(ent, i, res, e, accounts)
-		s.batch = appendEvent(s.batch[:0], &ev)
-		if err := b.Set(eventKey(ev.Cursor), s.batch, nil); err != nil {
-			return fmt.Errorf("history: add %d: %w", ent.Index, err)
+		ev := eventOf(ent, i, res, e, &s.adding)
+		for _, a := range s.adding.touched {
+			s.touched = append(s.touched, touch{a, ev.Cursor})
 		}
-		for _, a := range ev.Touches() {
-			if err := b.Set(accountKey(a, ev.Cursor), nil, nil); err != nil {
-				return fmt.Errorf("history: add %d: %w", ent.Index, err)
-			}
+		s.value = appendEvent(s.value[:0], &ev)
+		s.key = appendEventKey(s.key[:0], ev.Cursor)
+		if err := b.Set(s.key, s.value, nil); err != nil {
+			return fmt.Errorf("history: add %d: %w", ent.Index, err)
 		}
 	}
 	through = max(through, ent.Index)
@@ -235,15 +255,23 @@ func (s *Store) Add(ent *engine.Entry, results []engine.Result, e *engine.Engine
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("history: add %d: %w", ent.Index, err)
 	}
+	// The index after the events: a reader finds each cursor's event.
+	for i := range s.touched {
+		s.index.add(s.touched[i].account, s.touched[i].at)
+	}
+	s.touched = s.touched[:0]
 	s.through.Store(through)
+	if s.index.count >= indexFlushAt {
+		return s.index.flush(s.db)
+	}
 	return nil
 }
 
-// Sync makes what Add wrote durable; a node calls it before it commits a
-// snapshot, so that a replay from that snapshot finds the store whole
-// below it.
+// Sync makes what Add wrote durable (a flush: the store has no WAL); a
+// node calls it before it commits a snapshot, so that a replay from that
+// snapshot finds the store whole below it.
 func (s *Store) Sync() error {
-	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+	if err := errors.Join(s.index.flush(s.db), s.db.Flush()); err != nil {
 		return fmt.Errorf("history: sync: %w", err)
 	}
 	return nil
@@ -266,33 +294,52 @@ func (s *Store) Statement(account string, after Cursor, fn func(Event) bool) err
 	if err := s.check(after); err != nil {
 		return err
 	}
-	lo, hi := accountKey(account, next(after)), append([]byte{accountPrefix}, account...)
-	hi = append(hi, 1)
-	idx, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	pending, groups, evs, err := s.index.read(s.db, account)
 	if err != nil {
 		return fmt.Errorf("history: statement: %w", err)
 	}
-	defer idx.Close()
-	evs, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{eventPrefix}, UpperBound: []byte{eventPrefix + 1}})
-	if err != nil {
-		return fmt.Errorf("history: statement: %w", err)
-	}
+	defer groups.Close()
 	defer evs.Close()
-	for ok := idx.First(); ok; ok = idx.Next() {
-		k := idx.Key()
-		c := cursorOf(k[len(k)-12:])
+	seen := after // the last cursor passed on (or skipped)
+	each := func(c Cursor) (bool, error) {
+		if !seen.Less(c) {
+			return true, nil
+		}
+		seen = c
 		if !evs.SeekGE(eventKey(c)) || !bytes.Equal(evs.Key(), eventKey(c)) {
-			return fmt.Errorf("%w: account %q's event %s is missing", errCorrupt, account, c)
+			return false, fmt.Errorf("%w: account %q's event %s is missing", errCorrupt, account, c)
 		}
 		ev, err := decodeEvent(c, evs.Value())
 		if err != nil {
+			return false, err
+		}
+		return fn(ev), nil
+	}
+	// The group that holds the cursor's successor starts at or before it.
+	ok := groups.SeekLT(accountKey(account, next(after)))
+	if !ok {
+		ok = groups.First()
+	}
+	for ; ok; ok = groups.Next() {
+		cs, err := decodeCursors(groups.Value())
+		if err != nil {
 			return err
 		}
-		if !fn(ev) {
-			return nil
+		for _, c := range cs {
+			if more, err := each(c); err != nil || !more {
+				return err
+			}
 		}
 	}
-	return idx.Error()
+	if err := groups.Error(); err != nil {
+		return fmt.Errorf("history: statement: %w", err)
+	}
+	for _, c := range pending {
+		if more, err := each(c); err != nil || !more {
+			return err
+		}
+	}
+	return nil
 }
 
 // Events calls fn with every event after the cursor, in log order, until

@@ -130,6 +130,11 @@ func TestPagesGoOnAfterTheirCursor(t *testing.T) {
 	applyAdd(t, s, e, create("A", 1), create("B", 1))
 	for i := range 20 {
 		applyAdd(t, s, e, deposit(fmt.Sprint("d", i), "A", 1), transfer(fmt.Sprint("t", i), "A", "B", 1), deposit(fmt.Sprint("x", i), "B", 1))
+		if i%3 == 0 { // the index in groups on disk, and some of it pending
+			if err := s.index.flush(s.db); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	all := events(t, s, Cursor{})
 	if len(all) != 2+20*3 {
@@ -196,10 +201,18 @@ func TestBeginKeepsWhatContinuesAndForgetsWhatCannot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := events(t, s, Cursor{})
+	before, lines := events(t, s, Cursor{}), statement(t, s, "A", Cursor{}, 100)
 	applyAdd(t, s, replayed, deposit("d2", "A", 1))
 	if after := events(t, s, Cursor{}); !reflect.DeepEqual(before, after) {
 		t.Fatalf("a replay changed the events:\n%+v\n%+v", before, after)
+	}
+	for range 2 { // the replayed entry's index pending, then in a group that overlaps the one on disk
+		if again := statement(t, s, "A", Cursor{}, 100); !reflect.DeepEqual(again, lines) || len(lines) != 3 {
+			t.Fatalf("a replay changed the statement: %d lines, then %d", len(lines), len(again))
+		}
+		if err := s.index.flush(s.db); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := s.Add(&engine.Entry{Envelope: entry.Envelope{Index: 5}}, nil, e, nil); err == nil {
 		t.Fatal("a store through 3 took entry 5")

@@ -3,6 +3,7 @@ package datadir
 import (
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -10,6 +11,7 @@ import (
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/engine/enginetest"
 	"github.com/zkbank/zkbank/engine/entry"
+	"github.com/zkbank/zkbank/history"
 )
 
 // keysConfig remembers keys for a window of two entries and 200 ms of the
@@ -91,7 +93,7 @@ func TestRecoverWithTheKeyStoreAfterCrashes(t *testing.T) {
 			if err := d.Journal.Append(ent); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := d.Keys.Apply(e, ent); err != nil {
+			if _, err := d.Apply(e, ent); err != nil {
 				t.Fatal(err)
 			}
 			if rng.IntN(8) == 0 {
@@ -118,6 +120,36 @@ func TestRecoverWithTheKeyStoreAfterCrashes(t *testing.T) {
 		if got.StateHash() != referenceRemembering(t, ents, got.Index()).StateHash() {
 			t.Fatalf("round %d: recovered from %v, the state differs from a node that never forgot", round, rec.From)
 		}
+		checkHistory(t, round, d2.History, ents[:got.Index()])
 		d2.Close()
+	}
+}
+
+// checkHistory: after a crash and a recovery the history still holds every
+// entry from the first, as a store that never crashed does: what a crash
+// lost past the last flush, the replay wrote again.
+func checkHistory(t *testing.T, round int, h *history.Store, ents []*engine.Entry) {
+	t.Helper()
+	ref := history.OpenMem()
+	defer ref.Close()
+	e, _ := engine.New(keysConfig)
+	mem := enginetest.Memory{}
+	for _, ent := range ents {
+		if _, err := ref.Apply(func(e *engine.Engine, ent *engine.Entry) ([]engine.Result, error) { return mem.Apply(e, ent) }, e, ent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h.From() != 1 || h.Through() != uint64(len(ents)) {
+		t.Fatalf("round %d: the history holds %d..%d after the recovery to %d", round, h.From(), h.Through(), len(ents))
+	}
+	all := func(s *history.Store) []history.Event {
+		var out []history.Event
+		if err := s.Events(history.Cursor{}, func(ev history.Event) bool { out = append(out, ev); return true }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got, want := all(h), all(ref); !reflect.DeepEqual(got, want) {
+		t.Fatalf("round %d: %d events after the crash, %d in a history that never crashed", round, len(got), len(want))
 	}
 }

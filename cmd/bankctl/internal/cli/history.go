@@ -74,7 +74,7 @@ func statement(dir, account string, opts audit.Options) (wire.Statement, *audit.
 		return st, r, err
 	}
 	st.HistoryFrom = h.From()
-	err = h.Statement(account, history.Cursor{Index: r.From, Position: 1<<32 - 1}, func(ev history.Event) bool {
+	err = h.Statement(account, history.EndOf(r.From), func(ev history.Event) bool {
 		st.Lines = append(st.Lines, wire.LineOf(&ev, account))
 		return true
 	})

@@ -23,12 +23,13 @@ type FeedConfig struct {
 	// node: past it, and no nearer than at the previous check, the feed
 	// ends with too_slow.
 	LagMax uint64
-	// CheckEvery is how often a feed checks its lag and, when idle, sends
-	// a keep-alive (SSE) or checks that the consumer is still there.
+	// CheckEvery is how often a feed checks its lag and, when it has had
+	// nothing to send, sends a heartbeat.
 	CheckEvery time.Duration
 	// WriteTimeout is how long one write to the consumer may take.
 	WriteTimeout time.Duration
-	// Chunk is how many events a feed sends between checks.
+	// Chunk is how many events a feed reads with one iterator (an open
+	// iterator holds on to the store's files).
 	Chunk int
 }
 
@@ -49,7 +50,8 @@ type feed struct {
 	follow  bool
 	check   time.Time     // when lagging looks next
 	lag     uint64        // entries behind at the last look
-	cut     *wire.Problem // too_slow, once lagging said so
+	cut     *wire.Problem // too_slow or stopping, once the feed must end
+	ending  <-chan struct{}
 	account string        // only this account's events; "" for all
 	may     func(account string) bool
 	visible func(ev *history.Event) bool
@@ -63,6 +65,10 @@ func (s *Server) feedEvents(w http.ResponseWriter, r *http.Request) {
 	f, follow, p := s.newFeed(w, r)
 	if p == nil {
 		p = s.consistent(r)
+	}
+	if p != nil && p.Code == wire.CodeForbidden {
+		s.refused(w, r, callerOf(r), p)
+		return
 	}
 	if p != nil {
 		writeProblem(w, p)
@@ -90,7 +96,7 @@ func (s *Server) newFeed(w http.ResponseWriter, r *http.Request) (*feed, bool, *
 	}
 	var p *wire.Problem
 	if from == "now" {
-		f.after = history.Cursor{Index: s.node.History().Through(), Position: 1<<32 - 1}
+		f.after = history.EndOf(s.node.History().Through())
 	} else if f.after, p = cursorParam(from, "from"); p != nil {
 		return nil, false, p
 	}
@@ -125,7 +131,7 @@ func (s *Server) newFeed(w http.ResponseWriter, r *http.Request) (*feed, bool, *
 // with, nil when it just ran out.
 func (f *feed) run(ctx context.Context, n *node.Node, ending <-chan struct{}, follow bool) *wire.Problem {
 	h := n.History()
-	f.follow, f.check = follow, time.Now().Add(f.cfg.CheckEvery)
+	f.follow, f.check, f.ending = follow, time.Now().Add(f.cfg.CheckEvery), ending
 	for {
 		through := h.Through()
 		sent, err := f.chunk(h)
@@ -170,6 +176,11 @@ func (f *feed) chunk(h *history.Store) (int, error) {
 			werr = f.send(&ev)
 		}
 		f.cut = f.lagging(h)
+		select {
+		case <-f.ending: // a feed with much to send ends as soon as an idle one
+			f.cut = stoppingProblem
+		default:
+		}
 		return werr == nil && f.cut == nil && sent < f.cfg.Chunk
 	}
 	var err error
@@ -216,7 +227,7 @@ func (f *feed) wait(ctx context.Context, n *node.Node, ending <-chan struct{}) *
 	case <-ending:
 		cancel()
 		<-done
-		return wire.NewProblem(wire.CodeStopping, "this node is shutting down; resume from the cursor on another")
+		return stoppingProblem
 	}
 }
 
@@ -226,6 +237,8 @@ func (f *feed) failed(err error, h *history.Store) *wire.Problem {
 	}
 	return historyProblem(err, h)
 }
+
+var stoppingProblem = wire.NewProblem(wire.CodeStopping, "this node is shutting down; resume from the cursor on another")
 
 var errWrite = errors.New("api: the consumer does not take the feed")
 

@@ -287,6 +287,34 @@ func TestAFeedEndsForASlowConsumer(t *testing.T) {
 			t.Errorf("GET /v1/events?%s: %s", bad, r)
 		}
 	}
+	checkFeedEndsAtShutdown(t, tn, stream)
+}
+
+// checkFeedEndsAtShutdown: a node shutting down ends its feeds at once,
+// with a last line that says so, and does not wait out its grace.
+func checkFeedEndsAtShutdown(t *testing.T, tn *testNode, stream *http.Client) {
+	t.Helper()
+	resp, err := stream.Get("https://" + tn.addr + "/v1/events?from=now&follow=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	started := time.Now()
+	shut := make(chan error, 1)
+	go func() { shut <- tn.srv.Shutdown(ctx) }()
+	sc := bufio.NewScanner(resp.Body)
+	var last string
+	for sc.Scan() {
+		last = sc.Text()
+	}
+	if end := decodeLine[wire.FeedEnd](t, last); end.End != wire.CodeStopping {
+		t.Fatalf("a feed at shutdown ended with %q", last)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("shutdown with a feed open: %v after %v", err, time.Since(started))
+	}
 }
 
 func decodeLine[T any](t *testing.T, line string) T {

@@ -149,9 +149,11 @@ func (c *cluster) start(tn *testNode) {
 	}
 	started.Store(tn.n)
 	m.Watch(tn.n.Status)
-	tn.srv = &http.Server{Handler: api.New(tn.n, api.Config{
+	handler := api.New(tn.n, api.Config{
 		WriteTimeout: 3 * sessionTimeout, Internal: peer.Handler(tn.n), MetricsHandle: m.Handler(), Observe: m.Observe, Feed: c.feed,
-	}), ReadHeaderTimeout: 10 * time.Second}
+	})
+	tn.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	tn.srv.RegisterOnShutdown(handler.EndFeeds) // as bankd does
 	go tn.srv.Serve(ln)
 }
 
