@@ -49,7 +49,6 @@ func appendEventKey(k []byte, c Cursor) []byte {
 	return binary.BigEndian.AppendUint32(k, c.Position)
 }
 
-
 func cursorOf(b []byte) Cursor {
 	return Cursor{Index: binary.BigEndian.Uint64(b), Position: binary.BigEndian.Uint32(b[8:])}
 }

@@ -52,7 +52,7 @@ type feed struct {
 	lag     uint64        // entries behind at the last look
 	cut     *wire.Problem // too_slow or stopping, once the feed must end
 	ending  <-chan struct{}
-	account string        // only this account's events; "" for all
+	account string // only this account's events; "" for all
 	may     func(account string) bool
 	visible func(ev *history.Event) bool
 	started bool // the answer's header went out
