@@ -260,7 +260,7 @@ func (s *Store) Add(ent *engine.Entry, results []engine.Result, e *engine.Engine
 	}
 	s.touched = s.touched[:0]
 	s.through.Store(through)
-	if s.index.count >= indexFlushAt {
+	if s.index.due() {
 		return s.index.flush(s.db)
 	}
 	return nil

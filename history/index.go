@@ -39,6 +39,13 @@ func (x *accountIndex) add(account string, c Cursor) {
 	x.mu.Unlock()
 }
 
+// due says whether enough is pending for Add to flush.
+func (x *accountIndex) due() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.count >= indexFlushAt
+}
+
 // flush writes the pending groups into db and forgets them, at once for
 // readers (they see each cursor either pending or on disk).
 func (x *accountIndex) flush(db *pebble.DB) error {
