@@ -67,7 +67,7 @@ bench: zookeeper
 	$(GO) test -run '^$$' -bench ApplyTransfers -benchtime 2000000x ./keystore
 	$(GO) test -run '^$$' -bench DiskPerKey -benchtime 1000000x ./keystore
 	$(GO) test -run '^$$' -bench StatementPage -benchtime 2000x ./history
-	$(GO) test -run '^$$' -bench 'Add$$' -benchtime 1000000x ./history
+	$(GO) test -run '^$$' -bench 'Add$$' -benchtime 300000x ./history
 	$(GO) test -run '^$$' -bench ApplyHolds -benchtime 2000000x ./engine
 	$(GO) test -run '^$$' -bench DecodeEntry ./engine
 	$(GO) test -run '^$$' -bench MillionAccountsHeap -benchtime 1x ./engine
