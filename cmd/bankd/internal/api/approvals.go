@@ -94,13 +94,7 @@ func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request) {
 	if p == nil && status != "" && status != "pending" && status != "all" {
 		p = wire.NewProblem(wire.CodeInvalidParameter, fmt.Sprintf("status %q: use pending (the default) or all", status))
 	}
-	limit, p2 := s.listLimit(q.Get("limit"))
-	if p == nil {
-		p = p2
-	}
-	if p == nil {
-		p = s.consistent(r)
-	}
+	limit, p := s.page(r, p)
 	if p != nil {
 		writeProblem(w, p)
 		return

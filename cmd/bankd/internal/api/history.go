@@ -16,15 +16,8 @@ func (s *Server) accountHistory(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	q := r.URL.Query()
-	after, p := cursorParam(q.Get("after"), "after")
-	limit, p2 := s.listLimit(q.Get("limit"))
-	if p == nil {
-		p = p2
-	}
-	if p == nil {
-		p = s.consistent(r)
-	}
+	after, p := cursorParam(r.URL.Query().Get("after"), "after")
+	limit, p := s.page(r, p)
 	if p != nil {
 		writeProblem(w, p)
 		return

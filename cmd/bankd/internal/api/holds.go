@@ -127,13 +127,7 @@ func (s *Server) listHolds(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	after, p := afterID(q.Get("after"), "hold")
-	limit, p2 := s.listLimit(q.Get("limit"))
-	if p == nil {
-		p = p2
-	}
-	if p == nil {
-		p = s.consistent(r)
-	}
+	limit, p := s.page(r, p)
 	if p != nil {
 		writeProblem(w, p)
 		return

@@ -91,10 +91,7 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, wire.NewProblem(wire.CodeInvalidParameter, fmt.Sprintf("after %q is not an account number", after)))
 		return
 	}
-	limit, p := s.listLimit(q.Get("limit"))
-	if p == nil {
-		p = s.consistent(r)
-	}
+	limit, p := s.page(r, nil)
 	if p != nil {
 		writeProblem(w, p)
 		return
@@ -109,6 +106,20 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 	}
 	setIndex(w, index)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// page reads a list page's limit, once the page's other parameters were
+// read (their first problem, if any, comes first), and waits until the
+// node may answer (consistent).
+func (s *Server) page(r *http.Request, before *wire.Problem) (int, *wire.Problem) {
+	if before != nil {
+		return 0, before
+	}
+	limit, p := s.listLimit(r.URL.Query().Get("limit"))
+	if p == nil {
+		p = s.consistent(r)
+	}
+	return limit, p
 }
 
 // listLimit reads a list's limit parameter: 100 when it is left out.
