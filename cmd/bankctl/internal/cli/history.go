@@ -237,7 +237,9 @@ has a cursor (INDEX.POSITION); --from the last one printed goes on with
 the next, without a gap or a duplicate. A retry the bank answered with
 its first outcome is not a new event.
 
-With --follow it goes on as commands are applied, until interrupted,
+Without --follow it stops once a node sent what it holds, within
+--timeout (raise it to read a long history at once). With --follow it
+goes on as commands are applied, until interrupted,
 moving to another node when one stops or breaks off. A customer sees
 only its own accounts' events.`,
 		Example: `  bankctl events --from 0 -o json
