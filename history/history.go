@@ -230,7 +230,7 @@ func (s *Store) Add(ent *engine.Entry, results []engine.Result, e *engine.Engine
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	s.adding.accounts = accounts
+	s.adding.accounts, s.touched = accounts, s.touched[:0]
 	clear(s.adding.names)
 	for i := range ent.Commands {
 		res := &results[i]
@@ -293,7 +293,7 @@ func (s *Store) Statement(account string, after Cursor, fn func(Event) bool) err
 	if err := s.check(after); err != nil {
 		return err
 	}
-	pending, groups, evs, err := s.index.read(s.db, account)
+	pending, groups, evs, err := s.index.read(s.db, account, after)
 	if err != nil {
 		return fmt.Errorf("history: statement: %w", err)
 	}

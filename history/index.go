@@ -80,11 +80,17 @@ func (x *accountIndex) reset() {
 }
 
 // read is what a reader of account's index needs, taken at one moment:
-// the pending cursors, and iterators that see what was flushed by then.
-func (x *accountIndex) read(db *pebble.DB, account string) ([]Cursor, *pebble.Iterator, *pebble.Iterator, error) {
+// the pending cursors after after, and iterators that see what was
+// flushed by then.
+func (x *accountIndex) read(db *pebble.DB, account string, after Cursor) ([]Cursor, *pebble.Iterator, *pebble.Iterator, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	pending := append([]Cursor(nil), x.pending[account]...)
+	var pending []Cursor
+	for _, c := range x.pending[account] {
+		if after.Less(c) {
+			pending = append(pending, c)
+		}
+	}
 	lo := append(append([]byte{accountPrefix}, account...), 0)
 	hi := append(append([]byte{accountPrefix}, account...), 1)
 	groups, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
