@@ -75,8 +75,8 @@ func (s *Server) feedEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	end := f.run(r.Context(), s.node, s.feedsEnd, follow)
-	if end != nil && !f.started {
-		writeProblem(w, end)
+	if end != nil && !f.started && end.Code != wire.CodeTooSlow && end.Code != wire.CodeStopping {
+		writeProblem(w, end) // nothing went out yet: a plain answer (410 history_gone)
 		return
 	}
 	if end != nil {
