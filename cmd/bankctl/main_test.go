@@ -730,6 +730,9 @@ func checkHistoryAndEvents(t *testing.T, c *ctl) {
 	if out := c.ok("events", "--from", "0", "--account", "B-1", "-o", "table"); !strings.Contains(out, "-> B-1 300 ok") {
 		t.Fatalf("B-1's events as text:\n%s", out)
 	}
+	if out := c.ok("cluster", "status", "-o", "table"); !strings.Contains(out, "history: statements and the change feed from index 1 on") {
+		t.Fatalf("cluster status does not say where the history starts:\n%s", out)
+	}
 	for _, bad := range [][]string{{"events", "--from", "x"}, {"account", "history", "B-1", "--after", "1.x"}, {"account", "history", "B-1", "--limit", "0"}} {
 		if _, errs, code := c.run("", bad...); code != 2 {
 			t.Errorf("bankctl %v: exit %d, want 2\n%s", bad, code, errs)

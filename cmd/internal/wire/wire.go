@@ -328,6 +328,16 @@ type Cluster struct {
 	Stalled *Stalled `json:"stalled,omitempty"`
 	// Keys is which idempotency keys the answering node remembers.
 	Keys KeyMemory `json:"keys"`
+	// History is where the answering node's statements and change feed
+	// start, and what its history takes on disk.
+	History HistorySpan `json:"history"`
+}
+
+// HistorySpan: the answering node's history holds every applied command
+// from index From on.
+type HistorySpan struct {
+	From      uint64 `json:"from"`
+	DiskBytes uint64 `json:"disk_bytes"`
 }
 
 // KeyMemory says which idempotency keys are remembered: every key first

@@ -100,6 +100,7 @@ type health struct {
 	TrimmedBelow uint64                 `json:"trimmed_below"`
 	BodyVersion  uint32                 `json:"body_version"`
 	Keys         wire.KeyMemory         `json:"keys"`
+	History      wire.HistorySpan       `json:"history"`
 	Members      []memberHealth         `json:"members"`
 	ZooKeeper    []wire.ZooKeeperServer `json:"zookeeper"`
 	StateHashes  hashCheck              `json:"state_hashes"`
@@ -149,7 +150,7 @@ func (a *app) health(lagMax uint64) (*health, error) {
 		h := &health{Verdict: "down", Problems: []string{"no endpoint answers: " + err.Error()}, down: true}
 		return h, nil
 	}
-	h := &health{Leader: cl.Leader, LogHead: cl.LogHead, TrimmedBelow: cl.TrimmedBelow, BodyVersion: cl.BodyVersion, Keys: cl.Keys, ZooKeeper: cl.ZooKeeper.Servers, Problems: []string{}}
+	h := &health{Leader: cl.Leader, LogHead: cl.LogHead, TrimmedBelow: cl.TrimmedBelow, BodyVersion: cl.BodyVersion, Keys: cl.Keys, History: cl.History, ZooKeeper: cl.ZooKeeper.Servers, Problems: []string{}}
 	c, err := a.api()
 	if err != nil {
 		return nil, err
@@ -349,7 +350,8 @@ func (a *app) showHealth(h *health) error {
 		leader = fmt.Sprintf("%s (epoch %d)", h.Leader.ID, h.Leader.Epoch)
 	}
 	fmt.Fprintf(a.stdout, "leader: %s; log head %d, trimmed below %d; body version %d\n", leader, h.LogHead, h.TrimmedBelow, h.BodyVersion)
-	fmt.Fprintf(a.stdout, "idempotency keys: %s\n\n", keysRemembered(h.Keys))
+	fmt.Fprintf(a.stdout, "idempotency keys: %s\n", keysRemembered(h.Keys))
+	fmt.Fprintf(a.stdout, "history: statements and the change feed from index %d on (%s on disk)\n\n", h.History.From, humanBytes(h.History.DiskBytes))
 	var rows [][]string
 	for _, m := range h.Members {
 		rows = append(rows, []string{m.ID, m.Role, yesNo(m.Expected), yesNo(m.Live), yesNo(m.Ready), fmt.Sprint(m.Applied), fmt.Sprint(m.Lag), m.Session, m.Addr})

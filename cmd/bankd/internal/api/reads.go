@@ -178,6 +178,7 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 	k := st.Keys
 	out.Keys = wire.KeyMemory{OldestIndex: k.OldestIndex, Held: k.Held, WindowEntries: k.WindowEntries, WindowKeys: k.WindowMax,
 		RetainMs: k.RetainMs, ByTimeSinceIndex: k.ByTimeSinceIndex, DiskBytes: st.KeyDiskBytes}
+	out.History = wire.HistorySpan{From: st.HistoryFrom, DiskBytes: st.HistoryDiskBytes}
 	if k.OldestTimeMs > 0 {
 		out.Keys.OldestTime = time.UnixMilli(k.OldestTimeMs).UTC().Format(time.RFC3339Nano)
 	}

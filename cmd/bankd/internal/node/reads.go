@@ -127,6 +127,10 @@ type Status struct {
 	Stalled       *Stall // the entry the replica waits on, nil when none
 	Keys          engine.KeySpan
 	KeyDiskBytes  uint64 // the key store's size on disk
+	// HistoryFrom and HistoryDiskBytes: the first index the history
+	// holds (docs/api.md, "Statements and the change feed"), its size.
+	HistoryFrom      uint64
+	HistoryDiskBytes uint64
 }
 
 // Status reports this node's state.
@@ -137,7 +141,8 @@ func (n *Node) Status() Status {
 	st := Status{ID: n.cfg.ID, Applied: applied, SnapshotIndex: n.snapIndex.Load(),
 		Ready: n.Ready(), Session: n.sess.State().String(), AppendHead: n.appendHead.Load(),
 		Pushed: n.hinted.Load(), BodyVersion: bv, VersionSince: since, ReadsVersion: n.cfg.BodyVersionMax,
-		Stalled: n.Stalled(), Keys: keys, KeyDiskBytes: n.dir.Keys.DiskBytes()}
+		Stalled: n.Stalled(), Keys: keys, KeyDiskBytes: n.dir.Keys.DiskBytes(),
+		HistoryFrom: n.dir.History.From(), HistoryDiskBytes: n.dir.History.DiskBytes()}
 	if l := n.leading.Load(); l != nil && l.term.Err() == nil {
 		st.Leader, st.Epoch = true, l.term.Epoch
 	}

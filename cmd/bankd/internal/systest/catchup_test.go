@@ -71,6 +71,9 @@ func checkLateHistory(t *testing.T, whole, late *testNode, index uint64) {
 	if r := call(t, late, "GET", "/v1/events?from=0", nil, nil); r.status != 410 || r.problem().HistoryFrom != from {
 		t.Fatalf("a feed from 0 on a node whose history starts at %d: %s", from, r)
 	}
+	if cl := decode[wire.Cluster](t, call(t, late, "GET", "/v1/cluster", nil, nil)); cl.History.From != from || cl.History.DiskBytes == 0 {
+		t.Fatalf("/v1/cluster on a node whose history starts at %d: %+v", from, cl.History)
+	}
 	after := fmt.Sprint(from - 1)
 	part := decode[wire.Statement](t, call(t, late, "GET", "/v1/accounts/T-1/history"+q+"&after="+after, nil, nil))
 	same := decode[wire.Statement](t, call(t, whole, "GET", "/v1/accounts/T-1/history"+q+"&after="+after, nil, nil))
