@@ -126,7 +126,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Uint64Var(&o.snapshotEveryMB, "snapshot-every-mb", def.SnapshotEveryBytes>>20, "or MiB of log entries between snapshots, whichever comes first")
 	fs.IntVar(&o.snapshotRetain, "snapshot-retain", def.SnapshotRetain, "snapshot files kept")
 	fs.Uint64Var(&o.journalRetain, "journal-retain", 0, "log entries this node's journal keeps below its newest (never below its oldest snapshot); 0: every entry, forever (about 80 MB per million commands)")
-	fs.Uint64Var(&o.journalRetainMB, "journal-retain-mb", 0, "and at most about this many MiB of them on disk (never below its oldest snapshot); 0: no bound")
+	fs.Uint64Var(&o.journalRetainMB, "journal-retain-mb", 0, "and at most this many MiB of them (never below its oldest snapshot); 0: no bound")
 	fs.Uint64Var(&o.logRetain, "log-retain", def.LogRetainEntries, "entries kept in ZooKeeper below what every node has (leader trims the rest)")
 	fs.Uint64Var(&o.logRetainMB, "log-retain-mb", def.LogRetainBytes>>20, "and at most this many MiB of them")
 	fs.Uint64Var(&o.logLagMaxMB, "log-lag-max-mb", def.LogLagMaxBytes>>20, "MiB of log kept in ZooKeeper for a node that lags; one further behind installs a snapshot (bounds ZooKeeper's heap)")

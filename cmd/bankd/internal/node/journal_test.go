@@ -10,16 +10,20 @@ import (
 	"github.com/zkbank/zkbank/journal"
 )
 
-// TestTheJournalKeepsWhatItIsTold: with JournalRetainEntries, each node's
-// journal keeps that many entries below the newest, never fewer than its
-// oldest snapshot needs; a node restarts from what is left and catches
-// up. Without it, every entry stays.
+// TestTheJournalKeepsWhatItIsTold: with JournalRetainEntries (n1), or
+// JournalRetainBytes of less than one entry (n2), a node's journal keeps
+// that many entries below the newest, never fewer than its oldest
+// snapshot needs; a node restarts from what is left and catches up.
+// Without either (n3), every entry stays.
 func TestTheJournalKeepsWhatItIsTold(t *testing.T) {
 	const retain = 5
 	c := newInmemTuned(t, func(cfg *node.Config) {
 		cfg.SnapshotEveryEntries, cfg.SnapshotRetain = 10, 2
-		if cfg.ID != "n3" {
+		switch cfg.ID {
+		case "n1":
 			cfg.JournalRetainEntries = retain
+		case "n2":
+			cfg.JournalRetainBytes = 1
 		}
 	}, "n1", "n2", "n3")
 	leader := c.waitLeader()
@@ -39,8 +43,10 @@ func TestTheJournalKeepsWhatItIsTold(t *testing.T) {
 		switch {
 		case id == "n3" && first != 1:
 			t.Fatalf("n3 keeps every entry, yet its journal starts at %d", first)
-		case id != "n3" && (first == 1 || last-first+1 < retain || last-first+1 > retain+3*10):
-			t.Fatalf("%s's journal holds %d..%d: want at least the last %d, and no more than its two snapshots need", id, first, last, retain)
+		case id == "n1" && (first == 1 || last-first+1 < retain || last-first+1 > retain+3*10):
+			t.Fatalf("n1's journal holds %d..%d: want at least the last %d, and no more than its two snapshots need", first, last, retain)
+		case id == "n2" && (first == 1 || last-first+1 > 3*10):
+			t.Fatalf("n2's journal holds %d..%d: want no more than its two snapshots need", first, last)
 		}
 		c.start(id)
 	}

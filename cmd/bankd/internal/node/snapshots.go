@@ -91,8 +91,7 @@ func (n *Node) collectKeys() {
 
 // trimJournal deletes the journal's entries below the oldest snapshot
 // kept, and below what JournalRetainEntries and JournalRetainBytes keep.
-// It runs in the replica loop, the journal's one writer; the bytes are
-// looked at once a second at most.
+// It runs in the replica loop, the journal's one writer.
 func (n *Node) trimJournal(applied uint64) error {
 	entries, bytes, oldest := n.cfg.JournalRetainEntries, n.cfg.JournalRetainBytes, n.oldestSnap.Load()
 	if entries == 0 && bytes == 0 || oldest == 0 || oldest+1 <= n.dir.Journal.First() {
@@ -102,17 +101,12 @@ func (n *Node) trimJournal(applied uint64) error {
 	if entries > 0 && applied > entries {
 		keep = applied + 1 - entries
 	}
-	if bytes > 0 && time.Since(n.journalSized) >= time.Second {
-		n.journalSized = time.Now()
-		from, err := n.dir.Journal.KeepingBytes(bytes)
+	if bytes > 0 {
+		from, err := n.journalKeepingBytes(applied, bytes)
 		if err != nil {
-			return fmt.Errorf("node: %w", err)
+			return err
 		}
-		if entries == 0 || from > keep {
-			keep = from
-		}
-	} else if entries == 0 {
-		return nil
+		keep = max(keep, from)
 	}
 	below := min(oldest+1, keep)
 	if below <= n.dir.Journal.First() {
@@ -122,6 +116,26 @@ func (n *Node) trimJournal(applied uint64) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	return nil
+}
+
+// journalKeepingBytes is the lowest index from which the journal's
+// entries up to applied take at most bytes: by the sizes of the entries
+// applied when this node remembers them back to the journal's first
+// (logBytes), else by Pebble's estimate of the journal's tables, looked
+// at once a second at most (1 until then: keep all).
+func (n *Node) journalKeepingBytes(applied, bytes uint64) (uint64, error) {
+	if from, ok := n.logBytes.keepFrom(applied+1, n.dir.Journal.First(), bytes); ok {
+		return from, nil
+	}
+	if time.Since(n.journalSized) < time.Second {
+		return 1, nil
+	}
+	n.journalSized = time.Now()
+	from, err := n.dir.Journal.KeepingBytes(bytes)
+	if err != nil {
+		return 0, fmt.Errorf("node: %w", err)
+	}
+	return from, nil
 }
 
 // ErrNoSnapshot: this node has no snapshot to send.
