@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/engine/enginetest"
 	"github.com/zkbank/zkbank/engine/entry"
 )
 
@@ -23,17 +24,11 @@ func newEngine(t testing.TB) *engine.Engine {
 // nextEntry is e's next entry at timeMs, as a log would carry it.
 func nextEntry(t testing.TB, e *engine.Engine, timeMs int64, cmds ...engine.Command) *engine.Entry {
 	t.Helper()
-	ent := &engine.Entry{Envelope: entry.Envelope{Index: e.Index() + 1, Epoch: 1, PrevHash: e.LastHash(), TimeMs: timeMs,
-		BodyVersion: engine.BodyVersionMax, KeyID: 1, Sig: []byte{1}}, Commands: cmds}
-	raw, err := engine.EncodeEntry(ent)
+	ent, err := enginetest.After(e, timeMs, engine.BodyVersionMax, cmds...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, err := engine.DecodeEntry(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dec
+	return ent
 }
 
 // applyAdd applies cmds as e's next entry and adds it to s.

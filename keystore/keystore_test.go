@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/zkbank/zkbank/engine"
-	"github.com/zkbank/zkbank/engine/entry"
+	"github.com/zkbank/zkbank/engine/enginetest"
 )
 
 // tb is what the helpers need of a *testing.T or a *rapid.T.
@@ -35,17 +35,11 @@ func newEngine(t tb, cfg engine.Config) *engine.Engine {
 // would carry it (encoded and decoded).
 func nextEntry(t tb, e *engine.Engine, timeMs int64, cmds ...engine.Command) *engine.Entry {
 	t.Helper()
-	ent := &engine.Entry{Envelope: entry.Envelope{Index: e.Index() + 1, Epoch: 1, PrevHash: e.LastHash(), TimeMs: timeMs,
-		BodyVersion: engine.BodyV6, KeyID: 1, Sig: []byte{1}}, Commands: cmds}
-	raw, err := engine.EncodeEntry(ent)
+	ent, err := enginetest.After(e, timeMs, engine.BodyV6, cmds...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, err := engine.DecodeEntry(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dec
+	return ent
 }
 
 func apply(t tb, s *Store, e *engine.Engine, ent *engine.Entry) []engine.Result {

@@ -94,6 +94,22 @@ func Sized(index uint64, nameBytes int) *engine.Entry {
 	return e
 }
 
+// After is e's next entry, at timeMs and body version, as a log would
+// carry it: encoded and decoded again (a sealed layout's stand-in key id
+// and signature from version 3).
+func After(e *engine.Engine, timeMs int64, version uint32, cmds ...engine.Command) (*engine.Entry, error) {
+	ent := &engine.Entry{Envelope: entry.Envelope{Index: e.Index() + 1, Epoch: 1, PrevHash: e.LastHash(), TimeMs: timeMs,
+		BodyVersion: version}, Commands: cmds}
+	if version >= engine.BodyV3 {
+		ent.KeyID, ent.Sig = 1, []byte{1}
+	}
+	raw, err := engine.EncodeEntry(ent)
+	if err != nil {
+		return nil, err
+	}
+	return engine.DecodeEntry(raw)
+}
+
 // Memory is the reference for a node's key store: every record the
 // engine spilled, the newest per key, handed back to the engine as a node
 // that never restarts and never forgets would. Tests of the real store

@@ -10,7 +10,6 @@ import (
 
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/engine/enginetest"
-	"github.com/zkbank/zkbank/engine/entry"
 	"github.com/zkbank/zkbank/history"
 )
 
@@ -37,13 +36,8 @@ func keyLog(t *testing.T, rng *rand.Rand, n int) []*engine.Entry {
 				cmds = append(cmds, engine.Command{Op: engine.OpDeposit, Key: fmt.Sprintf("k%d", rng.IntN(6)), Account: "A", Amount: 1})
 			}
 		}
-		ent := &engine.Entry{Envelope: entry.Envelope{Index: ref.Index() + 1, Epoch: 1, PrevHash: ref.LastHash(), TimeMs: int64(i) * 10,
-			BodyVersion: engine.BodyV6, KeyID: 1, Sig: []byte{1}}, Commands: cmds}
-		raw, err := engine.EncodeEntry(ent)
+		ent, err := enginetest.After(ref, int64(i)*10, engine.BodyV6, cmds...)
 		if err != nil {
-			t.Fatal(err)
-		}
-		if ent, err = engine.DecodeEntry(raw); err != nil {
 			t.Fatal(err)
 		}
 		applyRemembering(t, ref, mem, ent)
