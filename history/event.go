@@ -20,8 +20,12 @@ type Cursor struct {
 	Position uint32
 }
 
-// String is the cursor as the API writes it: "INDEX.POSITION".
+// String is the cursor as the API writes it: "INDEX.POSITION", or
+// "INDEX" for the end of an entry (EndOf), as ParseCursor reads them.
 func (c Cursor) String() string {
+	if c.Position == lastPosition {
+		return strconv.FormatUint(c.Index, 10)
+	}
 	return strconv.FormatUint(c.Index, 10) + "." + strconv.FormatUint(uint64(c.Position), 10)
 }
 

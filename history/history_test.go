@@ -230,8 +230,8 @@ func TestBeginKeepsWhatContinuesAndForgetsWhatCannot(t *testing.T) {
 
 func TestParseCursor(t *testing.T) {
 	for in, want := range map[string]Cursor{"0": {0, lastPosition}, "12.0": {12, 0}, "12.7": {12, 7}, "12": {12, lastPosition}} {
-		if got, err := ParseCursor(in); err != nil || got != want {
-			t.Errorf("ParseCursor(%q) = %v, %v; want %v", in, got, err, want)
+		if got, err := ParseCursor(in); err != nil || got != want || got.String() != in {
+			t.Errorf("ParseCursor(%q) = %v, %v; want %v, written back the same", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"", ".", "x", "1.", "1.x", "-1", "1.-1", "1.4294967295", "1.2.3"} {

@@ -124,6 +124,11 @@ func (c *Client) follow(ctx context.Context, ep string, f Feed, cursor *string, 
 		line := sc.Bytes()
 		switch {
 		case bytes.HasPrefix(line, []byte(`{"heartbeat":`)):
+			var hb wire.Heartbeat // the feed's cursor: past what it skipped, and a start for from=now
+			if err := json.Unmarshal(line, &hb); err != nil || hb.Cursor == "" {
+				return took, fmt.Errorf("%s: a heartbeat line: %q (%v)", ep, line, err)
+			}
+			*cursor = hb.Cursor
 			continue
 		case bytes.HasPrefix(line, []byte(`{"end":`)):
 			var end wire.FeedEnd

@@ -132,6 +132,15 @@ func (s *Server) newFeed(w http.ResponseWriter, r *http.Request) (*feed, bool, *
 func (f *feed) run(ctx context.Context, n *node.Node, ending <-chan struct{}, follow bool) *wire.Problem {
 	h := n.History()
 	f.follow, f.check, f.ending = follow, time.Now().Add(f.cfg.CheckEvery), ending
+	if follow && f.after.Index > 0 {
+		// A first heartbeat names where the feed starts, so that a
+		// consumer that asked from=now and got no event yet resumes
+		// from there, not from its own "now".
+		if err := h.Events(f.after, func(history.Event) bool { return false }); err != nil {
+			return f.failed(err, h)
+		}
+		f.heartbeat()
+	}
 	for {
 		through := h.Through()
 		sent, err := f.chunk(h)

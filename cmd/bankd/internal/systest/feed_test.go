@@ -290,8 +290,10 @@ func TestAFeedEndsForASlowConsumer(t *testing.T) {
 	checkFeedEndsAtShutdown(t, tn, stream)
 }
 
-// checkFeedEndsAtShutdown: a node shutting down ends its feeds at once,
-// with a last line that says so, and does not wait out its grace.
+// checkFeedEndsAtShutdown: a feed from now names where it starts (a
+// heartbeat with the node's last index); a node shutting down ends its
+// feeds at once, with a last line that says so, and does not wait out its
+// grace.
 func checkFeedEndsAtShutdown(t *testing.T, tn *testNode, stream *http.Client) {
 	t.Helper()
 	resp, err := stream.Get("https://" + tn.addr + "/v1/events?from=now&follow=true")
@@ -305,9 +307,15 @@ func checkFeedEndsAtShutdown(t *testing.T, tn *testNode, stream *http.Client) {
 	shut := make(chan error, 1)
 	go func() { shut <- tn.srv.Shutdown(ctx) }()
 	sc := bufio.NewScanner(resp.Body)
-	var last string
+	var first, last string
 	for sc.Scan() {
+		if first == "" {
+			first = sc.Text()
+		}
 		last = sc.Text()
+	}
+	if hb := decodeLine[wire.Heartbeat](t, first); hb.Cursor != fmt.Sprint(tn.n.Applied()) {
+		t.Fatalf("a feed from now began with %q; the node applied %d", first, tn.n.Applied())
 	}
 	if end := decodeLine[wire.FeedEnd](t, last); end.End != wire.CodeStopping {
 		t.Fatalf("a feed at shutdown ended with %q", last)
