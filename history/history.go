@@ -204,6 +204,31 @@ func (s *Store) Reset(index uint64) error {
 	return nil
 }
 
+// TrimBelow forgets the events of the entries below index, keeping
+// index..Through; statements and feeds then start at index. The index by
+// account keeps its groups (a key per account and flush), whose cursors
+// below index readers pass over.
+func (s *Store) TrimBelow(index uint64) error {
+	from := s.from.Load()
+	if index <= from {
+		return nil
+	}
+	index = min(index, s.through.Load()+1)
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange(eventKey(Cursor{Index: from}), eventKey(Cursor{Index: index}), nil); err != nil {
+		return fmt.Errorf("history: trim: %w", err)
+	}
+	if err := b.Set(metaKey, appendMeta(nil, index, s.through.Load()), nil); err != nil {
+		return fmt.Errorf("history: trim: %w", err)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("history: trim: %w", err)
+	}
+	s.from.Store(index)
+	return nil
+}
+
 // Apply applies ent to e with apply (a key store's) and adds its events.
 func (s *Store) Apply(apply func(*engine.Engine, *engine.Entry) ([]engine.Result, error), e *engine.Engine, ent *engine.Entry) ([]engine.Result, error) {
 	s.adding.accounts = Before(e, ent, s.adding.accounts)

@@ -261,3 +261,38 @@ func FuzzEventEncoding(f *testing.F) {
 		}
 	})
 }
+
+// TestTrimBelowForgetsTheOldestEvents: trimmed, the store starts at the
+// index given; its statements pass over the index's older cursors, and a
+// cursor before it is gone.
+func TestTrimBelowForgetsTheOldestEvents(t *testing.T) {
+	s, e := OpenMem(), newEngine(t)
+	defer s.Close()
+	applyAdd(t, s, e, create("A", 1))
+	for i := range 5 {
+		applyAdd(t, s, e, deposit(fmt.Sprint("d", i), "A", 1))
+	}
+	if err := s.index.flush(s.db); err != nil { // groups on disk that begin before the trim
+		t.Fatal(err)
+	}
+	applyAdd(t, s, e, deposit("late", "A", 1))
+	if err := s.TrimBelow(4); err != nil {
+		t.Fatal(err)
+	}
+	if s.From() != 4 || s.Through() != 7 {
+		t.Fatalf("after the trim: %d..%d", s.From(), s.Through())
+	}
+	lines := statement(t, s, "A", EndOf(3), 100)
+	if len(lines) != 4 || lines[0].Index != 4 || lines[3].Index != 7 {
+		t.Fatalf("the statement after the trim: %+v", lines)
+	}
+	if evs := events(t, s, EndOf(3)); len(evs) != 4 || evs[0].Index != 4 {
+		t.Fatalf("the events after the trim: %+v", evs)
+	}
+	if err := s.Statement("A", EndOf(2), func(Event) bool { return true }); !errors.Is(err, ErrGone) {
+		t.Fatalf("a statement from before the trim: %v", err)
+	}
+	if err := s.TrimBelow(2); err != nil || s.From() != 4 {
+		t.Fatalf("trimming below what is gone: %v, from %d", err, s.From())
+	}
+}

@@ -30,7 +30,7 @@ type options struct {
 	snapshotEvery, logRetain, segmentSize         uint64
 	journalRetain                                 uint64
 	snapshotEveryMB, logRetainMB, logLagMaxMB     uint64
-	journalRetainMB                               uint64
+	journalRetainMB, historyRetain                uint64
 	snapshotRetain                                int
 	batchCommands, batchBytes, inflight           int
 	gcPercent, rateLimit                          int
@@ -126,6 +126,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Uint64Var(&o.snapshotEveryMB, "snapshot-every-mb", def.SnapshotEveryBytes>>20, "or MiB of log entries between snapshots, whichever comes first")
 	fs.IntVar(&o.snapshotRetain, "snapshot-retain", def.SnapshotRetain, "snapshot files kept")
 	fs.Uint64Var(&o.journalRetain, "journal-retain", 0, "log entries this node's journal keeps below its newest (never below its oldest snapshot); 0: every entry, forever (about 80 MB per million commands)")
+	fs.Uint64Var(&o.historyRetain, "history-retain", 0, "log entries whose commands this node's history keeps below its newest, for statements and the change feed (never below its oldest snapshot); 0: all, forever (about 36 MB per million commands)")
 	fs.Uint64Var(&o.journalRetainMB, "journal-retain-mb", 0, "and at most this many MiB of them (never below its oldest snapshot); 0: no bound")
 	fs.Uint64Var(&o.logRetain, "log-retain", def.LogRetainEntries, "entries kept in ZooKeeper below what every node has (leader trims the rest)")
 	fs.Uint64Var(&o.logRetainMB, "log-retain-mb", def.LogRetainBytes>>20, "and at most this many MiB of them")

@@ -159,7 +159,7 @@ func (o *options) nodeConfig(advertise string, zcfg zkcoord.Config, sealing *nod
 		ID: o.id, Addr: advertise, DataDir: o.dataDir,
 		ZooKeeper:   zcfg,
 		SegmentSize: o.segmentSize, SnapshotEveryEntries: o.snapshotEvery, SnapshotEveryBytes: o.snapshotEveryMB << 20,
-		SnapshotRetain: o.snapshotRetain, JournalRetainEntries: o.journalRetain, JournalRetainBytes: o.journalRetainMB << 20, LogRetainEntries: o.logRetain, LogRetainBytes: o.logRetainMB << 20,
+		SnapshotRetain: o.snapshotRetain, JournalRetainEntries: o.journalRetain, JournalRetainBytes: o.journalRetainMB << 20, HistoryRetainEntries: o.historyRetain, LogRetainEntries: o.logRetain, LogRetainBytes: o.logRetainMB << 20,
 		LogLagMaxBytes: o.logLagMaxMB << 20, TrimInterval: o.trimInterval, BatchCommandsMax: o.batchCommands, BatchBytesMax: o.batchBytes,
 		InflightMax: o.inflight, PeerTimeout: o.writeTimeout, Logger: log, Hooks: m.Hooks(),
 		Transport: peer.NewTransport(peer.Config{Client: peers, CallTimeout: o.writeTimeout + time.Second, Stage: m.Stage}),

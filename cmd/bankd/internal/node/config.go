@@ -42,6 +42,10 @@ type Config struct {
 	// JournalRetainBytes bounds the journal's entries on disk as well
 	// (Pebble's estimate), the same way; 0: no bound.
 	JournalRetainBytes uint64
+	// HistoryRetainEntries is how many entries below the newest applied
+	// the history keeps the events of (statements and feeds start there),
+	// never trimming past the oldest snapshot kept; 0: all of them.
+	HistoryRetainEntries uint64
 	LogRetainEntries   uint64 // entries kept in ZooKeeper below the trim point
 	LogRetainBytes     uint64 // and at most so many bytes of them
 	// LogLagMaxBytes is how much log ZooKeeper keeps for a live member

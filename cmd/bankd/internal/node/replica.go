@@ -223,7 +223,7 @@ func (n *Node) persistAndApply(batch []*engine.Entry) error {
 		n.setReady()
 	}
 	n.maybeSnapshot(applied)
-	return n.trimJournal(applied)
+	return errors.Join(n.trimJournal(applied), n.trimHistory(applied))
 }
 
 // applyEntry applies one entry under the write lock (held per entry, so

@@ -118,6 +118,20 @@ func (n *Node) trimJournal(applied uint64) error {
 	return nil
 }
 
+// trimHistory forgets the history's events below both the oldest
+// snapshot kept (a restart from it continues the history) and the last
+// HistoryRetainEntries applied.
+func (n *Node) trimHistory(applied uint64) error {
+	keep, oldest := n.cfg.HistoryRetainEntries, n.oldestSnap.Load()
+	if keep == 0 || oldest == 0 || applied <= keep {
+		return nil
+	}
+	if err := n.dir.History.TrimBelow(min(oldest+1, applied+1-keep)); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	return nil
+}
+
 // journalKeepingBytes is the lowest index from which the journal's
 // entries up to applied take at most bytes: by the sizes of the entries
 // applied when this node remembers them back to the journal's first
