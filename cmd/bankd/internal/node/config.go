@@ -46,8 +46,8 @@ type Config struct {
 	// the history keeps the events of (statements and feeds start there),
 	// never trimming past the oldest snapshot kept; 0: all of them.
 	HistoryRetainEntries uint64
-	LogRetainEntries   uint64 // entries kept in ZooKeeper below the trim point
-	LogRetainBytes     uint64 // and at most so many bytes of them
+	LogRetainEntries     uint64 // entries kept in ZooKeeper below the trim point
+	LogRetainBytes       uint64 // and at most so many bytes of them
 	// LogLagMaxBytes is how much log ZooKeeper keeps for a live member
 	// that lags behind the newest entry; one further behind installs a
 	// snapshot instead. With the two limits above it bounds ZooKeeper's
