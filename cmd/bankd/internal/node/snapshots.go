@@ -120,13 +120,19 @@ func (n *Node) trimJournal(applied uint64) error {
 
 // trimHistory forgets the history's events below both the oldest
 // snapshot kept (a restart from it continues the history) and the last
-// HistoryRetainEntries applied.
+// HistoryRetainEntries applied. It trims in steps of a sixteenth of what
+// it keeps (at most 4,096 entries), so that Pebble holds few range
+// deletions.
 func (n *Node) trimHistory(applied uint64) error {
 	keep, oldest := n.cfg.HistoryRetainEntries, n.oldestSnap.Load()
 	if keep == 0 || oldest == 0 || applied <= keep {
 		return nil
 	}
-	if err := n.dir.History.TrimBelow(min(oldest+1, applied+1-keep)); err != nil {
+	below, step := min(oldest+1, applied+1-keep), max(1, min(keep/16, 4096))
+	if below < n.dir.History.From()+step {
+		return nil
+	}
+	if err := n.dir.History.TrimBelow(below); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
 	return nil
