@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/internal/varint"
 )
 
 // Cursor names an event: the entry's index and the command's position in
@@ -267,61 +268,24 @@ func appendString(b []byte, s string) []byte {
 
 // decodeEvent reads what appendEvent wrote.
 func decodeEvent(c Cursor, b []byte) (Event, error) {
-	d := decoder{b: b}
-	ev := Event{Cursor: c, TimeMs: d.varint()}
-	ops := d.bytes(3)
+	d := varint.NewReader(b)
+	ev := Event{Cursor: c, TimeMs: d.Varint()}
+	ops := d.Bytes(3)
 	if len(ops) == 3 {
 		ev.Op, ev.Applied, ev.Code = engine.Op(ops[0]), engine.Op(ops[1]), engine.Code(ops[2])
 	}
-	ev.Account, ev.To, ev.Name = d.string(), d.string(), d.string()
-	ev.Amount, ev.Hold, ev.Approval = d.uvarint(), d.uvarint(), d.uvarint()
-	ev.By = d.string()
-	n := d.bytes(1)
+	ev.Account, ev.To, ev.Name = d.String(), d.String(), d.String()
+	ev.Amount, ev.Hold, ev.Approval = d.Uvarint(), d.Uvarint(), d.Uvarint()
+	ev.By = d.String()
+	n := d.Bytes(1)
 	if len(n) == 1 && n[0] > 0 {
 		ev.Accounts = make([]AccountAfter, n[0])
 		for i := range ev.Accounts {
-			ev.Accounts[i] = AccountAfter{Number: d.string(), Balance: d.uvarint(), Held: d.uvarint()}
+			ev.Accounts[i] = AccountAfter{Number: d.String(), Balance: d.Uvarint(), Held: d.Uvarint()}
 		}
 	}
-	if d.bad || len(d.b) != 0 {
+	if !d.Done() {
 		return Event{}, fmt.Errorf("%w at %s", errCorrupt, c)
 	}
 	return ev, nil
 }
-
-type decoder struct {
-	b   []byte
-	bad bool
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.bad, d.b = true, nil
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.bad, d.b = true, nil
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) bytes(n uint64) []byte {
-	if uint64(len(d.b)) < n {
-		d.bad, d.b = true, nil
-		return nil
-	}
-	v := d.b[:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string { return string(d.bytes(d.uvarint())) }

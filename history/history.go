@@ -33,6 +33,7 @@ import (
 
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/internal/pebblelog"
+	"github.com/zkbank/zkbank/internal/varint"
 )
 
 const (
@@ -139,9 +140,9 @@ func (s *Store) loadMeta() error {
 		return err
 	}
 	defer closer.Close()
-	d := decoder{b: v}
-	from, through := d.uvarint(), d.uvarint()
-	if d.bad || len(d.b) != 0 || from == 0 || from > through+1 {
+	d := varint.NewReader(v)
+	from, through := d.Uvarint(), d.Uvarint()
+	if !d.Done() || from == 0 || from > through+1 {
 		return fmt.Errorf("%w: meta", errCorrupt)
 	}
 	s.from.Store(from)
@@ -280,10 +281,7 @@ func (s *Store) Add(ent *engine.Entry, results []engine.Result, e *engine.Engine
 		return fmt.Errorf("history: add %d: %w", ent.Index, err)
 	}
 	// The index after the events: a reader finds each cursor's event.
-	for i := range s.touched {
-		s.index.add(s.touched[i].account, s.touched[i].at)
-	}
-	s.touched = s.touched[:0]
+	s.index.add(s.touched)
 	s.through.Store(through)
 	if s.index.due() {
 		return s.index.flush(s.db)

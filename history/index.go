@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/zkbank/zkbank/internal/varint"
 )
 
 // The index by account is written in groups, not a key per event: the
@@ -29,14 +31,17 @@ type accountIndex struct {
 // (about 20 bytes each in memory).
 const indexFlushAt = 256 << 10
 
-func (x *accountIndex) add(account string, c Cursor) {
+// add makes an entry's (account, cursor) pairs pending, under one lock.
+func (x *accountIndex) add(ts []touch) {
 	x.mu.Lock()
+	defer x.mu.Unlock()
 	if x.pending == nil {
 		x.pending = map[string][]Cursor{}
 	}
-	x.pending[account] = append(x.pending[account], c)
-	x.count++
-	x.mu.Unlock()
+	for _, t := range ts {
+		x.pending[t.account] = append(x.pending[t.account], t.at)
+	}
+	x.count += len(ts)
 }
 
 // due says whether enough is pending for Add to flush.
@@ -116,18 +121,18 @@ func appendCursors(b []byte, cs []Cursor) []byte {
 }
 
 func decodeCursors(b []byte) ([]Cursor, error) {
-	d := decoder{b: b}
-	n := d.uvarint()
+	d := varint.NewReader(b)
+	n := d.Uvarint()
 	if n > uint64(len(b)) {
 		return nil, fmt.Errorf("%w: an index group of %d", errCorrupt, n)
 	}
 	out := make([]Cursor, 0, n)
 	prev := uint64(0)
 	for range n {
-		prev += d.uvarint()
-		out = append(out, Cursor{Index: prev, Position: uint32(d.uvarint())})
+		prev += d.Uvarint()
+		out = append(out, Cursor{Index: prev, Position: uint32(d.Uvarint())})
 	}
-	if d.bad || len(d.b) != 0 {
+	if !d.Done() {
 		return nil, fmt.Errorf("%w: an index group", errCorrupt)
 	}
 	return out, nil

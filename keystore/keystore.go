@@ -40,6 +40,7 @@ import (
 
 	"github.com/zkbank/zkbank/engine"
 	"github.com/zkbank/zkbank/internal/pebblelog"
+	"github.com/zkbank/zkbank/internal/varint"
 )
 
 // ErrCorrupt: stored bytes are not what the store writes.
@@ -148,9 +149,9 @@ func (s *Store) loadVouched() error {
 		return err
 	}
 	defer closer.Close()
-	d := decoder{b: v}
-	s.from, s.to = d.uvarint(), d.uvarint()
-	if !d.ok() || len(d.b) != 0 {
+	d := varint.NewReader(v)
+	s.from, s.to = d.Uvarint(), d.Uvarint()
+	if !d.Done() {
 		return fmt.Errorf("%w: vouch record of %d bytes", ErrCorrupt, len(v))
 	}
 	return nil

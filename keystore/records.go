@@ -9,6 +9,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/zkbank/zkbank/engine"
+	"github.com/zkbank/zkbank/internal/varint"
 )
 
 // A key's value is its records, each as uvarint length | the record
@@ -151,58 +152,19 @@ func (sp *spillRecord) encode() []byte {
 // decodeSpill reads a "g" value; it never panics.
 func decodeSpill(v []byte) (spillRecord, error) {
 	var sp spillRecord
-	d := decoder{b: v}
-	sp.timeMs, sp.newestMs = d.varint(), d.varint()
-	n := d.uvarint()
+	d := varint.NewReader(v)
+	sp.timeMs, sp.newestMs = d.Varint(), d.Varint()
+	n := d.Uvarint()
 	if n > uint64(len(v)) {
 		return sp, fmt.Errorf("%w: spill record of %d refs in %d bytes", ErrCorrupt, n, len(v))
 	}
 	sp.refs = make([]recordRef, 0, n)
-	for i := uint64(0); i < n && d.ok(); i++ {
-		index := d.uvarint()
-		sp.refs = append(sp.refs, recordRef{index: index, key: string(d.bytes(d.uvarint()))})
+	for i := uint64(0); i < n && d.OK(); i++ {
+		index := d.Uvarint()
+		sp.refs = append(sp.refs, recordRef{index: index, key: string(d.Bytes(d.Uvarint()))})
 	}
-	if !d.ok() || len(d.b) != 0 {
+	if !d.Done() {
 		return sp, fmt.Errorf("%w: spill record of %d bytes", ErrCorrupt, len(v))
 	}
 	return sp, nil
-}
-
-// decoder reads varints off b until the first failure, after which every
-// read returns zero.
-type decoder struct {
-	b      []byte
-	failed bool
-}
-
-func (d *decoder) ok() bool { return !d.failed }
-
-func (d *decoder) uvarint() uint64 {
-	v, k := binary.Uvarint(d.b)
-	if d.failed || k <= 0 {
-		d.failed = true
-		return 0
-	}
-	d.b = d.b[k:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, k := binary.Varint(d.b)
-	if d.failed || k <= 0 {
-		d.failed = true
-		return 0
-	}
-	d.b = d.b[k:]
-	return v
-}
-
-func (d *decoder) bytes(n uint64) []byte {
-	if d.failed || n > uint64(len(d.b)) {
-		d.failed = true
-		return nil
-	}
-	out := d.b[:n]
-	d.b = d.b[n:]
-	return out
 }
