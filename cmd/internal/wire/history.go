@@ -53,7 +53,8 @@ func LineOf(ev *history.Event, account string) StatementLine {
 	return l
 }
 
-// TimeOf writes a log time (ms since the epoch) as the API does.
+// TimeOf writes a time in ms since the epoch (the log's) as the API and
+// bankctl do: RFC 3339 in UTC.
 func TimeOf(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
 
 // Event is one applied command of GET /v1/events: its outcome and the

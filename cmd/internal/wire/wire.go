@@ -462,7 +462,7 @@ type Tokens struct {
 func FromToken(t engine.Token) Token {
 	out := Token{ID: t.ID, Name: t.Name, Role: t.Role.String(), Accounts: t.Accounts, CreatedIndex: t.CreatedIndex, RevokedIndex: t.RevokedIndex}
 	if t.ExpiresMs != 0 {
-		out.ExpiresAt = time.UnixMilli(t.ExpiresMs).UTC().Format(time.RFC3339Nano)
+		out.ExpiresAt = TimeOf(t.ExpiresMs)
 	}
 	return out
 }

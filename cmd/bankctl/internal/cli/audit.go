@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -190,7 +189,7 @@ func dumpEntry(e *engine.Entry, res []engine.Result, eng *engine.Engine) entryJS
 }
 
 func timeOf(e *engine.Entry) string {
-	return time.UnixMilli(e.TimeMs).UTC().Format(time.RFC3339Nano)
+	return wire.TimeOf(e.TimeMs)
 }
 
 func (a *app) printEntry(e *engine.Entry, res []engine.Result, eng *engine.Engine) {

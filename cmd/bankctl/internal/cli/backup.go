@@ -140,7 +140,7 @@ func verifyBackup(f *os.File, trust *seal.Trust) (backupReport, error) {
 }
 
 func reportOf(meta snapshot.Meta, e *engine.Engine, kid uint32) backupReport {
-	return backupReport{Index: meta.Index, Epoch: meta.Epoch, LogTime: time.UnixMilli(e.TimeMs()).UTC().Format(time.RFC3339Nano),
+	return backupReport{Index: meta.Index, Epoch: meta.Epoch, LogTime: wire.TimeOf(e.TimeMs()),
 		EntryHash: meta.EntryHash.String(), StateHash: meta.StateHash.String(), Accounts: meta.Accounts,
 		TotalBalance: meta.TotalBalance, KeyID: kid}
 }

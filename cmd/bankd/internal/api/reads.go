@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"time"
 
 	"github.com/zkbank/zkbank/cmd/bankd/internal/node"
 	"github.com/zkbank/zkbank/cmd/internal/wire"
@@ -180,10 +179,10 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 		RetainMs: k.RetainMs, ByTimeSinceIndex: k.ByTimeSinceIndex, DiskBytes: st.KeyDiskBytes}
 	out.History = wire.HistorySpan{From: st.HistoryFrom, DiskBytes: st.HistoryDiskBytes}
 	if k.OldestTimeMs > 0 {
-		out.Keys.OldestTime = time.UnixMilli(k.OldestTimeMs).UTC().Format(time.RFC3339Nano)
+		out.Keys.OldestTime = wire.TimeOf(k.OldestTimeMs)
 	}
 	if k.RetainMs > 0 {
-		out.Keys.ByTimeFrom = time.UnixMilli(k.ByTimeFromMs).UTC().Format(time.RFC3339Nano)
+		out.Keys.ByTimeFrom = wire.TimeOf(k.ByTimeFromMs)
 	}
 	leader, ok := s.node.Leader()
 	if ok {
