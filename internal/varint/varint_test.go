@@ -19,7 +19,7 @@ func TestReaderReadsWhatAppendWrote(t *testing.T) {
 		r := NewReader(b[:i])
 		r.Uvarint()
 		r.Varint()
-		r.String()
+		_ = r.String()
 		if r.OK() {
 			t.Fatalf("a record cut at %d of %d was read", i, len(b))
 		}
